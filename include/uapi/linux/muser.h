@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note OR BSD-3-Clause */
+/*
+ * muser: PCI devices emulated in userspace, served through VFIO.
+ *
+ * This is the ABI between muser.ko and an emulator (normally libmuser).
+ *
+ * Lifecycle
+ *   1. An administrator creates a mediated device:
+ *        echo UUID > /sys/class/muser/muser/mdev_supported_types/muser-1/create
+ *      muser.ko creates /dev/muser/UUID, the device's control node.
+ *   2. The emulator opens /dev/muser/UUID and issues MUSER_IOC_ATTACH with the
+ *      device layout (regions and interrupts). One emulator per device: a
+ *      second attach fails with EBUSY. The layout is kept by the kernel after
+ *      the emulator detaches; a later attach must present the same layout
+ *      while a VMM has the device open.
+ *   3. A VMM opens the VFIO device. The kernel answers VFIO_DEVICE_GET_INFO,
+ *      GET_REGION_INFO, GET_IRQ_INFO and SET_IRQS itself. Region reads and
+ *      writes and VFIO_DEVICE_RESET become requests that the emulator read()s
+ *      from the control node and answers by write()ing replies.
+ *   4. Closing the control node (or MUSER_IOC_DETACH) detaches the emulator.
+ *      Requests it had read but not answered are queued again, flagged
+ *      MUSER_REQ_F_REPLAYED, for the next emulator. A VMM access waits for an
+ *      emulator at most the module parameter timeout_ms, then fails with
+ *      ETIMEDOUT.
+ *
+ * Wire format
+ *   read() returns one or more whole requests: a struct muser_req followed by
+ *   data_len bytes of data, padded to a multiple of 8 bytes (MUSER_ALIGN).
+ *   The buffer must hold at least MUSER_READ_BUF_MIN bytes. read() blocks
+ *   until a request is pending unless the file is O_NONBLOCK (EAGAIN); poll()
+ *   reports EPOLLIN when a request is pending.
+ *
+ *   write() takes one or more replies: a struct muser_reply followed by len
+ *   bytes of data, padded to MUSER_ALIGN. It returns the number of bytes of
+ *   whole replies consumed; if the first reply is invalid it fails with:
+ *     EINVAL  malformed header, or len not as the request requires
+ *     ENOENT  no request with that id is waiting (it timed out or was
+ *             cancelled by the VMM; the emulator may ignore this)
+ *   and the remaining replies are not consumed.
+ *
+ *   Every request carries an id, unique per device for the life of the
+ *   device. Replies may come in any order.
+ *
+ * All structures use fixed-width types and have the same layout on 32- and
+ * 64-bit userspace. Structures passed to ioctls start with argsz (the size
+ * userspace filled in) so they can grow.
+ */
+#ifndef _UAPI_LINUX_MUSER_H
+#define _UAPI_LINUX_MUSER_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+#include <linux/vfio.h>
+
+#define MUSER_API_VERSION	1
+
+/* Directory holding the control nodes, one per mdev, named by UUID. */
+#define MUSER_DEV_DIR		"/dev/muser"
+
+/* Regions and interrupts follow the vfio-pci index layout. */
+#define MUSER_NUM_REGIONS	VFIO_PCI_NUM_REGIONS	/* BAR0-5, ROM, config, VGA */
+#define MUSER_NUM_IRQS		VFIO_PCI_NUM_IRQS	/* INTx, MSI, MSI-X, ERR, REQ */
+
+/* Largest data payload of one request; bigger VMM accesses are split. */
+#define MUSER_MAX_DATA		4096
+#define MUSER_ALIGN		8
+
+/**
+ * struct muser_region - one region of the device, indexed by
+ * VFIO_PCI_*_REGION_INDEX.
+ * @flags: VFIO_REGION_INFO_FLAG_READ and/or VFIO_REGION_INFO_FLAG_WRITE.
+ * @size:  0 if absent. BARs and the ROM: a power of two (the upper half of a
+ *         64-bit BAR is 0). Config space: 256 or 4096. VGA: 0 or 0xc0000.
+ */
+struct muser_region {
+	__u32 flags;
+	__u32 pad;
+	__u64 size;
+};
+
+/**
+ * struct muser_irq - one interrupt index, indexed by VFIO_PCI_*_IRQ_INDEX.
+ * @flags: VFIO_IRQ_INFO_* flags the kernel reports to the VMM. EVENTFD is
+ *         implied when count is nonzero.
+ * @count: vectors: INTx 0 or 1, MSI 0..32 (a power of two), MSI-X 0..2048,
+ *         ERR 0 or 1. REQ is always provided by the kernel (count 1).
+ */
+struct muser_irq {
+	__u32 flags;
+	__u32 count;
+};
+
+/* muser_device_info.flags */
+#define MUSER_DEV_F_RESET	(1u << 0)	/* VFIO_DEVICE_RESET reaches the emulator */
+
+/**
+ * struct muser_device_info - the layout an emulator attaches with.
+ * @argsz:       sizeof(struct muser_device_info)
+ * @version:     MUSER_API_VERSION
+ * @flags:       MUSER_DEV_F_*
+ * @num_regions: regions reported to the VMM, 8 (no VGA) or 9
+ * @num_irqs:    must be MUSER_NUM_IRQS
+ */
+struct muser_device_info {
+	__u32 argsz;
+	__u32 version;
+	__u32 flags;
+	__u32 num_regions;
+	__u32 num_irqs;
+	__u32 pad;
+	struct muser_region regions[MUSER_NUM_REGIONS];
+	struct muser_irq irqs[MUSER_NUM_IRQS];
+};
+
+/* muser_req.type */
+enum muser_req_type {
+	MUSER_REQ_READ = 1,	/* read len bytes at offset of region */
+	MUSER_REQ_WRITE = 2,	/* write the len bytes that follow */
+	MUSER_REQ_RESET = 3,	/* VFIO_DEVICE_RESET */
+};
+
+/* muser_req.flags */
+/*
+ * The request was delivered to an emulator that detached without answering
+ * it. The VMM is still waiting: the emulator must answer it, and may use
+ * this flag to avoid repeating a side effect the previous one already made.
+ */
+#define MUSER_REQ_F_REPLAYED	(1u << 0)
+
+/**
+ * struct muser_req - a request from the kernel to the emulator.
+ * @id:       unique per device; echo it in the reply
+ * @type:     enum muser_req_type
+ * @flags:    MUSER_REQ_F_*
+ * @region:   region index for READ/WRITE
+ * @offset:   offset within the region
+ * @len:      access length in bytes, 1..MUSER_MAX_DATA
+ * @data_len: bytes of data following this header (len for WRITE, else 0)
+ */
+struct muser_req {
+	__u64 id;
+	__u16 type;
+	__u16 flags;
+	__u32 region;
+	__u64 offset;
+	__u32 len;
+	__u32 data_len;
+};
+
+/**
+ * struct muser_reply - the emulator's answer to a request.
+ * @id:    the request's id
+ * @error: 0 on success, else a positive errno the VMM's syscall fails with
+ * @len:   bytes of data following: the request's len for a successful READ,
+ *         0 otherwise
+ */
+struct muser_reply {
+	__u64 id;
+	__s32 error;
+	__u32 len;
+};
+
+#define MUSER_READ_BUF_MIN	(sizeof(struct muser_req) + MUSER_MAX_DATA)
+
+/**
+ * struct muser_irq_trigger - raise interrupt vectors.
+ * @argsz: sizeof(struct muser_irq_trigger)
+ * @index: VFIO_PCI_*_IRQ_INDEX
+ * @start: first vector
+ * @count: number of vectors from start
+ *
+ * The kernel signals the eventfd the VMM currently has set for each vector.
+ * A masked INTx is recorded as pending and signalled on unmask.
+ * Returns 0, or ENOENT if no eventfd is set for a vector (the VMM has not
+ * enabled it), EINVAL for an index or range the layout does not have.
+ */
+struct muser_irq_trigger {
+	__u32 argsz;
+	__u32 index;
+	__u32 start;
+	__u32 count;
+};
+
+#define MUSER_IOC_MAGIC		0xE6
+/* Attach as the device's emulator: struct muser_device_info. */
+#define MUSER_IOC_ATTACH	_IO(MUSER_IOC_MAGIC, 0x00)
+/* Detach without closing: no argument. */
+#define MUSER_IOC_DETACH	_IO(MUSER_IOC_MAGIC, 0x01)
+/* Raise interrupts: struct muser_irq_trigger. */
+#define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
+
+#endif /* _UAPI_LINUX_MUSER_H */
