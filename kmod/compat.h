@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every kernel-version difference muser.ko cares about, in one place.
+ * Targets: Debian 12's 6.1 and 6.12 kernels.
+ */
+#ifndef MUSER_COMPAT_H
+#define MUSER_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/device.h>
+#include <linux/eventfd.h>
+#include <linux/vfio.h>
+
+/* 6.2: class devnode callbacks take a const device. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define MUSER_DEVNODE_CONST
+#else
+#define MUSER_DEVNODE_CONST const
+#endif
+
+/* 6.4: class_create() lost its owner argument. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 4, 0)
+#define muser_class_create(name) class_create(THIS_MODULE, name)
+#else
+#define muser_class_create(name) class_create(name)
+#endif
+
+/* 6.8: eventfd_signal() lost its count argument. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define muser_eventfd_signal(ctx) eventfd_signal(ctx, 1)
+#else
+#define muser_eventfd_signal(ctx) eventfd_signal(ctx)
+#endif
+
+/*
+ * 6.2: the VFIO core frees the device itself and vfio_free_device() is gone;
+ * before, ops->release was mandatory and had to call it. 6.2 also added the
+ * iommufd ops an emulated-IOMMU device must provide when IOMMUFD is enabled.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define muser_vfio_free_device(vdev) vfio_free_device(vdev)
+#define MUSER_VFIO_IOMMUFD_OPS
+#else
+#define muser_vfio_free_device(vdev) do { } while (0)
+#define MUSER_VFIO_IOMMUFD_OPS					\
+	.bind_iommufd = vfio_iommufd_emulated_bind,		\
+	.unbind_iommufd = vfio_iommufd_emulated_unbind,		\
+	.attach_ioas = vfio_iommufd_emulated_attach_ioas,	\
+	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
+#endif
+
+#endif /* MUSER_COMPAT_H */

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The control node /dev/muser/UUID: how an emulator attaches to its device,
+ * reads requests and writes replies.
+ */
+#include <linux/fs.h>
+#include <linux/idr.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+
+#include "muser_dev.h"
+
+#define MUSER_MINORS	(MINORMASK + 1)
+
+dev_t muser_devt;
+static DEFINE_IDA(muser_minors);
+
+static struct muser_dev *file_to_muser(struct file *file)
+{
+	return file->private_data;
+}
+
+static int muser_ctl_open(struct inode *inode, struct file *file)
+{
+	file->private_data = container_of(inode->i_cdev, struct muser_dev, cdev);
+	return stream_open(inode, file);
+}
+
+static bool muser_same_layout(const struct muser_device_info *a,
+			      const struct muser_device_info *b)
+{
+	return a->flags == b->flags && a->num_regions == b->num_regions &&
+	       a->num_irqs == b->num_irqs &&
+	       !memcmp(a->regions, b->regions, sizeof(a->regions)) &&
+	       !memcmp(a->irqs, b->irqs, sizeof(a->irqs));
+}
+
+static int muser_attach(struct muser_dev *md, struct file *file,
+			void __user *arg)
+{
+	struct muser_device_info info;
+	int ret;
+
+	if (copy_from_user(&info, arg, sizeof(info)))
+		return -EFAULT;
+	if (info.argsz < sizeof(info)) {
+		muser_err(md, "attach: argsz %u < %zu\n", info.argsz, sizeof(info));
+		return -EINVAL;
+	}
+	ret = muser_layout_validate(md, &info);
+	if (ret)
+		return ret;
+
+	mutex_lock(&md->lock);
+	if (md->dead) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	if (md->emulator) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	if (md->has_info && md->open_count &&
+	    !muser_same_layout(&md->info, &info)) {
+		muser_err(md, "attach: layout differs from the one the VMM uses\n");
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	if (!md->open_count) {
+		md->info = info;
+		smp_store_release(&md->has_info, true);
+	}
+
+	spin_lock(&md->req_lock);
+	md->emulator = file;
+	spin_unlock(&md->req_lock);
+
+	wake_up_all(&md->attach_wq);
+	wake_up_all(&md->req_wq);
+	muser_info(md, "emulator attached (pid %d)\n", task_tgid_nr(current));
+out_unlock:
+	mutex_unlock(&md->lock);
+	return ret;
+}
+
+static int muser_detach(struct muser_dev *md, struct file *file)
+{
+	mutex_lock(&md->lock);
+	if (md->emulator != file) {
+		mutex_unlock(&md->lock);
+		return -ENOTCONN;
+	}
+	spin_lock(&md->req_lock);
+	md->emulator = NULL;
+	muser_requeue_inflight(md);
+	spin_unlock(&md->req_lock);
+	mutex_unlock(&md->lock);
+
+	/* Readers of the old file must notice they are no longer attached. */
+	wake_up_all(&md->req_wq);
+	muser_info(md, "emulator detached\n");
+	return 0;
+}
+
+static int muser_ctl_release(struct inode *inode, struct file *file)
+{
+	struct muser_dev *md = file_to_muser(file);
+
+	if (READ_ONCE(md->emulator) == file)
+		muser_detach(md, file);
+	return 0;
+}
+
+static ssize_t muser_ctl_read(struct file *file, char __user *buf,
+			      size_t count, loff_t *ppos)
+{
+	return muser_deliver(file_to_muser(file), file, buf, count);
+}
+
+static ssize_t muser_ctl_write(struct file *file, const char __user *buf,
+			       size_t count, loff_t *ppos)
+{
+	return muser_complete(file_to_muser(file), file, buf, count);
+}
+
+static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
+{
+	struct muser_dev *md = file_to_muser(file);
+	__poll_t mask = 0;
+
+	poll_wait(file, &md->req_wq, wait);
+
+	spin_lock(&md->req_lock);
+	if (md->emulator != file)
+		mask = READ_ONCE(md->dead) ? EPOLLHUP | EPOLLERR : EPOLLERR;
+	else if (!list_empty(&md->pending))
+		mask = EPOLLIN | EPOLLRDNORM;
+	spin_unlock(&md->req_lock);
+
+	return mask | (mask & EPOLLERR ? 0 : EPOLLOUT | EPOLLWRNORM);
+}
+
+static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	struct muser_dev *md = file_to_muser(file);
+
+	switch (cmd) {
+	case MUSER_IOC_ATTACH:
+		return muser_attach(md, file, (void __user *)arg);
+	case MUSER_IOC_DETACH:
+		return muser_detach(md, file);
+	case MUSER_IOC_TRIGGER_IRQ:
+		if (READ_ONCE(md->emulator) != file)
+			return -ENOTCONN;
+		return muser_irq_trigger(md, arg);
+	}
+	return -ENOTTY;
+}
+
+static const struct file_operations muser_ctl_fops = {
+	.owner = THIS_MODULE,
+	.open = muser_ctl_open,
+	.release = muser_ctl_release,
+	.read = muser_ctl_read,
+	.write = muser_ctl_write,
+	.poll = muser_ctl_poll,
+	.unlocked_ioctl = muser_ctl_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+};
+
+int muser_ctl_create(struct muser_dev *md, struct device *parent)
+{
+	dev_t devt;
+	int ret;
+
+	ret = ida_alloc_max(&muser_minors, MUSER_MINORS - 1, GFP_KERNEL);
+	if (ret < 0)
+		return ret;
+	md->minor = ret;
+	devt = MKDEV(MAJOR(muser_devt), md->minor);
+
+	/*
+	 * Open files pin the cdev, and the cdev pins the vfio_device this
+	 * structure lives in, so release() can run after the mdev is gone.
+	 */
+	cdev_init(&md->cdev, &muser_ctl_fops);
+	md->cdev.owner = THIS_MODULE;
+	cdev_set_parent(&md->cdev, &md->vdev.device.kobj);
+	ret = cdev_add(&md->cdev, devt, 1);
+	if (ret)
+		goto err_free_minor;
+
+	md->ctl_dev = device_create(muser_class, parent, devt, md, "%s",
+				    md->uuid);
+	if (IS_ERR(md->ctl_dev)) {
+		ret = PTR_ERR(md->ctl_dev);
+		goto err_del_cdev;
+	}
+	return 0;
+
+err_del_cdev:
+	cdev_del(&md->cdev);
+err_free_minor:
+	ida_free(&muser_minors, md->minor);
+	return ret;
+}
+
+/* The mdev is going: the VMM has closed it, the emulator must let go. */
+void muser_ctl_destroy(struct muser_dev *md)
+{
+	device_unregister(md->ctl_dev);
+	cdev_del(&md->cdev);
+	ida_free(&muser_minors, md->minor);
+
+	mutex_lock(&md->lock);
+	WRITE_ONCE(md->dead, true);
+	spin_lock(&md->req_lock);
+	md->emulator = NULL;
+	spin_unlock(&md->req_lock);
+	mutex_unlock(&md->lock);
+	wake_up_all(&md->req_wq);
+	wake_up_all(&md->attach_wq);
+}
+
+static char *muser_devnode(MUSER_DEVNODE_CONST struct device *dev,
+			   umode_t *mode)
+{
+	return kasprintf(GFP_KERNEL, "muser/%s", dev_name(dev));
+}
+
+int muser_ctl_init(void)
+{
+	int ret;
+
+	ret = alloc_chrdev_region(&muser_devt, 0, MUSER_MINORS, "muser");
+	if (ret)
+		return ret;
+	muser_class->devnode = muser_devnode;
+	return 0;
+}
+
+void muser_ctl_exit(void)
+{
+	unregister_chrdev_region(muser_devt, MUSER_MINORS);
+	ida_destroy(&muser_minors);
+}

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The device layout an emulator attaches with: validated once, then used to
+ * answer the VMM's info ioctls without asking the emulator.
+ */
+#include <linux/log2.h>
+#include <linux/sched/signal.h>
+
+#include "muser_dev.h"
+
+static const u32 muser_irq_flags_allowed[MUSER_NUM_IRQS] = {
+	[VFIO_PCI_INTX_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
+				    VFIO_IRQ_INFO_AUTOMASKED,
+	[VFIO_PCI_MSI_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+	[VFIO_PCI_MSIX_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+	[VFIO_PCI_ERR_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD,
+	[VFIO_PCI_REQ_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+};
+
+static const u32 muser_irq_max_count[MUSER_NUM_IRQS] = {
+	[VFIO_PCI_INTX_IRQ_INDEX] = 1,
+	[VFIO_PCI_MSI_IRQ_INDEX] = 32,
+	[VFIO_PCI_MSIX_IRQ_INDEX] = 2048,
+	[VFIO_PCI_ERR_IRQ_INDEX] = 1,
+	[VFIO_PCI_REQ_IRQ_INDEX] = 1,
+};
+
+static int muser_region_validate(struct muser_dev *md, unsigned int i,
+				 const struct muser_region *r)
+{
+	const u32 rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+
+	if (r->flags & ~rw || r->pad) {
+		muser_err(md, "attach: region %u: bad flags 0x%x\n", i, r->flags);
+		return -EINVAL;
+	}
+	if (!r->size)
+		return 0;
+
+	switch (i) {
+	case VFIO_PCI_CONFIG_REGION_INDEX:
+		if (r->size != 256 && r->size != 4096)
+			goto bad_size;
+		if (r->flags != rw) {
+			muser_err(md, "attach: config space must be read-write\n");
+			return -EINVAL;
+		}
+		return 0;
+	case VFIO_PCI_VGA_REGION_INDEX:
+		if (r->size != 0xc0000)
+			goto bad_size;
+		return 0;
+	default:	/* BARs and the ROM */
+		if (!is_power_of_2(r->size))
+			goto bad_size;
+		return 0;
+	}
+
+bad_size:
+	muser_err(md, "attach: region %u: bad size 0x%llx\n", i, r->size);
+	return -EINVAL;
+}
+
+/* Check everything in an attach request; log why it is refused. */
+int muser_layout_validate(struct muser_dev *md,
+			  const struct muser_device_info *info)
+{
+	unsigned int i;
+	int ret;
+
+	if (info->version != MUSER_API_VERSION) {
+		muser_err(md, "attach: API version %u, module speaks %u\n",
+			  info->version, MUSER_API_VERSION);
+		return -EINVAL;
+	}
+	if (info->flags & ~MUSER_DEV_F_RESET || info->pad) {
+		muser_err(md, "attach: unknown flags 0x%x\n", info->flags);
+		return -EINVAL;
+	}
+	if (info->num_regions < VFIO_PCI_CONFIG_REGION_INDEX + 1 ||
+	    info->num_regions > MUSER_NUM_REGIONS ||
+	    info->num_irqs != MUSER_NUM_IRQS) {
+		muser_err(md, "attach: %u regions, %u irqs\n",
+			  info->num_regions, info->num_irqs);
+		return -EINVAL;
+	}
+	for (i = 0; i < MUSER_NUM_REGIONS; i++) {
+		if (i >= info->num_regions && info->regions[i].size) {
+			muser_err(md, "attach: region %u beyond num_regions\n", i);
+			return -EINVAL;
+		}
+		ret = muser_region_validate(md, i, &info->regions[i]);
+		if (ret)
+			return ret;
+	}
+	if (!info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size) {
+		muser_err(md, "attach: no config space\n");
+		return -EINVAL;
+	}
+	for (i = 0; i < MUSER_NUM_IRQS; i++) {
+		const struct muser_irq *irq = &info->irqs[i];
+
+		if (i == VFIO_PCI_REQ_IRQ_INDEX)
+			continue;	/* provided by the kernel */
+		if (irq->flags & ~muser_irq_flags_allowed[i] ||
+		    irq->count > muser_irq_max_count[i] ||
+		    (i == VFIO_PCI_MSI_IRQ_INDEX && irq->count &&
+		     !is_power_of_2(irq->count))) {
+			muser_err(md, "attach: irq %u: flags 0x%x count %u\n",
+				  i, irq->flags, irq->count);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The layout, waiting up to the timeout for a first emulator to attach.
+ * Once set it never goes away, and it does not change while the VMM has
+ * the device open.
+ */
+const struct muser_device_info *muser_wait_layout(struct muser_dev *md)
+{
+	long ret;
+
+	if (smp_load_acquire(&md->has_info))
+		return &md->info;
+
+	ret = wait_event_killable_timeout(md->attach_wq,
+					  smp_load_acquire(&md->has_info) ||
+					  READ_ONCE(md->dead),
+					  msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
+	if (ret < 0)
+		return ERR_PTR(-EINTR);
+	if (smp_load_acquire(&md->has_info))
+		return &md->info;
+	muser_err(md, "no emulator attached within %u ms\n",
+		  READ_ONCE(muser_timeout_ms));
+	return ERR_PTR(-ETIMEDOUT);
+}
+
+/* Flags and count the VMM sees for an irq index. */
+void muser_irq_layout(const struct muser_device_info *info, unsigned int index,
+		      u32 *flags, u32 *count)
+{
+	if (index == VFIO_PCI_REQ_IRQ_INDEX) {
+		*count = 1;
+		*flags = muser_irq_flags_allowed[index];
+		return;
+	}
+	*count = info->irqs[index].count;
+	*flags = *count ? info->irqs[index].flags | VFIO_IRQ_INFO_EVENTFD : 0;
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * muser.ko internals shared between its files.
+ *
+ * Lock order: muser_dev.lock, then muser_dev.irq_lock, then
+ * muser_dev.req_lock (a spinlock: nothing sleeps under it).
+ */
+#ifndef MUSER_DEV_H
+#define MUSER_DEV_H
+
+#include <linux/cdev.h>
+#include <linux/completion.h>
+#include <linux/list.h>
+#include <linux/mdev.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/uuid.h>
+#include <linux/vfio.h>
+#include <linux/wait.h>
+#include <linux/muser.h>
+
+/* Region offsets in the VFIO device fd, as vfio-pci lays them out. */
+#define MUSER_OFFSET_SHIFT	40
+#define MUSER_OFFSET_TO_INDEX(off)	((off) >> MUSER_OFFSET_SHIFT)
+#define MUSER_INDEX_TO_OFFSET(index)	((u64)(index) << MUSER_OFFSET_SHIFT)
+#define MUSER_OFFSET_MASK	((1ULL << MUSER_OFFSET_SHIFT) - 1)
+
+/* Small accesses (the common case) carry their data inline. */
+#define MUSER_INLINE_DATA	8
+
+extern unsigned int muser_timeout_ms;
+
+/**
+ * struct muser_wait - a request a VMM thread is waiting on. Lives on the
+ * waiter's stack; the waiter never returns while it is on a list.
+ * @node:     on muser_dev.pending or .inflight (req_lock)
+ * @done:     completed by the reply
+ * @hdr:      what the emulator reads; id and flags set under req_lock
+ * @data:     hdr.len bytes: the payload of a write, the result of a read
+ * @error:    0 or -errno, valid once @finished
+ * @finished: set under req_lock when a reply (or detach) has settled it
+ */
+struct muser_wait {
+	struct list_head node;
+	struct completion done;
+	struct muser_req hdr;
+	void *data;
+	int error;
+	bool finished;
+	u8 inline_data[MUSER_INLINE_DATA];
+};
+
+/**
+ * struct muser_irq_ctx - eventfds the VMM set for one interrupt index.
+ * @trigger: @count eventfd contexts, NULL where unset
+ * @count:   vectors allocated, at most the layout's count
+ */
+struct muser_irq_ctx {
+	struct eventfd_ctx **trigger;
+	u32 count;
+};
+
+/**
+ * struct muser_dev - one mediated device.
+ * @vdev:       must be first (vfio_alloc_device); its refcount is the
+ *              lifetime of this structure, and @cdev holds one reference
+ * @uuid:       the mdev's UUID string, for logs that outlive the mdev
+ * @minor:      minor of the control node
+ * @cdev:       the control node /dev/muser/UUID
+ * @ctl_dev:    the class device behind the control node
+ *
+ * @lock guards:
+ * @info:       the layout the emulator attached with; immutable while
+ *              @open_count > 0 once @has_info is set
+ * @has_info:   @info is valid (also read locklessly with acquire)
+ * @open_count: VMM opens (open_device/close_device)
+ * @dead:       the mdev is being removed; no new attach or request
+ * @attach_wq:  VMM threads waiting for a layout
+ *
+ * @irq_lock guards:
+ * @irqs:       per-index eventfds set by the VMM
+ * @intx_masked, @intx_pending: INTx state (automasked on trigger)
+ *
+ * @req_lock guards:
+ * @emulator:   the attached control file, NULL if none (written under
+ *              @lock and @req_lock, so holding either is enough to read)
+ * @pending:    requests not yet read by an emulator, oldest first
+ * @inflight:   requests read but not answered
+ * @next_id:    id of the last request
+ * @req_wq:     emulator readers and pollers
+ */
+struct muser_dev {
+	struct vfio_device vdev;
+	char uuid[UUID_STRING_LEN + 1];
+	int minor;
+	struct cdev cdev;
+	struct device *ctl_dev;
+
+	struct mutex lock;
+	struct muser_device_info info;
+	bool has_info;
+	unsigned int open_count;
+	bool dead;
+	wait_queue_head_t attach_wq;
+
+	struct mutex irq_lock;
+	struct muser_irq_ctx irqs[MUSER_NUM_IRQS];
+	bool intx_masked;
+	bool intx_pending;
+
+	spinlock_t req_lock;
+	struct file *emulator;
+	struct list_head pending;
+	struct list_head inflight;
+	u64 next_id;
+	wait_queue_head_t req_wq;
+};
+
+#define muser_err(md, fmt, ...) \
+	pr_err_ratelimited("%s: " fmt, (md)->uuid, ##__VA_ARGS__)
+#define muser_info(md, fmt, ...) \
+	pr_info("%s: " fmt, (md)->uuid, ##__VA_ARGS__)
+
+static inline struct muser_dev *vdev_to_muser(struct vfio_device *vdev)
+{
+	return container_of(vdev, struct muser_dev, vdev);
+}
+
+/* main.c */
+extern struct class *muser_class;
+extern dev_t muser_devt;
+
+/* layout.c */
+void muser_irq_layout(const struct muser_device_info *info, unsigned int index,
+		      u32 *flags, u32 *count);
+int muser_layout_validate(struct muser_dev *md,
+			  const struct muser_device_info *info);
+const struct muser_device_info *muser_wait_layout(struct muser_dev *md);
+
+/* request.c */
+int muser_request(struct muser_dev *md, struct muser_wait *w);
+ssize_t muser_deliver(struct muser_dev *md, struct file *file,
+		      char __user *buf, size_t count);
+ssize_t muser_complete(struct muser_dev *md, struct file *file,
+		       const char __user *buf, size_t count);
+void muser_requeue_inflight(struct muser_dev *md);
+
+/* ctl.c */
+int muser_ctl_create(struct muser_dev *md, struct device *parent);
+void muser_ctl_destroy(struct muser_dev *md);
+int muser_ctl_init(void);
+void muser_ctl_exit(void);
+
+/* irq.c */
+int muser_irq_info(struct muser_dev *md, unsigned long arg);
+int muser_set_irqs(struct muser_dev *md, unsigned long arg);
+int muser_irq_trigger(struct muser_dev *md, unsigned long arg);
+void muser_irq_request(struct muser_dev *md, unsigned int count);
+void muser_irq_release_all(struct muser_dev *md);
+
+/* vfio.c */
+extern const struct vfio_device_ops muser_vfio_ops;
+
+#endif /* MUSER_DEV_H */

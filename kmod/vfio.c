@@ -1,0 +1,247 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The VFIO device the VMM sees. Info ioctls are answered from the layout
+ * the emulator attached with; region accesses and reset become requests.
+ */
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "muser_dev.h"
+
+static int muser_vfio_init(struct vfio_device *vdev)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+
+	strscpy(md->uuid, dev_name(vdev->dev), sizeof(md->uuid));
+	mutex_init(&md->lock);
+	mutex_init(&md->irq_lock);
+	spin_lock_init(&md->req_lock);
+	init_waitqueue_head(&md->attach_wq);
+	init_waitqueue_head(&md->req_wq);
+	INIT_LIST_HEAD(&md->pending);
+	INIT_LIST_HEAD(&md->inflight);
+	return 0;
+}
+
+static void muser_vfio_release(struct vfio_device *vdev)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+
+	mutex_destroy(&md->lock);
+	mutex_destroy(&md->irq_lock);
+	muser_vfio_free_device(vdev);
+}
+
+static int muser_vfio_open(struct vfio_device *vdev)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+
+	mutex_lock(&md->lock);
+	md->open_count++;
+	mutex_unlock(&md->lock);
+	return 0;
+}
+
+static void muser_vfio_close(struct vfio_device *vdev)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+
+	muser_irq_release_all(md);
+	mutex_lock(&md->lock);
+	md->open_count--;
+	mutex_unlock(&md->lock);
+}
+
+/* One request of at most MUSER_MAX_DATA bytes. */
+static ssize_t muser_vfio_rw_chunk(struct muser_dev *md, char __user *buf,
+				   u32 index, u64 off, u32 len, bool write)
+{
+	struct muser_wait w = {
+		.hdr = {
+			.type = write ? MUSER_REQ_WRITE : MUSER_REQ_READ,
+			.region = index,
+			.offset = off,
+			.len = len,
+			.data_len = write ? len : 0,
+		},
+	};
+	int ret;
+
+	w.data = w.inline_data;
+	if (len > sizeof(w.inline_data)) {
+		w.data = kmalloc(len, GFP_KERNEL);
+		if (!w.data)
+			return -ENOMEM;
+	}
+	if (write && copy_from_user(w.data, buf, len)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	ret = muser_request(md, &w);
+	if (!ret && !write && copy_to_user(buf, w.data, len))
+		ret = -EFAULT;
+out_free:
+	if (w.data != w.inline_data)
+		kfree(w.data);
+	return ret ? ret : len;
+}
+
+static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
+			     size_t count, loff_t *ppos, bool write)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+	u32 index = MUSER_OFFSET_TO_INDEX((u64)*ppos);
+	u64 off = *ppos & MUSER_OFFSET_MASK;
+	const struct muser_device_info *info;
+	const struct muser_region *region;
+	size_t done = 0;
+	ssize_t ret = 0;
+
+	info = muser_wait_layout(md);
+	if (IS_ERR(info))
+		return PTR_ERR(info);
+	if (index >= info->num_regions)
+		return -EINVAL;
+	region = &info->regions[index];
+	if (!(region->flags & (write ? VFIO_REGION_INFO_FLAG_WRITE :
+					VFIO_REGION_INFO_FLAG_READ)))
+		return -EINVAL;
+	if (off >= region->size)
+		return -EINVAL;
+	count = min_t(u64, count, region->size - off);
+
+	while (done < count) {
+		u32 len = min_t(size_t, count - done, MUSER_MAX_DATA);
+
+		ret = muser_vfio_rw_chunk(md, buf + done, index, off + done,
+					  len, write);
+		if (ret < 0)
+			break;
+		done += ret;
+	}
+	if (!done)
+		return ret;
+	*ppos += done;
+	return done;
+}
+
+static ssize_t muser_vfio_read(struct vfio_device *vdev, char __user *buf,
+			       size_t count, loff_t *ppos)
+{
+	return muser_vfio_rw(vdev, buf, count, ppos, false);
+}
+
+static ssize_t muser_vfio_write(struct vfio_device *vdev,
+				const char __user *buf, size_t count,
+				loff_t *ppos)
+{
+	return muser_vfio_rw(vdev, (char __user *)buf, count, ppos, true);
+}
+
+static int muser_get_info(struct muser_dev *md, unsigned long arg)
+{
+	const unsigned long minsz = offsetofend(struct vfio_device_info, num_irqs);
+	const struct muser_device_info *info;
+	struct vfio_device_info di;
+
+	if (copy_from_user(&di, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (di.argsz < minsz)
+		return -EINVAL;
+
+	info = muser_wait_layout(md);
+	if (IS_ERR(info))
+		return PTR_ERR(info);
+
+	di.flags = VFIO_DEVICE_FLAGS_PCI;
+	if (info->flags & MUSER_DEV_F_RESET)
+		di.flags |= VFIO_DEVICE_FLAGS_RESET;
+	di.num_regions = info->num_regions;
+	di.num_irqs = info->num_irqs;
+	return copy_to_user((void __user *)arg, &di, minsz) ? -EFAULT : 0;
+}
+
+/*
+ * The one place region info is built (the VFIO core may take this over
+ * through a get_region_info op in later kernels).
+ */
+static int muser_get_region_info(struct muser_dev *md, unsigned long arg)
+{
+	const unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	const struct muser_device_info *info;
+	struct vfio_region_info ri;
+
+	if (copy_from_user(&ri, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (ri.argsz < minsz)
+		return -EINVAL;
+
+	info = muser_wait_layout(md);
+	if (IS_ERR(info))
+		return PTR_ERR(info);
+	if (ri.index >= info->num_regions)
+		return -EINVAL;
+
+	ri.offset = MUSER_INDEX_TO_OFFSET(ri.index);
+	ri.size = info->regions[ri.index].size;
+	ri.flags = ri.size ? info->regions[ri.index].flags : 0;
+	ri.cap_offset = 0;
+	return copy_to_user((void __user *)arg, &ri, minsz) ? -EFAULT : 0;
+}
+
+static int muser_reset(struct muser_dev *md)
+{
+	const struct muser_device_info *info;
+	struct muser_wait w = { .hdr.type = MUSER_REQ_RESET };
+
+	info = muser_wait_layout(md);
+	if (IS_ERR(info))
+		return PTR_ERR(info);
+	if (!(info->flags & MUSER_DEV_F_RESET))
+		return -EINVAL;
+	return muser_request(md, &w);
+}
+
+static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
+			     unsigned long arg)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+
+	switch (cmd) {
+	case VFIO_DEVICE_GET_INFO:
+		return muser_get_info(md, arg);
+	case VFIO_DEVICE_GET_REGION_INFO:
+		return muser_get_region_info(md, arg);
+	case VFIO_DEVICE_GET_IRQ_INFO:
+		return muser_irq_info(md, arg);
+	case VFIO_DEVICE_SET_IRQS:
+		return muser_set_irqs(md, arg);
+	case VFIO_DEVICE_RESET:
+		return muser_reset(md);
+	}
+	return -ENOTTY;
+}
+
+static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)
+{
+	muser_irq_request(vdev_to_muser(vdev), count);
+}
+
+static void muser_vfio_dma_unmap(struct vfio_device *vdev, u64 iova, u64 len)
+{
+	/* Nothing is pinned yet: DMA comes with guest memory access. */
+}
+
+const struct vfio_device_ops muser_vfio_ops = {
+	.name = "muser",
+	.init = muser_vfio_init,
+	.release = muser_vfio_release,
+	.open_device = muser_vfio_open,
+	.close_device = muser_vfio_close,
+	.read = muser_vfio_read,
+	.write = muser_vfio_write,
+	.ioctl = muser_vfio_ioctl,
+	.request = muser_vfio_request,
+	.dma_unmap = muser_vfio_dma_unmap,
+	MUSER_VFIO_IOMMUFD_OPS
+};

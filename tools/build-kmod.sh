@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Build muser.ko for one installed kernel, out of the source tree, in
+# build/kmod/KVER, so modules for several kernels coexist. Fails on any
+# compiler warning.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+kver=${1:?usage: build-kmod.sh KVER}
+out="$top/build/kmod/$kver"
+
+mkdir -p "$out"
+cp -u "$top/Kbuild" "$top/Makefile" "$out/"
+mkdir -p "$out/kmod" "$out/include/uapi/linux"
+cp -u "$top"/kmod/*.[ch] "$out/kmod/"
+cp -u "$top/include/uapi/linux/muser.h" "$out/include/uapi/linux/"
+
+log="$out/build.log"
+make -C "$out" KVER="$kver" modules >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+if grep -E 'warning:|error:' "$log" >&2; then
+	echo "build-kmod: $kver: the build has warnings" >&2
+	exit 1
+fi
+echo "$out/muser.ko"
