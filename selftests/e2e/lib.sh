@@ -1,0 +1,230 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers of the end-to-end tests in selftests/e2e/. Sourced, not run
+# (deliberately not executable: the runner executes every executable *.sh).
+#
+# The tests run inside the test VM as root, with muser.ko, vfio_iommu_type1
+# and mdev already loaded. Exit status follows kselftest: 0 pass, 1 fail,
+# 4 skip (with the reason printed).
+#
+# Environment understood by every test:
+#   BUILD_DIR    CMake build directory           (default ROOT/build/cmake)
+#   SAMPLE       the gpio-pci-idio-16 sample     (default BUILD_DIR/samples/gpio-pci-idio-16)
+#   SAMPLE_ARGS  extra arguments for the sample, before the UUID (e.g. its
+#                wrong-reply mode, to check that the test bites)
+#   QEMU         qemu-system-x86_64 to use       (default: from PATH)
+#   E2E_TIMEOUT  hard limit for the whole test, seconds
+#   E2E_KEEP=1   keep the work directory (logs) after the test
+#   E2E_VERBOSE=1  print every log even on success
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$E2E_DIR/../.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build/cmake}
+SAMPLE=${SAMPLE:-$BUILD_DIR/samples/gpio-pci-idio-16}
+SAMPLE_ARGS=${SAMPLE_ARGS:-}
+QEMU=${QEMU:-qemu-system-x86_64}
+PYTHON=${PYTHON:-/usr/bin/python3}
+QMP="$PYTHON $E2E_DIR/qmp.py"
+MUSER_TYPE=/sys/class/muser/muser/mdev_supported_types/muser-1
+
+KSFT_PASS=0
+KSFT_FAIL=1
+KSFT_SKIP=4
+
+UUID=""
+QEMU_PID=""
+SAMPLE_PID=""
+WORK=""
+T0=$(date +%s)
+
+log() { echo "[$TEST_NAME +$(($(date +%s) - T0))s] $*"; }
+skip() { log "SKIP: $*"; exit $KSFT_SKIP; }
+fail() { log "FAIL: $*"; exit $KSFT_FAIL; }
+
+# e2e_init NAME TIMEOUT "$@": re-executes the calling script under a hard
+# timeout, makes the work directory, marks the kernel log and arms cleanup.
+e2e_init() {
+	TEST_NAME=$1
+	local limit=${E2E_TIMEOUT:-$2}
+	shift 2
+	if [ -z "${E2E_TIMEOUT_ARMED:-}" ]; then
+		export E2E_TIMEOUT_ARMED=1
+		exec timeout -k 20 "$limit" "$0" "$@"
+	fi
+	[ "$(id -u)" -eq 0 ] || skip "must run as root (inside the test VM)"
+	WORK=$(mktemp -d "/tmp/e2e-$TEST_NAME.XXXXXX")
+	trap 'e2e_cleanup $?' EXIT
+	trap 'fail "timed out or interrupted"' TERM INT
+	KMSG_MARK="muser-e2e: $TEST_NAME start $$ $(date +%s%N)"
+	echo "$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "$c not found"
+	done
+}
+
+need_muser() {
+	[ -w "$MUSER_TYPE/create" ] || skip "muser.ko not loaded ($MUSER_TYPE/create missing)"
+	[ -e /dev/vfio/vfio ] || skip "no /dev/vfio/vfio (vfio_iommu_type1 not loaded?)"
+}
+
+need_sample() {
+	[ -x "$SAMPLE" ] || skip "sample not built: $SAMPLE"
+}
+
+# Kernel log lines that make any test fail.
+KERNEL_BAD='BUG:|WARNING:|Oops|general protection fault|Call Trace:|kernel BUG|list_(add|del) corruption|refcount_t:|UBSAN:|KASAN:|INFO: task .* blocked|segfault at|unreferenced object|hung_task'
+
+dmesg_since_mark() {
+	if [ -n "$KMSG_MARK" ]; then
+		dmesg 2>/dev/null | awk -v m="$KMSG_MARK" 'f; index($0, m) { f = 1 }'
+	else
+		dmesg 2>/dev/null
+	fi
+}
+
+mdev_create() {
+	UUID=$(cat /proc/sys/kernel/random/uuid)
+	echo "$UUID" >"$MUSER_TYPE/create" || fail "cannot create mdev $UUID"
+	[ -e "/sys/bus/mdev/devices/$UUID" ] || fail "mdev $UUID did not appear in /sys/bus/mdev/devices"
+	local i
+	for i in $(seq 50); do
+		[ -e "/dev/muser/$UUID" ] && break
+		sleep 0.1
+	done
+	[ -e "/dev/muser/$UUID" ] || fail "/dev/muser/$UUID did not appear"
+	log "mdev $UUID created (iommu group $(basename "$(readlink "/sys/bus/mdev/devices/$UUID/iommu_group")"))"
+}
+
+# The removal blocks in the kernel until every VMM closed the device: bound it.
+mdev_remove() {
+	[ -n "$UUID" ] && [ -e "/sys/bus/mdev/devices/$UUID" ] || return 0
+	(echo 1 >"/sys/bus/mdev/devices/$UUID/remove") &
+	local pid=$! i
+	for i in $(seq 300); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 $pid 2>/dev/null; then
+		log "mdev remove still blocked after 30 s"
+		return 1
+	fi
+	wait $pid || { log "mdev remove failed"; return 1; }
+	[ ! -e "/sys/bus/mdev/devices/$UUID" ] || { log "mdev still present after remove"; return 1; }
+	[ ! -e "/dev/muser/$UUID" ] || { log "/dev/muser/$UUID still present after remove"; return 1; }
+	UUID=""
+}
+
+sample_start() {
+	need_sample
+	# shellcheck disable=SC2086
+	"$SAMPLE" $SAMPLE_ARGS "$UUID" >"$WORK/sample.log" 2>&1 &
+	SAMPLE_PID=$!
+	local i
+	for i in $(seq 200); do
+		grep -q ready "$WORK/sample.log" && break
+		kill -0 $SAMPLE_PID 2>/dev/null || { cat "$WORK/sample.log"; fail "sample exited before ready"; }
+		sleep 0.1
+	done
+	grep -q ready "$WORK/sample.log" || fail "sample not ready after 20 s"
+	log "sample running (pid $SAMPLE_PID${SAMPLE_ARGS:+, args: $SAMPLE_ARGS})"
+}
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS.
+stop_pid() {
+	local pid=$1 i
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM: killing"; kill -KILL "$pid"; }
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# wait_pid PID SECONDS: wait for a child to exit; status 0 if it did.
+wait_pid() {
+	local pid=$1 i
+	for i in $(seq $(($2 * 10))); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+show_logs() {
+	local f
+	for f in "$WORK"/*.log; do
+		[ -s "$f" ] || continue
+		echo "----- $(basename "$f") (last 60 lines) -----"
+		tail -n 60 "$f"
+	done
+}
+
+e2e_cleanup() {
+	local rc=$1
+	trap - EXIT TERM INT
+	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+		[ -S "$WORK/qmp.sock" ] && timeout 10 $QMP "$WORK/qmp.sock" quit >/dev/null 2>&1
+		wait_pid "$QEMU_PID" 10 || stop_pid "$QEMU_PID" 10
+	fi
+	stop_pid "$SAMPLE_PID" 5
+	if ! mdev_remove; then
+		[ "$rc" -eq 0 ] && rc=$KSFT_FAIL
+	fi
+	local bad
+	bad=$(dmesg_since_mark | grep -E "$KERNEL_BAD")
+	if [ -n "$bad" ]; then
+		log "FAIL: kernel log reports problems:"
+		dmesg_since_mark | tail -n 80
+		[ "$rc" -eq 0 ] || [ "$rc" -eq $KSFT_SKIP ] && rc=$KSFT_FAIL
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne $KSFT_SKIP ] || [ -n "${E2E_VERBOSE:-}" ]; then
+		[ -n "$WORK" ] && show_logs
+		echo "----- kernel log since the test started (last 40 lines) -----"
+		dmesg_since_mark | tail -n 40
+	fi
+	if [ -n "${E2E_KEEP:-}" ]; then
+		log "work directory kept: $WORK"
+	elif [ -n "$WORK" ]; then
+		rm -rf "$WORK"
+	fi
+	case $rc in
+	0) log "PASS" ;;
+	4) ;;
+	*) log "FAIL (status $rc)" ;;
+	esac
+	exit "$rc"
+}
+
+# check_counter NAME PERIOD MODULUS V0 V1 ...: the values (decimal) must
+# follow a counter that advances by exactly one every PERIOD reads (modulo
+# MODULUS: 256 for a byte, 2 for one bit of it), with an arbitrary phase: every
+# run of equal values is exactly PERIOD long except the first and the last
+# (1..PERIOD), and there must be at least two complete runs.
+check_counter() {
+	local name=$1 period=$2 mod=$3
+	shift 3
+	echo "$*" | awk -v p="$period" -v m="$mod" -v name="$name" '
+	{
+		n = NF
+		for (i = 1; i <= n; i++) v[i] = $i + 0
+		runs = 1; len[1] = 1
+		for (i = 2; i <= n; i++) {
+			d = (v[i] - v[i - 1] + m) % m
+			if (d == 0) { len[runs]++; continue }
+			if (d != 1) { printf "%s: read %d jumps from %d to %d\n", name, i, v[i - 1], v[i]; exit 1 }
+			len[++runs] = 1
+		}
+		if (runs < 4) { printf "%s: only %d distinct runs in %d reads\n", name, runs, n; exit 1 }
+		for (r = 1; r <= runs; r++) {
+			if (len[r] > p || ((r > 1 && r < runs) && len[r] != p)) {
+				printf "%s: run %d has %d equal reads, expected %d\n", name, r, len[r], p; exit 1
+			}
+		}
+	}'
+}

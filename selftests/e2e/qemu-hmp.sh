@@ -1,0 +1,161 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end with an unmodified QEMU: the gpio-pci-idio-16 sample serves an
+# mdev, QEMU opens it as -device vfio-pci,sysfsdev=... with its CPUs stopped
+# (-S), and the test drives the device over QMP/HMP:
+#   - real PCI configuration cycles (ports 0xcf8/0xcfc): vendor/device IDs,
+#     interrupt pin, BAR2 sizing and programming, command register;
+#   - `info pci` must list the device and its BAR2 at the programmed address;
+#   - BAR2 reads with `xp` (QEMU memory dispatch -> vfio-pci -> muser.ko ->
+#     the sample): offset 0 must return the sample's counter, which advances
+#     every third read (0,0,0,1,1,1,...).
+# Then QEMU quits, the sample stops, the mdev is removed, and the kernel log
+# must be clean.
+#
+# Usage: qemu-hmp.sh [--plumbing]
+#   --plumbing  no muser: run the same QMP/HMP flow against QEMU's emulated
+#               "edu" device (checks the test machinery itself)
+# Environment: see lib.sh; also MACHINE (pc or q35, default pc),
+#   HMP_READS (BAR2 reads, default 12).
+. "$(dirname "$0")/lib.sh"
+e2e_init qemu-hmp 300 "$@"
+
+MODE=muser
+[ "${1:-}" = "--plumbing" ] && MODE=plumbing
+MACHINE=${MACHINE:-pc}
+READS=${HMP_READS:-12}
+SLOT=4
+BDF=00:04.0
+MMIO_ADDR=0xe0000000
+IO_ADDR=0xc000
+
+need_cmd "$QEMU" timeout
+[ -x "$PYTHON" ] || skip "$PYTHON not found"
+
+if [ "$MODE" = muser ]; then
+	need_muser
+	need_sample
+	VENDOR_DEVICE=0x0dc8494f
+	BAR=2
+	BAR_SIZE=0x100
+	mdev_create
+	sample_start
+	DEVARG="vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=$SLOT.0"
+else
+	VENDOR_DEVICE=0x11e81234
+	BAR=0
+	BAR_SIZE=0x100000
+	DEVARG="edu,addr=$SLOT.0"
+fi
+
+SOCK=$WORK/qmp.sock
+log "starting $QEMU -machine $MACHINE -S -device $DEVARG"
+timeout -k 10 240 "$QEMU" -S -nodefaults -display none -machine "$MACHINE" -accel tcg -m 128 \
+	-qmp "unix:$SOCK,server=on,wait=off" -device "$DEVARG" >"$WORK/qemu.log" 2>&1 &
+QEMU_PID=$!
+# QEMU answers on the monitor only once every device is realized.
+for i in $(seq 600); do
+	[ -S "$SOCK" ] && break
+	kill -0 $QEMU_PID 2>/dev/null || break
+	sleep 0.1
+done
+$QMP "$SOCK" wait 120 || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
+log "QEMU is up"
+
+hmp() { $QMP "$SOCK" hmp "$@" || fail "HMP '$*' failed"; }
+cfg_read() { $QMP "$SOCK" cfg-read $BDF "$@" || fail "config read $* failed"; }
+cfg_write() { $QMP "$SOCK" cfg-write $BDF "$@" || fail "config write $* failed"; }
+hex() { printf '0x%0*x' "$1" "$2"; }
+
+# --- configuration space through real config cycles ---------------------------
+id=$(cfg_read 0)
+[ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device at $BDF is $id, expected $VENDOR_DEVICE"
+log "config 0x00: vendor/device $id"
+did=$(cfg_read 2 2)
+[ "$did" = "$(hex 4 $((VENDOR_DEVICE >> 16)))" ] || fail "16-bit read of the device ID gave $did"
+pin=$(cfg_read 0x3d 1)
+[ "$pin" = 0x01 ] || fail "interrupt pin is $pin, expected 0x01 (INTA)"
+
+BAR_OFF=$((0x10 + 4 * BAR))
+orig=$(cfg_read $BAR_OFF)
+cfg_write $BAR_OFF 4 0xffffffff
+mask=$(cfg_read $BAR_OFF)
+if [ $((mask & 1)) -eq 1 ]; then
+	BAR_IO=1
+	size=$(((~(mask & ~3) & 0xffff) + 1))
+	addr=$IO_ADDR
+else
+	BAR_IO=0
+	size=$(((~(mask & ~0xf) & 0xffffffff) + 1))
+	addr=$MMIO_ADDR
+fi
+log "BAR$BAR: original $orig, sizing mask $mask: $([ $BAR_IO = 1 ] && echo I/O || echo memory), size $(hex 1 $size)"
+[ "$size" -eq $((BAR_SIZE)) ] || fail "BAR$BAR size $(hex 1 $size), expected $BAR_SIZE"
+if [ "$MODE" = muser ]; then
+	for b in 0 1 3 4 5; do
+		v=$(cfg_read $((0x10 + 4 * b)))
+		cfg_write $((0x10 + 4 * b)) 4 0xffffffff
+		m=$(cfg_read $((0x10 + 4 * b)))
+		[ $((m)) -eq 0 ] || fail "BAR$b should be absent: sizing gave $m (was $v)"
+	done
+fi
+
+cfg_write $BAR_OFF 4 $addr
+got=$(cfg_read $BAR_OFF)
+[ $((got & ~0xf)) -eq $((addr)) ] || fail "BAR$BAR reads back $got after writing $addr"
+cmd=$(cfg_read 4 2)
+cfg_write 4 2 $((cmd | (BAR_IO ? 1 : 2)))
+cmd=$(cfg_read 4 2)
+[ $((cmd & (BAR_IO ? 1 : 2))) -ne 0 ] || fail "command register $cmd: enable bit did not stick"
+log "BAR$BAR at $(hex 1 $addr), command $cmd"
+
+info=$(hmp "info pci")
+echo "$info" | tr -d '\r' | awk -v s="device   $SLOT," 'index($0, s) { f = 1 } f && /id ""/ { print; exit } f'
+pat=$(printf 'PCI device %04x:%04x' $((VENDOR_DEVICE & 0xffff)) $((VENDOR_DEVICE >> 16)))
+echo "$info" | grep -q "$pat" || fail "'info pci' does not list $pat"
+echo "$info" | grep -Eq "BAR$BAR: .* at $(hex 1 $addr) " || fail "'info pci' does not show BAR$BAR at $(hex 1 $addr)"
+
+# --- BAR reads through QEMU's memory dispatch ---------------------------------
+if [ "$MODE" = plumbing ]; then
+	# edu: offset 0 is its identification register 0x010000ed (4-byte access only)
+	vals=$($QMP "$SOCK" xp $addr 3 4) || fail "xp failed"
+	for v in $vals; do
+		[ "$v" = 0x010000ed ] || fail "edu identification read $v"
+	done
+	log "edu BAR0 reads: $(echo $vals)"
+	exit 0
+fi
+
+if [ $BAR_IO = 1 ]; then
+	vals=$($QMP "$SOCK" in $addr "$READS" 1) || fail "port reads of BAR$BAR failed"
+else
+	vals=$($QMP "$SOCK" xp $addr "$READS" 1) || fail "xp reads of BAR$BAR failed"
+fi
+dec=""
+for v in $vals; do dec="$dec $((v))"; done
+log "BAR$BAR offset 0, $READS one-byte reads:$dec"
+[ "$(echo $dec | wc -w)" -eq "$READS" ] || fail "expected $READS values"
+check_counter "BAR$BAR[0]" 3 256 $dec || fail "BAR$BAR offset 0 does not follow the sample's counter"
+case "$(echo $dec)" in
+"0 0 0 1 1 1"*) ;;
+*) log "note: the counter did not start at 0 (something else read BAR$BAR first)" ;;
+esac
+
+# The device must still answer config cycles after the BAR traffic.
+id=$(cfg_read 0)
+[ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device reads $id after BAR traffic"
+
+# --- orderly shutdown ---------------------------------------------------------
+$QMP "$SOCK" quit
+wait_pid $QEMU_PID 30 || fail "QEMU did not exit after quit"
+wait $QEMU_PID
+rc=$?
+QEMU_PID=""
+[ $rc -eq 0 ] || fail "QEMU exited with status $rc"
+grep -qi error "$WORK/qemu.log" && fail "QEMU reported: $(grep -i error "$WORK/qemu.log" | head -3)"
+kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving QEMU"
+stop_pid "$SAMPLE_PID" 5
+SAMPLE_PID=""
+mdev_remove || fail "removing the mdev failed"
+exit 0
