@@ -69,6 +69,7 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 	}
 	if (!md->open_count) {
 		md->info = info;
+		/* Publish info before the flag lockless readers test. */
 		smp_store_release(&md->has_info, true);
 	}
 

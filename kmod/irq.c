@@ -136,8 +136,10 @@ static int muser_irq_set_trigger(struct muser_dev *md,
 	case VFIO_IRQ_SET_DATA_NONE:
 		if (!hdr->count) {	/* disable the whole index */
 			muser_irq_release(ctx, 0, ctx->count);
-			if (hdr->index == VFIO_PCI_INTX_IRQ_INDEX)
-				md->intx_masked = md->intx_pending = false;
+			if (hdr->index == VFIO_PCI_INTX_IRQ_INDEX) {
+				md->intx_masked = false;
+				md->intx_pending = false;
+			}
 			return 0;
 		}
 		for (i = 0; i < hdr->count; i++)

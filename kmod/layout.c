@@ -123,6 +123,7 @@ const struct muser_device_info *muser_wait_layout(struct muser_dev *md)
 {
 	long ret;
 
+	/* Pairs with the release in muser_attach(): info is complete. */
 	if (smp_load_acquire(&md->has_info))
 		return &md->info;
 

@@ -96,19 +96,19 @@ struct muser_dev {
 	struct cdev cdev;
 	struct device *ctl_dev;
 
-	struct mutex lock;
+	struct mutex lock;		/* see above */
 	struct muser_device_info info;
 	bool has_info;
 	unsigned int open_count;
 	bool dead;
 	wait_queue_head_t attach_wq;
 
-	struct mutex irq_lock;
+	struct mutex irq_lock;		/* see above */
 	struct muser_irq_ctx irqs[MUSER_NUM_IRQS];
 	bool intx_masked;
 	bool intx_pending;
 
-	spinlock_t req_lock;
+	spinlock_t req_lock;		/* see above */
 	struct file *emulator;
 	struct list_head pending;
 	struct list_head inflight;

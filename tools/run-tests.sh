@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is missing, build everything, run the
+# host unit tests, then the selftests inside a VM on each Debian kernel.
+# The last line is "N passed, N failed".
+#
+#   tools/run-tests.sh [--kernel 6.1|6.12]...   (default: both)
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+kernels=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernels+=("$2"); shift 2 ;;
+	*) echo "usage: $0 [--kernel 6.1|6.12]..." >&2; exit 2 ;;
+	esac
+done
+[ ${#kernels[@]} -gt 0 ] || kernels=(6.1 6.12)
+
+passed=0
+failed=0
+skipped=0
+
+# Add the counts of a "N passed, N failed[, N skipped]" line in file $1.
+tally() {
+	local line p f s
+	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
+	if [ -z "$line" ]; then
+		echo "run-tests: $2: no result line" >&2
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(sed -E 's/.*\b([0-9]+) passed.*/\1/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	skipped=$((skipped + ${s:-0}))
+	echo "== $2: $line"
+}
+
+step() { echo; echo "=== $*"; }
+
+step "dependencies"
+tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+# shellcheck disable=SC1091
+. build/kernels
+
+step "build"
+tools/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+mkdir -p build/results
+step "host unit tests"
+(cd build/cmake && ctest --output-on-failure) >build/results/host.log 2>&1
+cat build/results/host.log
+h_total=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\2/p' build/results/host.log)
+h_failed=$(sed -nE 's/.*tests passed, ([0-9]+) tests failed out of ([0-9]+).*/\1/p' build/results/host.log)
+if [ -n "$h_total" ]; then
+	echo "host: $((h_total - h_failed)) passed, $h_failed failed" >build/results/host.sum
+else
+	echo "host: 0 passed, 1 failed" >build/results/host.sum
+fi
+tally build/results/host.sum "host unit tests"
+
+for k in "${kernels[@]}"; do
+	res="$top/build/results/$k"
+	rm -rf "$res"
+	mkdir -p "$res"
+	step "selftests in a VM on Linux $k"
+	tools/vm-run --kernel "$k" --mem 3G --timeout 2400 --results "$res" -- \
+		selftests/run-in-vm.sh --results "$res" 2>&1 | tee "$res/vm.log"
+	tally "$res/vm.log" "Linux $k"
+done
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
