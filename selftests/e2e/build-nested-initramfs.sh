@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the initramfs of the nested guest of nested-gpio.sh:
+#
+#   bash selftests/e2e/build-nested-initramfs.sh KVER OUTFILE
+#
+# (not executable on purpose: the e2e runner executes every executable *.sh)
+#
+# Contents: static busybox, the gpio-pci-idio-16 driver and every module it
+# depends on (resolved with /lib/modules/KVER/modules.dep, decompressed, in
+# load order), the static gpio-read program, and an /init that loads the
+# modules, finds the gpiochip of the PCI-IDIO-16, reads lines with gpio-read,
+# prints everything on the console behind "E2E-" markers and powers off.
+#
+# The kernel command line of the nested guest selects what to read:
+#   e2e_raw=N        first, before the driver loads: N one-byte reads of
+#                    BAR2 offset 0 through the sysfs resource2 mapping
+#                    (default 6, 0 to skip)
+#   e2e_count=N      reads per GPIO line (default 12)
+#   e2e_lines=0,16   GPIO lines to read (default 0)
+#
+# nested-gpio.sh runs this inside the test VM (output under /tmp), so no
+# host-side step is needed; it also works on the host.
+#
+# Environment: GPIO_READ (static gpio-read binary; default
+# BUILD_DIR/selftests/e2e/gpio-read, compiled here with gcc -static if absent),
+# BUSYBOX (default /bin/busybox, must be static: busybox-static).
+set -eu
+
+[ $# -eq 2 ] || { echo "usage: $0 KVER OUTFILE" >&2; exit 2; }
+KVER=$1
+OUT=$2
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD_DIR=${BUILD_DIR:-$here/../../build/cmake}
+GPIO_READ=${GPIO_READ:-$BUILD_DIR/selftests/e2e/gpio-read}
+BUSYBOX=${BUSYBOX:-/bin/busybox}
+MODDIR=/lib/modules/$KVER
+DRIVER=gpio-pci-idio-16
+
+[ -f "$MODDIR/modules.dep" ] || { echo "no $MODDIR/modules.dep" >&2; exit 1; }
+[ -x "$BUSYBOX" ] || { echo "no $BUSYBOX (install busybox-static)" >&2; exit 1; }
+
+stage=$(mktemp -d "${TMPDIR:-/tmp}/nested-initramfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,dev,proc,sys,modules}
+cp "$BUSYBOX" "$stage/bin/busybox"
+
+if [ -x "$GPIO_READ" ]; then
+	cp "$GPIO_READ" "$stage/gpio-read"
+else
+	command -v gcc >/dev/null || { echo "no $GPIO_READ and no gcc to build it" >&2; exit 1; }
+	gcc -O2 -Wall -static -o "$stage/gpio-read" "$here/gpio-read.c"
+fi
+
+# add_module NAME: NAME's dependencies first, then NAME, each once.
+add_module() {
+	local name=$1 line path dep base
+	line=$(grep -E "(^|/)$name\.ko(\.xz|\.zst|\.gz)?:" "$MODDIR/modules.dep") || {
+		# built into the kernel?
+		grep -Eq "(^|/)$name\.ko$" "$MODDIR/modules.builtin" 2>/dev/null && return 0
+		echo "module $name not found for $KVER" >&2
+		return 1
+	}
+	for dep in ${line#*:}; do
+		dep=$(basename "$dep")
+		add_module "${dep%%.ko*}"
+	done
+	path=${line%%:*}
+	base=$(basename "$path")
+	base=${base%%.ko*}.ko
+	[ -e "$stage/modules/$base" ] && return 0
+	case $path in
+	*.xz) xz -dc "$MODDIR/$path" >"$stage/modules/$base" ;;
+	*.zst) zstd -qdc "$MODDIR/$path" >"$stage/modules/$base" ;;
+	*.gz) gzip -dc "$MODDIR/$path" >"$stage/modules/$base" ;;
+	*) cp "$MODDIR/$path" "$stage/modules/$base" ;;
+	esac
+	echo "$base" >>"$stage/modules/order"
+}
+add_module "$DRIVER"
+
+cat >"$stage/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+
+raw=6
+count=12
+lines=0
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	e2e_raw=*) raw=${arg#*=} ;;
+	e2e_count=*) count=${arg#*=} ;;
+	e2e_lines=*) lines=$(echo "${arg#*=}" | tr , ' ') ;;
+	esac
+done
+
+echo "E2E-BEGIN kernel $(uname -r)"
+rc=0
+if [ "$raw" -gt 0 ]; then
+	for d in /sys/bus/pci/devices/*; do
+		[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x494f:0x0dc8 ] || continue
+		echo 1 >"$d/enable"
+		/gpio-read --raw "$d/resource2" 0 "$raw" >/tmp.out 2>&1 || rc=1
+		echo 0 >"$d/enable"
+		sed "s/^/E2E-OUT $(basename "$d") /" /tmp.out
+	done
+fi
+for m in $(cat /modules/order); do
+	insmod "/modules/$m" || { echo "E2E-ERROR insmod $m failed"; rc=1; }
+done
+echo "E2E-MODULES $(cat /modules/order | tr '\n' ' ')"
+for d in /sys/bus/pci/devices/*; do
+	drv=none
+	[ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
+	echo "E2E-PCI $(basename "$d") $(cat "$d/vendor"):$(cat "$d/device") driver=$drv"
+done
+
+chip=""
+for c in /sys/bus/pci/drivers/pci-idio-16/*/gpiochip*; do
+	[ -e "$c" ] && { chip=$(basename "$c"); break; }
+done
+if [ -z "$chip" ]; then
+	echo "E2E-NOCHIP"
+else
+	echo "E2E-CHIP $chip of $(basename "$(dirname "$(readlink -f "/sys/bus/gpio/devices/$chip")")")"
+	/gpio-read "/dev/$chip" "$count" $lines >/tmp.out 2>&1 || rc=1
+	sed 's/^/E2E-OUT /' /tmp.out
+fi
+dmesg | grep -E '[Ii][Dd][Ii][Oo]|gpio|regmap|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
+echo "E2E-END rc=$rc"
+sync
+poweroff -f
+EOF
+chmod +x "$stage/init"
+
+mkdir -p "$(dirname "$OUT")"
+(cd "$stage" && find . | sort | cpio -o -H newc --quiet | gzip -1) >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
+echo "nested initramfs for $KVER: $OUT ($(du -k "$OUT" | cut -f1) KiB; modules: $(tr '\n' ' ' <"$stage/modules/order"))"
