@@ -1,0 +1,856 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers shared by the muser selftests; see common.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common.h"
+
+#ifndef MUSER_SAMPLE_PATH
+#define MUSER_SAMPLE_PATH "gpio-pci-idio-16"
+#endif
+
+#define ALIGN_UP(x, a)	(((x) + (a) - 1) & ~((typeof(x))(a) - 1))
+
+/* ------------------------------------------------------------------ sysfs */
+
+int sysfs_write(const char *path, const char *s)
+{
+	size_t len = strlen(s);
+	ssize_t n;
+	int fd, ret = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, s, len);
+	if (n < 0)
+		ret = -errno;
+	else if ((size_t)n != len)
+		ret = -EIO;
+	if (close(fd) && !ret)
+		ret = -errno;
+	return ret;
+}
+
+int sysfs_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = 0;
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = 0;
+	return n;
+}
+
+int sysfs_read_long(const char *path, long *val)
+{
+	char buf[64], *end;
+	int ret;
+
+	ret = sysfs_read(path, buf, sizeof(buf));
+	if (ret < 0)
+		return ret;
+	errno = 0;
+	*val = strtol(buf, &end, 0);
+	if (errno || end == buf)
+		return -EINVAL;
+	return 0;
+}
+
+int param_get(const char *name, long *val)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), MUSER_PARAM_DIR "/%s", name);
+	return sysfs_read_long(path, val);
+}
+
+int param_set(const char *name, long val)
+{
+	char path[PATH_MAX], s[32];
+
+	snprintf(path, sizeof(path), MUSER_PARAM_DIR "/%s", name);
+	snprintf(s, sizeof(s), "%ld", val);
+	return sysfs_write(path, s);
+}
+
+void uuid_gen(char uuid[UUID_LEN + 1])
+{
+	if (sysfs_read("/proc/sys/kernel/random/uuid", uuid, UUID_LEN + 2) ==
+	    UUID_LEN)
+		return;
+	/* Fallback: random version-4 UUID. */
+	srandom(getpid() ^ now_ms());
+	snprintf(uuid, UUID_LEN + 1, "%08lx-%04lx-4%03lx-a%03lx-%012llx",
+		 random() & 0xffffffffL, random() & 0xffffL, random() & 0xfffL,
+		 random() & 0xfffL,
+		 ((unsigned long long)random() << 24 ^ random()) &
+			 0xffffffffffffULL);
+}
+
+int mdev_create_uuid(const char *uuid)
+{
+	return sysfs_write(MDEV_TYPE_DIR "/create", uuid);
+}
+
+int mdev_create(char uuid[UUID_LEN + 1])
+{
+	uuid_gen(uuid);
+	return mdev_create_uuid(uuid);
+}
+
+int mdev_remove(const char *uuid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/remove", uuid);
+	return sysfs_write(path, "1");
+}
+
+bool path_exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+int wait_path(const char *path, bool want, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		if (path_exists(path) == want)
+			return 0;
+		if (now_ms() > end)
+			return -ETIMEDOUT;
+		sleep_ms(10);
+	}
+}
+
+bool muser_loaded(void)
+{
+	return path_exists(MDEV_TYPE_DIR "/create");
+}
+
+/* ------------------------------------------------------------------- time */
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* ------------------------------------------------------------ VFIO client */
+
+void vfio_client_init(struct vfio_client *c)
+{
+	c->container = c->group = c->device = -1;
+	c->dma = NULL;
+	c->dma_size = 0;
+}
+
+static int group_path(const char *uuid, char *out, size_t len)
+{
+	char link[PATH_MAX], target[PATH_MAX];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), MDEV_BUS_DIR "/%s/iommu_group", uuid);
+	n = readlink(link, target, sizeof(target) - 1);
+	if (n < 0)
+		return -errno;
+	target[n] = 0;
+	snprintf(out, len, "/dev/vfio/%s", basename(target));
+	return 0;
+}
+
+#define STEP(name) do { if (step) *step = name; } while (0)
+
+int vfio_client_open(struct vfio_client *c, const char *uuid,
+		     const char **step)
+{
+	struct vfio_group_status status = { .argsz = sizeof(status) };
+	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
+	char gpath[PATH_MAX];
+	int ret;
+
+	vfio_client_init(c);
+
+	STEP("open /dev/vfio/vfio");
+	c->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC);
+	if (c->container < 0)
+		goto fail;
+	STEP("VFIO_GET_API_VERSION");
+	ret = ioctl(c->container, VFIO_GET_API_VERSION);
+	if (ret != VFIO_API_VERSION) {
+		errno = ret < 0 ? errno : EPROTO;
+		goto fail;
+	}
+	STEP("VFIO_CHECK_EXTENSION(TYPE1v2)");
+	ret = ioctl(c->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1v2_IOMMU);
+	if (ret != 1) {
+		errno = ret < 0 ? errno : ENOTSUP;
+		goto fail;
+	}
+	STEP("iommu_group link");
+	ret = group_path(uuid, gpath, sizeof(gpath));
+	if (ret) {
+		errno = -ret;
+		goto fail;
+	}
+	STEP("open group");
+	c->group = open(gpath, O_RDWR | O_CLOEXEC);
+	if (c->group < 0)
+		goto fail;
+	STEP("VFIO_GROUP_GET_STATUS");
+	if (ioctl(c->group, VFIO_GROUP_GET_STATUS, &status))
+		goto fail;
+	if (!(status.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+		errno = EPERM;
+		goto fail;
+	}
+	STEP("VFIO_GROUP_SET_CONTAINER");
+	if (ioctl(c->group, VFIO_GROUP_SET_CONTAINER, &c->container))
+		goto fail;
+	STEP("VFIO_SET_IOMMU(TYPE1v2)");
+	if (ioctl(c->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
+		goto fail;
+	STEP("mmap DMA memory");
+	c->dma = mmap(NULL, DMA_SIZE, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (c->dma == MAP_FAILED) {
+		c->dma = NULL;
+		goto fail;
+	}
+	c->dma_size = DMA_SIZE;
+	STEP("VFIO_IOMMU_MAP_DMA");
+	map.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE;
+	map.vaddr = (uintptr_t)c->dma;
+	map.iova = 0;
+	map.size = DMA_SIZE;
+	if (ioctl(c->container, VFIO_IOMMU_MAP_DMA, &map))
+		goto fail;
+	STEP("VFIO_GROUP_GET_DEVICE_FD");
+	c->device = ioctl(c->group, VFIO_GROUP_GET_DEVICE_FD, uuid);
+	if (c->device < 0)
+		goto fail;
+	STEP("done");
+	return 0;
+fail:
+	ret = -errno;
+	vfio_client_close(c);
+	return ret;
+}
+
+void vfio_client_close(struct vfio_client *c)
+{
+	if (c->device >= 0)
+		close(c->device);
+	if (c->group >= 0)
+		close(c->group);
+	if (c->container >= 0)
+		close(c->container);
+	if (c->dma)
+		munmap(c->dma, c->dma_size);
+	vfio_client_init(c);
+}
+
+ssize_t region_read(struct vfio_client *c, int idx, uint64_t off,
+		    void *buf, size_t len)
+{
+	ssize_t n = pread(c->device, buf, len, REGION_OFF(idx) + off);
+
+	return n < 0 ? -errno : n;
+}
+
+ssize_t region_write(struct vfio_client *c, int idx, uint64_t off,
+		     const void *buf, size_t len)
+{
+	ssize_t n = pwrite(c->device, buf, len, REGION_OFF(idx) + off);
+
+	return n < 0 ? -errno : n;
+}
+
+int get_region_info(int device, int idx, struct vfio_region_info *ri)
+{
+	memset(ri, 0, sizeof(*ri));
+	ri->argsz = sizeof(*ri);
+	ri->index = idx;
+	return ioctl(device, VFIO_DEVICE_GET_REGION_INFO, ri) ? -errno : 0;
+}
+
+int get_irq_info(int device, int idx, struct vfio_irq_info *ii)
+{
+	memset(ii, 0, sizeof(*ii));
+	ii->argsz = sizeof(*ii);
+	ii->index = idx;
+	return ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, ii) ? -errno : 0;
+}
+
+int set_irq_eventfd(int device, int idx, int vector, int fd)
+{
+	char buf[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
+	int32_t efd = fd;
+
+	memset(buf, 0, sizeof(buf));
+	set->argsz = sizeof(buf);
+	set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+	set->index = idx;
+	set->start = vector;
+	set->count = 1;
+	memcpy(set->data, &efd, sizeof(efd));
+	return ioctl(device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+}
+
+int64_t eventfd_wait(int efd, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = efd, .events = POLLIN };
+	uint64_t val;
+	int ret;
+
+	ret = poll(&pfd, 1, timeout_ms);
+	if (ret < 0)
+		return -errno;
+	if (ret == 0)
+		return 0;
+	if (read(efd, &val, sizeof(val)) != sizeof(val))
+		return -errno;
+	return (int64_t)val;
+}
+
+int check_sample_device(struct vfio_client *c)
+{
+	static const uint8_t want[] = { 0, 0, 0, 1, 1, 1, 2, 2, 2 };
+	uint16_t id[2];
+	uint8_t b;
+	int bad = 0;
+	ssize_t n;
+	size_t i;
+
+	n = region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0, id, sizeof(id));
+	if (n < 0) {
+		fprintf(stderr, "# config read: %s\n", strerror(-n));
+		return n;
+	}
+	if (n != sizeof(id)) {
+		fprintf(stderr, "# config read: short read %zd\n", n);
+		bad++;
+	}
+	if (id[0] != SAMPLE_VENDOR) {
+		fprintf(stderr, "# vendor 0x%04x, expected 0x%04x\n", id[0],
+			SAMPLE_VENDOR);
+		bad++;
+	}
+	if (id[1] != SAMPLE_DEVICE) {
+		fprintf(stderr, "# device 0x%04x, expected 0x%04x\n", id[1],
+			SAMPLE_DEVICE);
+		bad++;
+	}
+	for (i = 0; i < sizeof(want); i++) {
+		n = region_read(c, VFIO_PCI_BAR2_REGION_INDEX, 0, &b, 1);
+		if (n < 0) {
+			fprintf(stderr, "# BAR2 read %zu: %s\n", i,
+				strerror(-n));
+			return n;
+		}
+		if (n != 1 || b != want[i]) {
+			fprintf(stderr, "# BAR2 read %zu: got %u (n=%zd), expected %u\n",
+				i, b, n, want[i]);
+			bad++;
+		}
+	}
+	return bad;
+}
+
+/* ----------------------------------------------------------------- sample */
+
+const char *sample_path(void)
+{
+	const char *p = getenv("MUSER_SAMPLE");
+
+	return p && *p ? p : MUSER_SAMPLE_PATH;
+}
+
+int sample_start(struct sample_proc *p, const char *uuid, int timeout_ms)
+{
+	const char *extra = getenv("MUSER_SAMPLE_ARGS");
+	char *argv[32], *args = NULL, *tok, *save;
+	int pfd[2], argc = 0, ret;
+	char buf[512];
+	size_t have = 0;
+	int64_t end;
+
+	p->pid = -1;
+	p->out = -1;
+	if (pipe2(pfd, O_CLOEXEC))
+		return -errno;
+
+	argv[argc++] = (char *)sample_path();
+	if (extra && *extra) {
+		args = strdup(extra);
+		for (tok = strtok_r(args, " ", &save); tok && argc < 28;
+		     tok = strtok_r(NULL, " ", &save))
+			argv[argc++] = tok;
+	}
+	argv[argc++] = (char *)uuid;
+	argv[argc] = NULL;
+
+	fflush(stdout);
+	fflush(stderr);
+	p->pid = fork();
+	if (p->pid < 0) {
+		ret = -errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		free(args);
+		return ret;
+	}
+	if (p->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(pfd[1], STDOUT_FILENO);
+		execv(argv[0], argv);
+		fprintf(stderr, "# exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	free(args);
+	close(pfd[1]);
+	p->out = pfd[0];
+
+	/* Wait for "ready". */
+	end = now_ms() + timeout_ms;
+	for (;;) {
+		struct pollfd pl = { .fd = p->out, .events = POLLIN };
+		int64_t left = end - now_ms();
+		ssize_t n;
+
+		if (left <= 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		ret = poll(&pl, 1, left);
+		if (ret < 0 && errno == EINTR)
+			continue;
+		if (ret <= 0) {
+			ret = ret ? -errno : -ETIMEDOUT;
+			break;
+		}
+		n = read(p->out, buf + have, sizeof(buf) - 1 - have);
+		if (n <= 0) {
+			ret = -ECHILD;	/* it exited before "ready" */
+			break;
+		}
+		have += n;
+		buf[have] = 0;
+		if (strstr(buf, "ready"))
+			return 0;
+		if (have > sizeof(buf) / 2) {
+			/* Keep the tail only. */
+			memmove(buf, buf + have - 16, 16);
+			have = 16;
+		}
+	}
+	sample_stop(p);
+	return ret;
+}
+
+int sample_stop(struct sample_proc *p)
+{
+	int status = 0, i;
+	pid_t r;
+
+	if (p->pid <= 0)
+		return -ECHILD;
+	kill(p->pid, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid)
+			goto out;
+		sleep_ms(10);
+	}
+	kill(p->pid, SIGKILL);
+	if (waitpid(p->pid, &status, 0) < 0)
+		status = -errno;
+out:
+	if (p->out >= 0)
+		close(p->out);
+	p->pid = -1;
+	p->out = -1;
+	return status;
+}
+
+/* ------------------------------------------------------------ raw emulator */
+
+void layout_default(struct muser_device_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->argsz = sizeof(*info);
+	info->version = MUSER_API_VERSION;
+	info->flags = MUSER_DEV_F_RESET;
+	info->num_regions = VFIO_PCI_NUM_REGIONS - 1;	/* no VGA */
+	info->num_irqs = MUSER_NUM_IRQS;
+	info->regions[VFIO_PCI_BAR0_REGION_INDEX].flags =
+		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	info->regions[VFIO_PCI_BAR0_REGION_INDEX].size = 0x1000;
+	info->regions[VFIO_PCI_BAR2_REGION_INDEX].flags =
+		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	info->regions[VFIO_PCI_BAR2_REGION_INDEX].size = 0x10000;
+	info->regions[VFIO_PCI_CONFIG_REGION_INDEX].flags =
+		VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size = 256;
+	info->irqs[VFIO_PCI_INTX_IRQ_INDEX].flags =
+		VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
+	info->irqs[VFIO_PCI_INTX_IRQ_INDEX].count = 1;
+	info->irqs[VFIO_PCI_MSI_IRQ_INDEX].flags = VFIO_IRQ_INFO_NORESIZE;
+	info->irqs[VFIO_PCI_MSI_IRQ_INDEX].count = 1;
+}
+
+int ctl_open(const char *uuid, int flags)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), MUSER_DEV_DIR "/%s", uuid);
+	fd = open(path, O_RDWR | O_CLOEXEC | flags);
+	return fd < 0 ? -errno : fd;
+}
+
+int ctl_attach(int ctl, const struct muser_device_info *info)
+{
+	return ioctl(ctl, MUSER_IOC_ATTACH, info) ? -errno : 0;
+}
+
+#define EMU_BUF_SIZE	(16 * MUSER_READ_BUF_MIN)
+
+int emu_read(int ctl, struct emu_req *reqs, int max)
+{
+	static __thread uint8_t buf[EMU_BUF_SIZE] __attribute__((aligned(8)));
+	size_t pos = 0;
+	ssize_t n;
+	int nr = 0;
+
+	n = read(ctl, buf, sizeof(buf));
+	if (n < 0)
+		return -errno;
+	while (pos < (size_t)n) {
+		struct muser_req *h = (struct muser_req *)(buf + pos);
+
+		if ((size_t)n - pos < sizeof(*h) ||
+		    h->data_len > MUSER_MAX_DATA ||
+		    pos + sizeof(*h) + h->data_len > (size_t)n) {
+			fprintf(stderr, "# malformed request stream at %zu/%zd\n",
+				pos, n);
+			return -EPROTO;
+		}
+		if (nr < max) {
+			reqs[nr].hdr = *h;
+			memcpy(reqs[nr].data, h + 1, h->data_len);
+		}
+		nr++;
+		pos += sizeof(*h) + ALIGN_UP((size_t)h->data_len, MUSER_ALIGN);
+	}
+	if (pos != (size_t)n) {
+		fprintf(stderr, "# request stream not padded: %zu/%zd\n",
+			pos, n);
+		return -EPROTO;
+	}
+	if (nr > max) {
+		fprintf(stderr, "# %d requests, room for %d\n", nr, max);
+		return -E2BIG;
+	}
+	return nr;
+}
+
+int emu_read_timeout(int ctl, struct emu_req *reqs, int max, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = ctl, .events = POLLIN };
+	int ret;
+
+	ret = poll(&pfd, 1, timeout_ms);
+	if (ret < 0)
+		return -errno;
+	if (ret == 0)
+		return 0;
+	if (!(pfd.revents & POLLIN))
+		return -EPIPE;
+	return emu_read(ctl, reqs, max);
+}
+
+ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
+		  uint32_t len)
+{
+	uint8_t buf[sizeof(struct muser_reply) + MUSER_MAX_DATA + MUSER_ALIGN]
+		__attribute__((aligned(8)));
+	struct muser_reply *r = (struct muser_reply *)buf;
+	size_t total = sizeof(*r) + ALIGN_UP((size_t)len, MUSER_ALIGN);
+	ssize_t n;
+
+	if (len > MUSER_MAX_DATA + MUSER_ALIGN - 1)
+		return -E2BIG;
+	memset(buf, 0, total);
+	r->id = id;
+	r->error = error;
+	r->len = len;
+	if (len && data)
+		memcpy(r + 1, data, len);
+	n = write(ctl, buf, total);
+	return n < 0 ? -errno : n;
+}
+
+uint8_t emu_pattern(uint32_t region, uint64_t off)
+{
+	return (uint8_t)((off * 7) ^ (region * 0x35) ^ (off >> 8));
+}
+
+static void emu_answer(struct emu_thread *t, struct emu_req *r)
+{
+	uint8_t data[MUSER_MAX_DATA];
+	uint32_t i;
+	ssize_t n;
+
+	if (r->hdr.flags & MUSER_REQ_F_REPLAYED)
+		t->nr_replayed++;
+	switch (r->hdr.type) {
+	case MUSER_REQ_READ:
+		t->nr_read++;
+		for (i = 0; i < r->hdr.len && i < sizeof(data); i++)
+			data[i] = emu_pattern(r->hdr.region, r->hdr.offset + i);
+		n = emu_reply(t->ctl, r->hdr.id, 0, data, r->hdr.len);
+		break;
+	case MUSER_REQ_WRITE:
+		t->nr_write++;
+		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
+		break;
+	case MUSER_REQ_RESET:
+		t->nr_reset++;
+		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
+		break;
+	default:
+		t->errors++;
+		n = emu_reply(t->ctl, r->hdr.id, EINVAL, NULL, 0);
+		break;
+	}
+	/* ENOENT: the VMM gave up on it meanwhile; not our error. */
+	if (n < 0 && n != -ENOENT)
+		t->errors++;
+}
+
+static void *emu_thread_fn(void *arg)
+{
+	struct emu_thread *t = arg;
+	static __thread struct emu_req reqs[16];
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = t->ctl, .events = POLLIN },
+			{ .fd = t->stop, .events = POLLIN },
+		};
+		int n, i;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			t->errors++;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			if (!(pfd[0].revents & POLLIN))
+				break;
+		}
+		n = emu_read(t->ctl, reqs, 16);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n < 0) {
+			t->errors++;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			emu_answer(t, &reqs[i]);
+	}
+	return NULL;
+}
+
+int emu_thread_start(struct emu_thread *t, int ctl)
+{
+	int ret, fl;
+
+	memset(t, 0, sizeof(*t));
+	t->ctl = ctl;
+	fl = fcntl(ctl, F_GETFL);
+	if (fl < 0 || fcntl(ctl, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	t->stop = eventfd(0, EFD_CLOEXEC);
+	if (t->stop < 0)
+		return -errno;
+	ret = pthread_create(&t->thread, NULL, emu_thread_fn, t);
+	if (ret) {
+		close(t->stop);
+		return -ret;
+	}
+	t->running = true;
+	return 0;
+}
+
+void emu_thread_stop(struct emu_thread *t)
+{
+	uint64_t one = 1;
+
+	if (!t->running)
+		return;
+	if (write(t->stop, &one, sizeof(one)) != sizeof(one))
+		perror("# emu_thread_stop");
+	pthread_join(t->thread, NULL);
+	close(t->stop);
+	t->running = false;
+}
+
+static void *async_fn(void *arg)
+{
+	struct async_access *a = arg;
+	int64_t t0 = now_ms();
+
+	if (a->write)
+		a->ret = region_write(a->c, a->region, a->off, a->buf, a->len);
+	else
+		a->ret = region_read(a->c, a->region, a->off, a->buf, a->len);
+	a->elapsed_ms = now_ms() - t0;
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+int async_start(struct async_access *a, struct vfio_client *c, int region,
+		uint64_t off, size_t len, bool write)
+{
+	a->c = c;
+	a->region = region;
+	a->off = off;
+	a->len = len;
+	a->write = write;
+	a->ret = 0;
+	a->done = 0;
+	if (len > sizeof(a->buf))
+		return -E2BIG;
+	return -pthread_create(&a->thread, NULL, async_fn, a);
+}
+
+ssize_t async_join(struct async_access *a)
+{
+	pthread_join(a->thread, NULL);
+	return a->ret;
+}
+
+/* ------------------------------------------------------------------ dmesg */
+
+/* Keep in sync with KERNEL_BAD in selftests/lib.sh. */
+static const char *const kmsg_bad[] = {
+	"WARNING:", "BUG:", "Oops", "general protection", "KASAN", "UBSAN:",
+	"leak", "unreferenced object", "Call Trace", "blocked for more than",
+	"hung_task", "refcount_t:", "list_add corruption",
+	"list_del corruption", "segfault at",
+};
+
+static void kmsg_log(const char *what, const char *name)
+{
+	char line[512];
+	int fd;
+
+	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	snprintf(line, sizeof(line), "muser-selftest: %s %s\n", what, name);
+	if (write(fd, line, strlen(line)) < 0) {
+		/* best effort */
+	}
+	close(fd);
+}
+
+int kmsg_start(const char *name)
+{
+	int fd;
+
+	fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (lseek(fd, 0, SEEK_END) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	kmsg_log("START", name);
+	return fd;
+}
+
+int kmsg_check(int fd, const char *name)
+{
+	char rec[8192];
+	int bad = 0;
+	size_t i;
+
+	if (fd < 0)
+		return 0;
+	kmsg_log("END", name);
+	for (;;) {
+		ssize_t n = read(fd, rec, sizeof(rec) - 1);
+		char *msg;
+
+		if (n < 0 && errno == EPIPE)
+			continue;	/* overwritten records: go on */
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		msg = strchr(rec, ';');
+		msg = msg ? msg + 1 : rec;
+		if (!strncmp(msg, "muser-selftest:", 15))
+			continue;
+		for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++) {
+			if (strstr(msg, kmsg_bad[i])) {
+				fprintf(stderr, "# dmesg: %s", msg);
+				bad++;
+				break;
+			}
+		}
+	}
+	close(fd);
+	return bad;
+}

@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by the muser selftests: sysfs and mdev management, a VFIO
+ * client doing what a VMM does, a raw emulator speaking the uapi of
+ * <linux/muser.h> directly, and a dmesg checker.
+ *
+ * Every function returns 0 (or a count) on success and -errno on failure
+ * unless stated otherwise; none of them exits.
+ */
+#ifndef MUSER_SELFTEST_COMMON_H
+#define MUSER_SELFTEST_COMMON_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/vfio.h>
+#include <linux/muser.h>
+
+#define MDEV_TYPE_DIR	"/sys/class/muser/muser/mdev_supported_types/muser-1"
+#define MDEV_BUS_DIR	"/sys/bus/mdev/devices"
+#define MUSER_PARAM_DIR	"/sys/module/muser/parameters"
+
+/* vfio-pci's region offset convention, which muser follows. */
+#define REGION_OFF(idx)	((uint64_t)(idx) << 40)
+
+#define UUID_LEN	36
+
+/* The sample's identity (samples/gpio-pci-idio-16.c). */
+#define SAMPLE_VENDOR	0x494F
+#define SAMPLE_DEVICE	0x0DC8
+#define SAMPLE_BAR2_SIZE 0x100
+
+/* --- sysfs / mdev --- */
+int sysfs_write(const char *path, const char *s);
+int sysfs_read(const char *path, char *buf, size_t len);
+int sysfs_read_long(const char *path, long *val);
+int param_get(const char *name, long *val);
+int param_set(const char *name, long val);
+void uuid_gen(char uuid[UUID_LEN + 1]);
+/* Create an mdev with a fresh UUID, written to @uuid. */
+int mdev_create(char uuid[UUID_LEN + 1]);
+int mdev_create_uuid(const char *uuid);
+int mdev_remove(const char *uuid);
+bool path_exists(const char *path);
+/* Wait until @path exists (@want true) or is gone; 0 or -ETIMEDOUT. */
+int wait_path(const char *path, bool want, int timeout_ms);
+/* Is the muser module loaded (its class exists)? */
+bool muser_loaded(void);
+
+/* --- time --- */
+int64_t now_ms(void);
+void sleep_ms(int ms);
+
+/* --- the VFIO client (a VMM) --- */
+struct vfio_client {
+	int container;
+	int group;
+	int device;
+	void *dma;		/* anonymous memory mapped for DMA at iova 0 */
+	size_t dma_size;
+};
+
+#define DMA_SIZE	(2UL << 20)
+
+void vfio_client_init(struct vfio_client *c);
+/*
+ * Container, group, TYPE1v2, MAP_DMA of 2 MiB at iova 0, device fd.
+ * On failure returns -errno and, if @step is not NULL, the name of the
+ * step that failed.
+ */
+int vfio_client_open(struct vfio_client *c, const char *uuid,
+		     const char **step);
+void vfio_client_close(struct vfio_client *c);
+/* pread/pwrite of a region; returns bytes or -errno. */
+ssize_t region_read(struct vfio_client *c, int idx, uint64_t off,
+		    void *buf, size_t len);
+ssize_t region_write(struct vfio_client *c, int idx, uint64_t off,
+		     const void *buf, size_t len);
+int get_region_info(int device, int idx, struct vfio_region_info *ri);
+int get_irq_info(int device, int idx, struct vfio_irq_info *ii);
+/* SET_IRQS ACTION_TRIGGER DATA_EVENTFD on one vector; fd -1 tears down. */
+int set_irq_eventfd(int device, int idx, int vector, int fd);
+/* Wait for an eventfd to fire; returns its count, 0 on timeout, -errno. */
+int64_t eventfd_wait(int efd, int timeout_ms);
+
+/*
+ * The config/BAR check that the "tests bite" test relies on: reads the
+ * sample's IDs from config space and the BAR2 counter. Returns the number of
+ * mismatches (0 = the device behaves like the sample), or -errno if an
+ * access failed. Mismatches are described on stderr.
+ */
+int check_sample_device(struct vfio_client *c);
+
+/* --- the sample emulator process --- */
+struct sample_proc {
+	pid_t pid;
+	int out;		/* its stdout, read for "ready" */
+};
+
+const char *sample_path(void);
+/*
+ * Start the sample for @uuid, wait (at most @timeout_ms) for it to print
+ * "ready". Extra arguments come from the environment variable
+ * MUSER_SAMPLE_ARGS (space separated), which is how the "tests bite" test
+ * starts it in its wrong-reply mode.
+ */
+int sample_start(struct sample_proc *p, const char *uuid, int timeout_ms);
+/* SIGTERM, then SIGKILL after a second; returns the wait status or -errno. */
+int sample_stop(struct sample_proc *p);
+
+/* --- the raw emulator --- */
+/* A layout: BAR0 0x1000 RW, BAR2 0x10000 RW, config 256, INTx 1, MSI 1. */
+void layout_default(struct muser_device_info *info);
+int ctl_open(const char *uuid, int flags);
+int ctl_attach(int ctl, const struct muser_device_info *info);
+
+/* One parsed request with its data (WRITE). */
+struct emu_req {
+	struct muser_req hdr;
+	uint8_t data[MUSER_MAX_DATA];
+};
+
+/*
+ * read() the control node once and parse every request it returned into
+ * @reqs (at most @max). Returns the number of requests or -errno.
+ */
+int emu_read(int ctl, struct emu_req *reqs, int max);
+/* Like emu_read, but poll at most @timeout_ms first; 0 on timeout. */
+int emu_read_timeout(int ctl, struct emu_req *reqs, int max, int timeout_ms);
+/* write() one reply; returns write()'s result or -errno. */
+ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
+		  uint32_t len);
+/* The byte a well-behaved raw emulator returns at (region, offset). */
+uint8_t emu_pattern(uint32_t region, uint64_t off);
+
+/*
+ * A background raw emulator: answers READ with emu_pattern() data, WRITE and
+ * RESET with success, until stopped.
+ */
+struct emu_thread {
+	pthread_t thread;
+	int ctl;
+	int stop;		/* eventfd */
+	bool running;
+	volatile int nr_read, nr_write, nr_reset, nr_replayed, errors;
+};
+
+int emu_thread_start(struct emu_thread *t, int ctl);
+void emu_thread_stop(struct emu_thread *t);
+
+/*
+ * A VFIO access done from another thread, so that the test's main thread can
+ * play the emulator.
+ */
+struct async_access {
+	pthread_t thread;
+	struct vfio_client *c;
+	int region;
+	uint64_t off;
+	size_t len;
+	bool write;
+	uint8_t buf[2 * MUSER_MAX_DATA];
+	ssize_t ret;		/* bytes or -errno */
+	int64_t elapsed_ms;
+	volatile int done;
+};
+
+int async_start(struct async_access *a, struct vfio_client *c, int region,
+		uint64_t off, size_t len, bool write);
+/* Join; returns a->ret. */
+ssize_t async_join(struct async_access *a);
+
+/* --- dmesg --- */
+/*
+ * Open /dev/kmsg positioned at its end and log "muser-selftest: START name".
+ * Returns the fd or -errno.
+ */
+int kmsg_start(const char *name);
+/*
+ * Read what the kernel logged since kmsg_start(); print and count lines
+ * matching WARNING:|BUG:|Oops|general protection|KASAN|leak. Logs
+ * "muser-selftest: END name" and closes the fd. Returns the count.
+ */
+int kmsg_check(int fd, const char *name);
+
+#endif
