@@ -69,8 +69,8 @@ static size_t muser_req_size(const struct muser_wait *w)
 
 /*
  * Move as many pending requests as fit in @cap bytes to inflight, staging
- * them in @stage. Returns the bytes staged, or -ENOTCONN if @file is not the
- * attached emulator.
+ * them in @stage. Returns the bytes staged, -ENOTCONN if @file is not the
+ * attached emulator, -ENODEV once the device is removed.
  */
 static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 				    u8 *stage, size_t cap)
@@ -81,7 +81,7 @@ static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 	spin_lock(&md->req_lock);
 	if (md->emulator != file) {
 		spin_unlock(&md->req_lock);
-		return -ENOTCONN;
+		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
 	}
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
 		size_t need = muser_req_size(w);
