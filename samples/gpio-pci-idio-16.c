@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: BSD-3-Clause
+/*
+ * gpio-pci-idio-16: an ACCES PCI-IDIO-16 GPIO card, emulated with libmuser.
+ *
+ * The guest's gpio-pci-idio-16 driver binds to it. BAR2 holds the card's
+ * registers; a read of offset 0 (FET outputs 0-7) returns a counter that
+ * advances every third read, so GPIO line 0 toggles every three reads.
+ * Other registers read 0; writes are accepted and ignored.
+ *
+ *   echo $UUID > /sys/class/muser/muser/mdev_supported_types/muser-1/create
+ *   gpio-pci-idio-16 $UUID
+ *   qemu-system-x86_64 ... -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID
+ */
+#include <err.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <muser.h>
+
+#define IDIO16_VENDOR	0x494f	/* ACCES I/O Products */
+#define IDIO16_DEVICE	0x0dc8	/* PCI-IDIO-16 */
+#define IDIO16_CLASS	0xff0000	/* unassigned class */
+#define IDIO16_BAR	2
+#define IDIO16_BAR_SIZE	0x100
+
+static struct muser_dev *dev;
+static int bad_reply;
+
+static ssize_t bar2_access(struct muser_dev *d, void *priv, void *buf,
+			   size_t count, uint64_t offset, bool is_write)
+{
+	static unsigned int reads;
+
+	(void)d;
+	(void)priv;
+	if (offset == 0 && !is_write)
+		*(uint8_t *)buf = reads++ / 3 + bad_reply;
+	return count;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	muser_stop(dev);
+}
+
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s [-v] [--bad-reply] UUID\n"
+		"Emulate an ACCES PCI-IDIO-16 on the muser mdev UUID.\n"
+		"Prints \"ready\" once attached; SIGINT or SIGTERM stop it.\n"
+		"  -v, --verbose   log every request\n"
+		"  --bad-reply     answer wrongly on purpose (BAR2 offset 0 reads\n"
+		"                  the counter + 1), to check that tests catch it;\n"
+		"                  also set by the environment MUSER_IDIO16_BROKEN=1\n"
+		"  -h, --help      this help\n", prog);
+}
+
+int main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "bad-reply", no_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
+	struct sigaction sa = { .sa_handler = on_signal };
+	const char *broken = getenv("MUSER_IDIO16_BROKEN");
+	bool verbose = false;
+	int opt;
+
+	bad_reply = broken && strcmp(broken, "1") == 0;
+	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v':
+			verbose = true;
+			break;
+		case 'b':
+			bad_reply = 1;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr, argv[0]);
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr, argv[0]);
+		return EXIT_FAILURE;
+	}
+
+	dev = muser_dev_create(argv[optind], 0);
+	if (!dev)
+		err(EXIT_FAILURE, "muser_dev_create %s", argv[optind]);
+	if (muser_set_log(dev, NULL, verbose ? LOG_DEBUG : LOG_WARNING) < 0)
+		err(EXIT_FAILURE, "muser_set_log");
+	if (muser_pci_set_ids(dev, IDIO16_VENDOR, IDIO16_DEVICE,
+			      IDIO16_VENDOR, IDIO16_DEVICE) < 0)
+		err(EXIT_FAILURE, "muser_pci_set_ids");
+	if (muser_pci_set_class(dev, IDIO16_CLASS) < 0)
+		err(EXIT_FAILURE, "muser_pci_set_class");
+	if (muser_pci_set_irq_pin(dev, 1) < 0)
+		err(EXIT_FAILURE, "muser_pci_set_irq_pin");
+	if (muser_setup_bar(dev, IDIO16_BAR, IDIO16_BAR_SIZE, MUSER_BAR_MEM32,
+			    bar2_access, NULL) < 0)
+		err(EXIT_FAILURE, "muser_setup_bar");
+	if (muser_realize(dev) < 0)
+		err(EXIT_FAILURE, "muser_realize");
+
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+		err(EXIT_FAILURE, "sigaction");
+
+	printf("ready\n");
+	fflush(stdout);
+
+	if (muser_run(dev) < 0)
+		err(EXIT_FAILURE, "muser_run");
+	muser_dev_destroy(dev);
+	return EXIT_SUCCESS;
+}
