@@ -22,8 +22,9 @@
  *   with errno set on failure. Functions returning a pointer return NULL with
  *   errno set on failure. Callbacks do the same: on failure they return -1
  *   and set errno; that errno is what the VMM's access fails with (the
- *   reply's error field). A callback returning -1 with errno 0 or an invalid
- *   errno fails the access with EIO.
+ *   reply's error field). A callback returning -1 with errno 0 or an errno
+ *   outside 1..511 fails the access with EIO. A few functions cannot fail
+ *   and say so (muser_dev_get_priv() may return NULL as a value).
  *
  * Threading
  *   A struct muser_dev is used from one thread at a time: the library takes
@@ -126,9 +127,11 @@ MUSER_EXPORT struct muser_dev *muser_dev_create_path(const char *path,
  * muser_dev_destroy - close the control node and free the device.
  * @dev: the device, or NULL (does nothing)
  *
- * Closing detaches the emulator. Requests read but not yet answered cannot
- * exist at this point (muser_dispatch() answers all it reads). The VMM keeps
- * the device; its accesses wait for the next emulator (or time out).
+ * Closing detaches the emulator. muser_dispatch() answers every request it
+ * reads, so normally none is left unanswered; any that is (after a write
+ * error) is delivered again, flagged replayed, to the next emulator. The
+ * VMM keeps the device; its accesses wait for the next emulator (or time
+ * out). Keeps errno.
  */
 MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev);
 
@@ -168,8 +171,7 @@ MUSER_EXPORT void muser_log(struct muser_dev *dev, int level,
 	__attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------- */
-/* Describing the device (before muser_realize(); afterwards they fail
- * with EBUSY)                                                             */
+/* Describing the device: before muser_realize(); afterwards EBUSY         */
 
 /**
  * muser_pci_set_ids - set the vendor, device and subsystem IDs.
@@ -280,8 +282,10 @@ MUSER_EXPORT int muser_realize(struct muser_dev *dev);
 /**
  * muser_get_poll_fd - the file descriptor to watch for POLLIN.
  *
- * Readable when requests are pending: then call muser_dispatch(). POLLHUP
- * or POLLERR mean the device is gone. The fd stays valid until
+ * Readable when requests are pending: then call muser_dispatch(). POLLERR
+ * (with POLLHUP once the mdev is removed) means the emulator is no longer
+ * attached; muser_dispatch() then fails with ENOTCONN or ENODEV. The fd
+ * is always writable: do not poll for POLLOUT. It stays valid until
  * muser_dev_destroy() and is non-blocking. Do not read or write it.
  * Returns the fd (>= 0). Never fails.
  */
@@ -295,7 +299,7 @@ MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev);
  * When very many requests are pending it may return before all are
  * handled; the poll fd then stays readable.
  *
- * Returns the number of requests answered (0 if none was pending), or -1
+ * Returns the number of requests handled (0 if none was pending), or -1
  * with errno set: EINVAL (not realized, or the kernel refused a reply: the
  * others were still written), or the error of read(2)/write(2) on the
  * control node (e.g. ENODEV when the mdev was removed).
@@ -309,8 +313,9 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev);
  * wait are ignored unless their handler calls muser_stop(). Can be called
  * again after it returned.
  *
- * Returns 0 after muser_stop(), or -1 with errno set: as muser_dispatch(),
- * ENODEV when the control node reports POLLHUP/POLLERR, or a poll(2) error.
+ * Returns 0 after muser_stop(), or -1 with errno set: as muser_dispatch()
+ * (ENODEV: the mdev was removed; ENOTCONN: detached), ENODEV when the
+ * control node otherwise reports POLLHUP/POLLERR, or a poll(2) error.
  */
 MUSER_EXPORT int muser_run(struct muser_dev *dev);
 

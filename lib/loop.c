@@ -113,6 +113,9 @@ MUSER_EXPORT int muser_run(struct muser_dev *dev)
 			if (muser_dispatch(dev) < 0)
 				return -1;
 		} else if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+			/* Detached or removed: read() tells which. */
+			if (muser_dispatch(dev) < 0)
+				return -1;
 			muser_err(dev, "control node hung up");
 			errno = ENODEV;
 			return -1;

@@ -24,10 +24,14 @@ static const char *type_name(uint16_t type)
 	}
 }
 
-/* A callback's errno as a reply error: a positive errno, else EIO. */
+/*
+ * A callback's errno as a reply error: a positive errno below the kernel's
+ * internal codes (ERESTARTSYS, 512, and up, which the kernel refuses),
+ * else EIO.
+ */
 static int reply_errno(int e)
 {
-	return e > 0 && e < 4096 ? e : EIO;
+	return e > 0 && e < 512 ? e : EIO;
 }
 
 /* Validate a READ or WRITE. Returns 0 or a positive errno. */

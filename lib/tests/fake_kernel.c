@@ -46,6 +46,10 @@ static ssize_t fake_read(struct muser_dev *dev, void *buf, size_t len)
 	unsigned int k = 0;
 
 	fk->nreads++;
+	if (!fk->attached) {
+		errno = ENOTCONN;
+		return -1;
+	}
 	if (fk->read_errno) {
 		errno = fk->read_errno;
 		return -1;
@@ -100,14 +104,15 @@ static int check_reply(struct fake_kernel *fk, const struct muser_reply *rep,
 	uint32_t want;
 
 	if (avail < sizeof(*rep) || rep->len > MUSER_MAX_DATA ||
-	    avail - sizeof(*rep) < MUSER_ALIGN_UP(rep->len))
+	    avail - sizeof(*rep) < MUSER_ALIGN_UP(rep->len) ||
+	    rep->error < 0 || rep->error >= 512 || (rep->error && rep->len))
 		return EINVAL;
 	*idx = find_pending(fk, rep->id);
 	if (*idx < 0)
 		return ENOENT;
 	req = &fk->pending[*idx];
 	want = req->type == MUSER_REQ_READ && rep->error == 0 ? req->len : 0;
-	if (rep->len != want || rep->error < 0 || rep->id == fk->reject_id)
+	if (rep->len != want || rep->id == fk->reject_id)
 		return EINVAL;
 	return 0;
 }
@@ -120,6 +125,10 @@ static ssize_t fake_write(struct muser_dev *dev, const void *buf, size_t len)
 	unsigned int n = 0;
 
 	fk->nwrites++;
+	if (!fk->attached) {
+		errno = ENOTCONN;
+		return -1;
+	}
 	while (pos < len) {
 		struct muser_reply rep = { 0 };
 		struct fake_reply *out;

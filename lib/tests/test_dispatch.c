@@ -305,6 +305,9 @@ static void test_run_hangup(void)
 	dev->fd = p[0];
 	muser_set_log(dev, NULL, LOG_EMERG);
 	CHECK_ERR(muser_run(dev), ENODEV);
+	/* when read() says why, that is the error */
+	fk->read_errno = ENOTCONN;
+	CHECK_ERR(muser_run(dev), ENOTCONN);
 	muser_dev_destroy(dev);
 	fake_kernel_free(fk);
 }

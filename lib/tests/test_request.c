@@ -290,6 +290,14 @@ static void test_callback_errors(void)
 	CHECK_EQ(handle(dev, &in, &out), 1);
 	check_reply(&out, 0, 40, EIO, 0);
 
+	s.fail_errno = 512;	/* ERESTARTSYS, kernel-internal: EIO */
+	CHECK_EQ(handle(dev, &in, &out), 1);
+	check_reply(&out, 0, 40, EIO, 0);
+
+	s.fail_errno = 511;
+	CHECK_EQ(handle(dev, &in, &out), 1);
+	check_reply(&out, 0, 40, 511, 0);
+
 	s.fail_errno = 0;
 	s.ret_override = 2;	/* short access: EIO */
 	CHECK_EQ(handle(dev, &in, &out), 1);
