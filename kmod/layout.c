@@ -50,8 +50,8 @@ static int muser_region_validate(struct muser_dev *md, unsigned int i,
 		if (r->size != 0xc0000)
 			goto bad_size;
 		return 0;
-	default:	/* BARs and the ROM */
-		if (!is_power_of_2(r->size))
+	default:	/* BARs and the ROM, each within its offset window */
+		if (!is_power_of_2(r->size) || r->size > MUSER_OFFSET_MASK + 1)
 			goto bad_size;
 		return 0;
 	}
