@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash disable=SC2034,SC2120,SC2119
 # Shared helpers of the muser selftests' shell tests (and of run-in-vm.sh).
 # Sourced, not run. In the style of tools/testing/selftests/ublk/test_common.sh:
 # every test logs its start and end to /dev/kmsg, the kernel log since the
@@ -165,8 +166,7 @@ muser_insmod() {
 }
 
 muser_rmmod() {
-	local i
-	for i in 1 2 3 4 5; do
+	for _ in 1 2 3 4 5; do
 		rmmod muser 2>/dev/null && return 0
 		sleep 0.2
 	done

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# Run the muser selftests, in order, inside the test VM (as root, on the
+# Debian kernel it booted):
+#
+#   tools/vm-run --kernel 6.1 --results build/results/6.1 -- \
+#           selftests/run-in-vm.sh --results build/results/6.1
+#
+#   1. muser/module.sh        load/unload, parameters, max_instances
+#   2. insmod build/kmod/$(uname -r)/muser.ko (its dependencies by modprobe)
+#   3. muser/mdev_sysfs.sh    create/remove, good and bad UUIDs
+#   4. emulator_proto         raw protocol tests (kselftest harness)
+#   5. vfio_client            a VMM against the sample (kselftest harness)
+#   6. muser/bite.sh          the tests fail against a wrongly answering sample
+#   7. e2e/*.sh               every executable one (exit 4 = skip)
+#   8. rmmod muser; lsmod must no longer list it
+#
+# Each harness test is reported on its own. After every test the kernel log
+# since its start must be free of warnings (selftests/lib.sh KERNEL_BAD),
+# leftover mdevs are removed and timeout_ms is restored. Output: one
+# "ok N - name", "not ok N - name" or "ok N - name # SKIP reason" line per
+# test, everything else prefixed with "#", and last exactly one line
+# "N passed, N failed, N skipped". Exit status 0 iff nothing failed.
+#
+# Options:
+#   --results DIR   write per-test logs, the TAP lines and the kernel log there
+#   --build DIR     CMake build directory (default ROOT/build/cmake)
+#   --only REGEX    run only the steps whose name matches (module loading and
+#                   unloading always run)
+#   --no-e2e        skip selftests/e2e
+set -u
+
+results=""
+only=""
+no_e2e=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--results) results=$2; shift 2 ;;
+	--build) export BUILD_DIR=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	--no-e2e) no_e2e=1; shift ;;
+	-h | --help) sed -n '3,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$(readlink -f "$0")")/lib.sh"
+TEST_NAME=run-in-vm
+export BUILD_DIR SAMPLE MUSER_KO TEST_BIN_DIR
+
+if [ -n "$results" ]; then
+	mkdir -p "$results/logs" || results=""
+fi
+logdir=${results:+$results/logs}
+[ -n "$logdir" ] || logdir=$(mktemp -d /tmp/muser-selftests.XXXXXX)
+tap=${results:+$results/tap.txt}
+
+n=0
+passed=0
+failed=0
+skipped=0
+
+emit() {	# emit ok|fail|skip NAME [REASON]
+	local line
+	n=$((n + 1))
+	case $1 in
+	ok) passed=$((passed + 1)); line="ok $n - $2" ;;
+	skip) skipped=$((skipped + 1)); line="ok $n - $2 # SKIP ${3:-}" ;;
+	*) failed=$((failed + 1)); line="not ok $n - $2${3:+ # $3}" ;;
+	esac
+	echo "$line"
+	[ -z "$tap" ] || echo "$line" >>"$tap"
+}
+
+want() { [ -z "$only" ] || [[ $1 =~ $only ]]; }
+
+# Between tests: no mdev left, timeout_ms back to the default.
+tidy() {
+	local d left=0
+	muser_loaded || return 0
+	for d in "$MUSER_TYPE"/devices/*; do
+		[ -e "$d" ] || continue
+		left=$((left + 1))
+		echo "# tidy: removing leftover mdev $(basename "$d")"
+		mdev_remove "$(basename "$d")" ||
+			echo "# tidy: cannot remove $(basename "$d")"
+	done
+	[ -n "${timeout_default:-}" ] && [ -w "$MUSER_PARAMS/timeout_ms" ] &&
+		echo "$timeout_default" >"$MUSER_PARAMS/timeout_ms"
+	return 0
+}
+
+# run_script NAME TIMEOUT CMD...: one test, judged by its exit status.
+run_script() {
+	local name=$1 limit=$2 rc reason mark log
+	shift 2
+	log="$logdir/${name//\//_}.log"
+	echo "# ---- $name"
+	kmsg_mark "$name"
+	mark=$KMSG_MARK
+	timeout -k 10 "$limit" "$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	sed 's/^/#   /' "$log"
+	tidy
+	if [ $rc -eq $KSFT_SKIP ]; then
+		reason=$(grep -i 'skip' "$log" | tail -n1 | sed 's/^#* *\(SKIP:*\)* *//')
+		emit skip "$name" "${reason:-exit status 4}"
+		return
+	fi
+	if ! dmesg_clean "$mark"; then
+		emit fail "$name" "the kernel logged warnings"
+		return
+	fi
+	case $rc in
+	0) emit ok "$name" ;;
+	124 | 137) emit fail "$name" "timed out after ${limit}s" ;;
+	*) emit fail "$name" "exit status $rc" ;;
+	esac
+}
+
+# run_harness NAME TIMEOUT BINARY: every kselftest-harness test on its own.
+run_harness() {
+	local name=$1 limit=$2 bin=$3 rc mark log plan=0 seen=0 nfail=0
+	local status tname reason
+	log="$logdir/$name.log"
+	echo "# ---- $name"
+	if [ ! -x "$bin" ]; then
+		emit fail "$name" "not built: $bin"
+		return
+	fi
+	kmsg_mark "$name"
+	mark=$KMSG_MARK
+	timeout -k 10 "$limit" "$bin" >"$log" 2>&1 </dev/null
+	rc=$?
+	sed 's/^/#   /' "$log"
+	tidy
+	plan=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$log" | head -n1)
+	while IFS=$'\t' read -r status tname reason; do
+		seen=$((seen + 1))
+		case $status in
+		ok) emit ok "$name: $tname" ;;
+		skip) emit skip "$name: $tname" "$reason" ;;
+		*) emit fail "$name: $tname"; nfail=$((nfail + 1)) ;;
+		esac
+	done < <(awk '
+		/^#  RUN / { cur = $3 }
+		/^ok [0-9]+ # SKIP/ { r = $0; sub(/^ok [0-9]+ # SKIP */, "", r)
+			print "skip\t" cur "\t" r; next }
+		/^ok [0-9]+ / { t = $0; sub(/^ok [0-9]+ /, "", t); print "ok\t" t "\t"; next }
+		/^not ok [0-9]+ / { t = $0; sub(/^not ok [0-9]+ /, "", t); print "fail\t" t "\t" }
+	' "$log")
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		emit fail "$name" "timed out after ${limit}s"
+	elif [ -n "$plan" ] && [ "$seen" -lt "$plan" ]; then
+		emit fail "$name" "only $seen of $plan tests reported (exit status $rc)"
+	elif [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then
+		emit fail "$name" "exit status $rc"
+	fi
+	dmesg_clean "$mark" || emit fail "$name: kernel log" "the kernel logged warnings"
+}
+
+echo "# muser selftests on $(uname -r), $(nproc) CPUs, $(date -u)"
+echo "# muser.ko: $MUSER_KO"
+echo "# build:    $BUILD_DIR"
+kmsg "selftests begin on $(uname -r)"
+
+if [ "$(id -u)" -ne 0 ]; then
+	emit fail "running as root"
+	echo "$passed passed, $failed failed, $skipped skipped"
+	exit 1
+fi
+if [ ! -f "$MUSER_KO" ]; then
+	emit fail "muser.ko built for $(uname -r)" "missing $MUSER_KO"
+	echo "$passed passed, $failed failed, $skipped skipped"
+	exit 1
+fi
+
+# 1. Loading and unloading, with the module not loaded.
+if muser_loaded; then
+	echo "# muser was loaded: unloading it"
+	tidy
+	rmmod muser
+fi
+run_script module 300 "$SELFTESTS_DIR/muser/module.sh"
+
+# 2. Load it for the rest.
+kmsg_mark insmod
+insmod_mark=$KMSG_MARK
+if muser_insmod; then
+	timeout_default=$(cat "$MUSER_PARAMS/timeout_ms")
+	echo "# loaded: max_instances=$(cat "$MUSER_PARAMS/max_instances") timeout_ms=$timeout_default"
+	if dmesg_clean "$insmod_mark"; then
+		emit ok "insmod muser.ko"
+	else
+		emit fail "insmod muser.ko" "the kernel logged warnings"
+	fi
+else
+	emit fail "insmod muser.ko"
+fi
+
+if muser_loaded; then
+	# 3-6.
+	want mdev_sysfs && run_script mdev_sysfs 300 "$SELFTESTS_DIR/muser/mdev_sysfs.sh"
+	want emulator_proto && run_harness emulator_proto 900 "$TEST_BIN_DIR/emulator_proto"
+	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
+	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
+
+	# 7. End-to-end tests.
+	if [ -z "$no_e2e" ]; then
+		for t in "$SELFTESTS_DIR"/e2e/*.sh; do
+			if [ ! -f "$t" ] || [ ! -x "$t" ]; then
+				continue
+			fi
+			name="e2e/$(basename "$t" .sh)"
+			want "$name" || continue
+			run_script "$name" 1800 "$t"
+		done
+	fi
+
+	# 8. Unload.
+	tidy
+	kmsg_mark rmmod
+	rmmod_mark=$KMSG_MARK
+	if ! muser_rmmod; then
+		emit fail "rmmod muser" "$(lsmod | grep '^muser ')"
+	elif lsmod | grep -q '^muser '; then
+		emit fail "rmmod muser" "lsmod still lists muser"
+	elif [ -e /sys/class/muser ] || [ -e /sys/module/muser ]; then
+		emit fail "rmmod muser" "/sys/class/muser or /sys/module/muser remains"
+	elif ! dmesg_clean "$rmmod_mark"; then
+		emit fail "rmmod muser" "the kernel logged warnings"
+	else
+		emit ok "rmmod muser"
+	fi
+fi
+
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	if grep -q . /sys/kernel/debug/kmemleak; then
+		sed 's/^/# kmemleak: /' /sys/kernel/debug/kmemleak | head -n 60
+		emit fail "kmemleak" "suspected leaks"
+	else
+		emit ok "kmemleak"
+	fi
+fi
+
+kmsg "selftests end (passed=$passed failed=$failed skipped=$skipped)"
+[ -z "$results" ] || dmesg >"$results/dmesg.txt" 2>&1
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
