@@ -14,6 +14,8 @@
 #   QEMU         qemu-system-x86_64 to use       (default: from PATH)
 #   E2E_TIMEOUT  hard limit for the whole test, seconds
 #   E2E_KEEP=1   keep the work directory (logs) after the test
+#   E2E_RESULTS  directory to copy the logs into (default: VM_RUN_RESULTS, the
+#                tools/vm-run --results directory), as E2E_RESULTS/e2e-NAME/
 #   E2E_VERBOSE=1  print every log even on success
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -53,9 +55,49 @@ e2e_init() {
 	[ "$(id -u)" -eq 0 ] || skip "must run as root (inside the test VM)"
 	WORK=$(mktemp -d "/tmp/e2e-$TEST_NAME.XXXXXX")
 	trap 'e2e_cleanup $?' EXIT
+	trap '' PIPE
 	trap 'fail "timed out or interrupted"' TERM INT
 	KMSG_MARK="muser-e2e: $TEST_NAME start $$ $(date +%s%N)"
 	echo "$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
+}
+
+# --- QMP session: one qmp.py process per test (starting python under TCG
+# takes seconds), talked to through two FIFOs on fds 7 and 8 --------------
+
+QMP_PID=""
+
+# qmp_open SOCK TIMEOUT PID: start the session; the first qmp call waits up to
+# TIMEOUT seconds for QEMU (process PID) to come up.
+qmp_open() {
+	mkfifo "$WORK/qmp.in" "$WORK/qmp.out"
+	$QMP "$1" shell "$2" "$3" <"$WORK/qmp.in" >"$WORK/qmp.out" 2>>"$WORK/qmp.log" &
+	QMP_PID=$!
+	exec 7>"$WORK/qmp.in" 8<"$WORK/qmp.out"
+}
+
+# qmp OP ARGS...: one qmp.py operation (see qmp.py); prints its output.
+qmp() {
+	local line
+	[ -n "$QMP_PID" ] || { echo "qmp: no session" >&2; return 1; }
+	echo "$*" >&7 2>/dev/null || { echo "qmp: $*: session gone: $(tail -n 1 "$WORK/qmp.log")" >&2; return 1; }
+	while IFS= read -r -t 180 line <&8; do
+		line=${line%$'\r'}
+		case $line in
+		"=ok") return 0 ;;
+		"=err "*) echo "qmp: $*: ${line#=err }" >&2; return 1 ;;
+		*) printf '%s\n' "$line" ;;
+		esac
+	done
+	echo "qmp: $*: no answer: $(tail -n 1 "$WORK/qmp.log")" >&2
+	return 1
+}
+
+qmp_close() {
+	[ -n "$QMP_PID" ] || return 0
+	exec 7>&- 8<&-
+	wait_pid "$QMP_PID" 10 || kill "$QMP_PID" 2>/dev/null
+	wait "$QMP_PID" 2>/dev/null
+	QMP_PID=""
 }
 
 need_cmd() {
@@ -169,9 +211,14 @@ e2e_cleanup() {
 	local rc=$1
 	trap - EXIT TERM INT
 	if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
-		[ -S "$WORK/qmp.sock" ] && timeout 10 $QMP "$WORK/qmp.sock" quit >/dev/null 2>&1
+		if [ -n "$QMP_PID" ]; then
+			timeout 10 bash -c 'echo quit >&7; read -r -t 9 <&8' 2>/dev/null
+		elif [ -S "$WORK/qmp.sock" ]; then
+			timeout 10 $QMP "$WORK/qmp.sock" quit >/dev/null 2>&1
+		fi
 		wait_pid "$QEMU_PID" 10 || stop_pid "$QEMU_PID" 10
 	fi
+	qmp_close
 	stop_pid "$SAMPLE_PID" 5
 	if ! mdev_remove; then
 		[ "$rc" -eq 0 ] && rc=$KSFT_FAIL
@@ -187,6 +234,11 @@ e2e_cleanup() {
 		[ -n "$WORK" ] && show_logs
 		echo "----- kernel log since the test started (last 40 lines) -----"
 		dmesg_since_mark | tail -n 40
+	fi
+	local res=${E2E_RESULTS:-${VM_RUN_RESULTS:-}}
+	if [ -n "$res" ] && [ -n "$WORK" ] && mkdir -p "$res/e2e-$TEST_NAME" 2>/dev/null; then
+		cp "$WORK"/*.log "$res/e2e-$TEST_NAME/" 2>/dev/null
+		dmesg_since_mark >"$res/e2e-$TEST_NAME/dmesg.log"
 	fi
 	if [ -n "${E2E_KEEP:-}" ]; then
 		log "work directory kept: $WORK"

@@ -55,17 +55,13 @@ timeout -k 10 240 "$QEMU" -S -nodefaults -display none -machine "$MACHINE" -acce
 	-qmp "unix:$SOCK,server=on,wait=off" -device "$DEVARG" >"$WORK/qemu.log" 2>&1 &
 QEMU_PID=$!
 # QEMU answers on the monitor only once every device is realized.
-for i in $(seq 600); do
-	[ -S "$SOCK" ] && break
-	kill -0 $QEMU_PID 2>/dev/null || break
-	sleep 0.1
-done
-$QMP "$SOCK" wait 120 || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
+qmp_open "$SOCK" 120 $QEMU_PID
+qmp hmp info version >/dev/null || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
 log "QEMU is up"
 
-hmp() { $QMP "$SOCK" hmp "$@" || fail "HMP '$*' failed"; }
-cfg_read() { $QMP "$SOCK" cfg-read $BDF "$@" || fail "config read $* failed"; }
-cfg_write() { $QMP "$SOCK" cfg-write $BDF "$@" || fail "config write $* failed"; }
+hmp() { qmp hmp "$@" || fail "HMP '$*' failed"; }
+cfg_read() { qmp cfg-read $BDF "$@" || fail "config read $* failed"; }
+cfg_write() { qmp cfg-write $BDF "$@" || fail "config write $* failed"; }
 hex() { printf '0x%0*x' "$1" "$2"; }
 
 # --- configuration space through real config cycles ---------------------------
@@ -119,7 +115,7 @@ echo "$info" | grep -Eq "BAR$BAR: .* at $(hex 1 $addr) " || fail "'info pci' doe
 # --- BAR reads through QEMU's memory dispatch ---------------------------------
 if [ "$MODE" = plumbing ]; then
 	# edu: offset 0 is its identification register 0x010000ed (4-byte access only)
-	vals=$($QMP "$SOCK" xp $addr 3 4) || fail "xp failed"
+	vals=$(qmp xp $addr 3 4) || fail "xp failed"
 	for v in $vals; do
 		[ "$v" = 0x010000ed ] || fail "edu identification read $v"
 	done
@@ -128,32 +124,36 @@ if [ "$MODE" = plumbing ]; then
 fi
 
 if [ $BAR_IO = 1 ]; then
-	vals=$($QMP "$SOCK" in $addr "$READS" 1) || fail "port reads of BAR$BAR failed"
+	vals=$(qmp in $addr "$READS" 1) || fail "port reads of BAR$BAR failed"
 else
-	vals=$($QMP "$SOCK" xp $addr "$READS" 1) || fail "xp reads of BAR$BAR failed"
+	vals=$(qmp xp $addr "$READS" 1) || fail "xp reads of BAR$BAR failed"
 fi
 dec=""
 for v in $vals; do dec="$dec $((v))"; done
 log "BAR$BAR offset 0, $READS one-byte reads:$dec"
 [ "$(echo $dec | wc -w)" -eq "$READS" ] || fail "expected $READS values"
 check_counter "BAR$BAR[0]" 3 256 $dec || fail "BAR$BAR offset 0 does not follow the sample's counter"
-case "$(echo $dec)" in
-"0 0 0 1 1 1"*) ;;
-*) log "note: the counter did not start at 0 (something else read BAR$BAR first)" ;;
-esac
+# Nothing else reads the BAR (QEMU does not, its CPUs are stopped): the
+# counter must start at 0.
+want=$(awk -v n="$READS" 'BEGIN { for (i = 0; i < n; i++) printf " %d", int(i / 3) }')
+[ "$dec" = "$want" ] || fail "BAR$BAR offset 0 read$dec, expected$want"
 
 # The device must still answer config cycles after the BAR traffic.
 id=$(cfg_read 0)
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device reads $id after BAR traffic"
 
 # --- orderly shutdown ---------------------------------------------------------
-$QMP "$SOCK" quit
+qmp quit
+qmp_close
 wait_pid $QEMU_PID 30 || fail "QEMU did not exit after quit"
 wait $QEMU_PID
 rc=$?
 QEMU_PID=""
 [ $rc -eq 0 ] || fail "QEMU exited with status $rc"
-grep -qi error "$WORK/qemu.log" && fail "QEMU reported: $(grep -i error "$WORK/qemu.log" | head -3)"
+# Warnings are fine (e.g. "Could not enable error recovery": the sample has
+# no ERR interrupt); anything else QEMU prints is not.
+bad=$(grep -v 'warning:' "$WORK/qemu.log")
+[ -z "$bad" ] || fail "QEMU reported: $(head -n 3 <<<"$bad")"
 kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving QEMU"
 stop_pid "$SAMPLE_PID" 5
 SAMPLE_PID=""

@@ -16,6 +16,14 @@ Usable as a module (class Qmp) or from the shell:
                                         (1, 2, 4, 8) at ADDR, one value a line
   qmp.py SOCK in PORT [COUNT [SIZE]]    the same with I/O port reads
   qmp.py SOCK quit                      ask QEMU to exit
+  qmp.py SOCK shell [TIMEOUT [PID]]     one session for many commands (starting
+                                        python is slow under TCG): reads the
+                                        operations above from stdin, one a line
+                                        ("hmp" takes the rest of the line as one
+                                        HMP command), answers each with its
+                                        output followed by a line "=ok" or
+                                        "=err MESSAGE". Waits up to TIMEOUT
+                                        seconds for QEMU (process PID) to answer.
 
 BDF is "bus:slot.fn" in hex (e.g. 00:04.0). Numbers accept 0x prefixes.
 Exit status: 0 on success, 1 on a QMP error or a malformed answer, 2 on usage
@@ -34,20 +42,33 @@ class QmpError(Exception):
     pass
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+
+
 class Qmp:
     """One QMP session over a UNIX socket."""
 
-    def __init__(self, path, timeout=60.0, connect_timeout=0.0):
+    def __init__(self, path, timeout=60.0, connect_timeout=0.0, pid=0):
+        """Connect to the QMP socket path, retrying for connect_timeout
+        seconds while process pid (if given) lives; each answer may take up
+        to timeout seconds (QEMU greets only once its devices are realized)."""
         deadline = time.monotonic() + connect_timeout
         while True:
             try:
                 self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.sock.settimeout(timeout)
+                self.sock.settimeout(max(timeout, connect_timeout))
                 self.sock.connect(path)
                 break
             except OSError:
                 self.sock.close()
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (pid and not _alive(pid)):
                     raise
                 time.sleep(0.2)
         self.buf = b""
@@ -55,6 +76,7 @@ class Qmp:
         if "QMP" not in greeting:
             raise QmpError("no QMP greeting: %r" % greeting)
         self.execute("qmp_capabilities")
+        self.sock.settimeout(timeout)
 
     def close(self):
         self.sock.close()
@@ -144,46 +166,73 @@ def parse_bdf(s):
     return int(m.group(1), 16), int(m.group(2), 16), int(m.group(3))
 
 
+def run_op(q, op, args, out):
+    num = lambda s: int(s, 0)
+    if op == "hmp":
+        for cmd in args:
+            out.write(q.hmp(cmd))
+    elif op == "qmp":
+        msg = json.loads(args[0])
+        ret = q.execute(msg["execute"], **msg.get("arguments", {}))
+        out.write(json.dumps(ret) + "\n")
+    elif op == "cfg-read":
+        size = num(args[2]) if len(args) > 2 else 4
+        val = q.cfg_read(*parse_bdf(args[0]), num(args[1]), size)
+        out.write("0x%0*x\n" % (2 * size, val))
+    elif op == "cfg-write":
+        q.cfg_write(*parse_bdf(args[0]), num(args[1]), num(args[3]), num(args[2]))
+    elif op in ("xp", "in"):
+        addr = num(args[0])
+        count = num(args[1]) if len(args) > 1 else 1
+        size = num(args[2]) if len(args) > 2 else 1
+        for _ in range(count):
+            v = q.xp(addr, size) if op == "xp" else q.port_in(addr, size)
+            out.write("0x%0*x\n" % (2 * size, v))
+    elif op == "quit":
+        try:
+            q.execute("quit")
+        except (QmpError, OSError):
+            pass  # QEMU may close the socket before answering
+    else:
+        raise ValueError("unknown operation %r" % op)
+
+
+def shell(q):
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        op, _, rest = line.partition(" ")
+        args = [rest] if op == "hmp" else rest.split()
+        try:
+            run_op(q, op, args, sys.stdout)
+            sys.stdout.write("=ok\n")
+        except (IndexError, ValueError, KeyError, QmpError) as e:
+            sys.stdout.write("=err %s\n" % e)
+        sys.stdout.flush()
+        if op == "quit":
+            break
+
+
 def main(argv):
     if len(argv) < 3:
         sys.stderr.write(__doc__)
         return 2
     path, op, args = argv[1], argv[2], argv[3:]
-    num = lambda s: int(s, 0)
     try:
         if op == "wait":
             timeout = float(args[0]) if args else 30.0
             with Qmp(path, connect_timeout=timeout):
                 pass
             return 0
+        if op == "shell":
+            timeout = float(args[0]) if args else 30.0
+            pid = int(args[1]) if len(args) > 1 else 0
+            with Qmp(path, connect_timeout=timeout, pid=pid) as q:
+                shell(q)
+            return 0
         with Qmp(path) as q:
-            if op == "hmp":
-                for cmd in args:
-                    sys.stdout.write(q.hmp(cmd))
-            elif op == "qmp":
-                msg = json.loads(args[0])
-                ret = q.execute(msg["execute"], **msg.get("arguments", {}))
-                print(json.dumps(ret))
-            elif op == "cfg-read":
-                size = num(args[2]) if len(args) > 2 else 4
-                print("0x%0*x" % (2 * size, q.cfg_read(*parse_bdf(args[0]), num(args[1]), size)))
-            elif op == "cfg-write":
-                q.cfg_write(*parse_bdf(args[0]), num(args[1]), num(args[3]), num(args[2]))
-            elif op in ("xp", "in"):
-                addr = num(args[0])
-                count = num(args[1]) if len(args) > 1 else 1
-                size = num(args[2]) if len(args) > 2 else 1
-                for _ in range(count):
-                    v = q.xp(addr, size) if op == "xp" else q.port_in(addr, size)
-                    print("0x%0*x" % (2 * size, v))
-            elif op == "quit":
-                try:
-                    q.execute("quit")
-                except QmpError:
-                    pass  # QEMU may close the socket before answering
-            else:
-                sys.stderr.write("unknown operation %r\n" % op)
-                return 2
+            run_op(q, op, args, sys.stdout)
     except (IndexError, ValueError, KeyError) as e:
         sys.stderr.write("qmp.py: usage: %s\n" % e)
         return 2
