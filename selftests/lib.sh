@@ -41,12 +41,12 @@ _cleanups=()
 
 log() { echo "# [$TEST_NAME +$(($(date +%s) - T0))s] $*"; }
 
-kmsg() { echo "muser-selftest: $*" >/dev/kmsg 2>/dev/null || true; }
+kmsg() { echo "<6>muser-selftest: $*" >/dev/kmsg 2>/dev/null || true; }
 
 # Mark the kernel log; dmesg_since_mark prints what came after.
 kmsg_mark() {
 	KMSG_MARK="muser-selftest: START $1 $$ $(date +%s%N)"
-	echo "$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
+	echo "<6>$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
 }
 
 dmesg_since_mark() {

@@ -797,7 +797,7 @@ static void kmsg_log(const char *what, const char *name)
 	fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	snprintf(line, sizeof(line), "muser-selftest: %s %s\n", what, name);
+	snprintf(line, sizeof(line), "<6>muser-selftest: %s %s\n", what, name);
 	if (write(fd, line, strlen(line)) < 0) {
 		/* best effort */
 	}

@@ -826,6 +826,89 @@ TEST_F(raw, irq_trigger)
 	close(msi);
 }
 
+struct stress_arg {
+	pthread_t thread;
+	struct vfio_client *c;
+	unsigned int seed;
+	int iterations;
+	int bad;
+	char what[128];
+};
+
+static void *stress_fn(void *p)
+{
+	static const int regions[] = { VFIO_PCI_BAR0_REGION_INDEX,
+				       VFIO_PCI_BAR2_REGION_INDEX,
+				       VFIO_PCI_CONFIG_REGION_INDEX };
+	static const uint64_t sizes[] = { 0x1000, 0x10000, 256 };
+	struct stress_arg *s = p;
+	uint8_t buf[64];
+	int i, j;
+
+	for (i = 0; i < s->iterations && !s->bad; i++) {
+		int k = rand_r(&s->seed) % 3;
+		size_t len = 1 + rand_r(&s->seed) % sizeof(buf);
+		uint64_t off = rand_r(&s->seed) % (sizes[k] - len + 1);
+		bool wr = rand_r(&s->seed) % 4 == 0;
+		ssize_t n;
+
+		if (wr) {
+			memset(buf, i, len);
+			n = region_write(s->c, regions[k], off, buf, len);
+		} else {
+			n = region_read(s->c, regions[k], off, buf, len);
+		}
+		if (n != (ssize_t)len) {
+			snprintf(s->what, sizeof(s->what),
+				 "%s region %d off 0x%llx len %zu: %zd",
+				 wr ? "write" : "read", regions[k],
+				 (unsigned long long)off, len, n);
+			s->bad++;
+			break;
+		}
+		for (j = 0; !wr && j < (int)len; j++) {
+			if (buf[j] != emu_pattern(regions[k], off + j)) {
+				snprintf(s->what, sizeof(s->what),
+					 "read region %d off 0x%llx byte %d: 0x%02x",
+					 regions[k], (unsigned long long)off, j,
+					 buf[j]);
+				s->bad++;
+				break;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Several VMM threads at once against a background emulator. */
+TEST_F_TIMEOUT(raw, concurrent_stress, 120)
+{
+	enum { THREADS = 4, ITERATIONS = 250 };
+	struct stress_arg st[THREADS];
+	struct emu_thread emu;
+	int i, total;
+
+	SKIP_IF_SETUP_SKIPPED();
+	ASSERT_EQ(0, emu_thread_start(&emu, self->ctl));
+	for (i = 0; i < THREADS; i++) {
+		memset(&st[i], 0, sizeof(st[i]));
+		st[i].c = &self->c;
+		st[i].seed = 1234 + i;
+		st[i].iterations = ITERATIONS;
+		ASSERT_EQ(0, pthread_create(&st[i].thread, NULL, stress_fn,
+					    &st[i]));
+	}
+	for (i = 0; i < THREADS; i++) {
+		pthread_join(st[i].thread, NULL);
+		EXPECT_EQ(0, st[i].bad) TH_LOG("thread %d: %s", i, st[i].what);
+	}
+	emu_thread_stop(&emu);
+	EXPECT_EQ(0, emu.errors);
+	EXPECT_EQ(0, emu.nr_replayed);
+	total = emu.nr_read + emu.nr_write;
+	EXPECT_EQ(THREADS * ITERATIONS, total);
+}
+
 /* An unanswered request fails with ETIMEDOUT; a late reply gets ENOENT. */
 TEST_F(raw, unanswered_request_times_out)
 {
@@ -1227,6 +1310,7 @@ TEST_F_TIMEOUT(raw, remove_while_open_req_irq, 60)
 	pfd.events = POLLIN;
 	EXPECT_EQ(1, poll(&pfd, 1, 1000));
 	EXPECT_TRUE(pfd.revents & (POLLHUP | POLLERR));
+	EXPECT_EQ(-ENODEV, emu_read(self->ctl, NULL, 0));
 	EXPECT_NE(0, ctl_attach(self->ctl, &self->layout));
 }
 
@@ -1257,6 +1341,7 @@ TEST(remove_with_emulator_attached)
 	pfd.events = POLLIN;
 	EXPECT_EQ(1, poll(&pfd, 1, 1000));
 	EXPECT_TRUE(pfd.revents & POLLHUP);
+	EXPECT_EQ(-ENODEV, emu_read(ctl, NULL, 0));
 	EXPECT_NE(0, ioctl(ctl, MUSER_IOC_DETACH));
 	close(ctl);
 	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));

@@ -136,6 +136,8 @@ TEST_F(sample, region_info)
 		EXPECT_EQ(REGION_OFF(i), ri.offset)
 			TH_LOG("region %u offset 0x%llx", i,
 			       (unsigned long long)ri.offset);
+		/* Nothing is mmap()able (yet): every access is trapped. */
+		EXPECT_FALSE(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 		switch (i) {
 		case VFIO_PCI_CONFIG_REGION_INDEX:
 			EXPECT_EQ(256, ri.size);
