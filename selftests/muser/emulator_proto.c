@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common.h"
 #include "harness.h"
@@ -909,6 +911,61 @@ TEST_F_TIMEOUT(raw, concurrent_stress, 120)
 	EXPECT_EQ(THREADS * ITERATIONS, total);
 }
 
+/*
+ * A VMM killed while it waits cancels its request: delivered or not, the
+ * emulator never has to answer it, and a late answer gets ENOENT.
+ */
+TEST_F(raw, vmm_killed_while_waiting)
+{
+	struct async_access a;
+	struct emu_req r;
+	int round, status, fl;
+	pid_t pid;
+
+	SKIP_IF_SETUP_SKIPPED();
+	for (round = 0; round < 2; round++) {
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			uint8_t b[4];
+
+			/* The device fd is shared with the parent. */
+			pread(self->c.device, b, 4,
+			      REGION_OFF(VFIO_PCI_BAR0_REGION_INDEX) + 0x40);
+			_exit(0);
+		}
+		if (round == 0) {
+			/* Delivered, then the VMM dies. */
+			ASSERT_EQ(1, read_one(self->ctl, &r));
+			EXPECT_EQ(0x40, r.hdr.offset);
+			kill(pid, SIGKILL);
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			EXPECT_TRUE(WIFSIGNALED(status));
+			EXPECT_EQ(-ENOENT, emu_reply(self->ctl, r.hdr.id, 0,
+						     "abcd", 4));
+		} else {
+			/* The VMM dies before the emulator reads. */
+			struct pollfd pfd = { .fd = self->ctl, .events = POLLIN };
+
+			EXPECT_EQ(1, poll(&pfd, 1, WAIT_MS));
+			kill(pid, SIGKILL);
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			EXPECT_TRUE(WIFSIGNALED(status));
+			fl = fcntl(self->ctl, F_GETFL);
+			fcntl(self->ctl, F_SETFL, fl | O_NONBLOCK);
+			EXPECT_EQ(-EAGAIN, emu_read(self->ctl, &r, 1))
+				TH_LOG("a cancelled request was delivered");
+			fcntl(self->ctl, F_SETFL, fl);
+		}
+	}
+	/* The device still works for the surviving VMM. */
+	ASSERT_EQ(0, async_start(&a, &self->c, VFIO_PCI_BAR0_REGION_INDEX,
+				 0, 4, false));
+	ASSERT_EQ(1, read_one(self->ctl, &r));
+	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, 0, "abcd", 4));
+	EXPECT_EQ(4, async_join(&a));
+}
+
 /* An unanswered request fails with ETIMEDOUT; a late reply gets ENOENT. */
 TEST_F(raw, unanswered_request_times_out)
 {
@@ -1344,6 +1401,39 @@ TEST(remove_with_emulator_attached)
 	EXPECT_EQ(-ENODEV, emu_read(ctl, NULL, 0));
 	EXPECT_NE(0, ioctl(ctl, MUSER_IOC_DETACH));
 	close(ctl);
+	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
+}
+
+/* Without MUSER_DEV_F_RESET the VMM is not offered reset. */
+TEST(no_reset_flag)
+{
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	struct muser_device_info layout;
+	char uuid[UUID_LEN + 1];
+	struct vfio_client c;
+	const char *step = "?";
+	struct emu_req r;
+	int ctl, kmsg, ret;
+
+	REQUIRE_MUSER();
+	kmsg = kmsg_start(_metadata->name);
+	ret = mdev_create(uuid);
+	ASSERT_EQ(0, ret) TH_LOG("create: %s", strerror(-ret));
+	ctl = ctl_open(uuid, O_NONBLOCK);
+	ASSERT_LE(0, ctl);
+	layout_default(&layout);
+	layout.flags = 0;
+	ASSERT_EQ(0, ctl_attach(ctl, &layout));
+	ret = vfio_client_open(&c, uuid, &step);
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
+	ASSERT_EQ(0, ioctl(c.device, VFIO_DEVICE_GET_INFO, &info));
+	EXPECT_TRUE(info.flags & VFIO_DEVICE_FLAGS_PCI);
+	EXPECT_FALSE(info.flags & VFIO_DEVICE_FLAGS_RESET);
+	EXPECT_EQ(-1, ioctl(c.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(-EAGAIN, emu_read(ctl, &r, 1)) TH_LOG("reset reached the emulator");
+	vfio_client_close(&c);
+	close(ctl);
+	EXPECT_EQ(0, mdev_remove(uuid));
 	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
 }
 
