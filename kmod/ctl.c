@@ -67,7 +67,7 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 		ret = -EBUSY;
 		goto out_unlock;
 	}
-	if (!md->open_count) {
+	if (!md->has_info || !md->open_count) {
 		md->info = info;
 		/* Publish info before the flag lockless readers test. */
 		smp_store_release(&md->has_info, true);

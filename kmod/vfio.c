@@ -83,7 +83,7 @@ static ssize_t muser_vfio_rw_chunk(struct muser_dev *md, char __user *buf,
 out_free:
 	if (w.data != w.inline_data)
 		kfree(w.data);
-	return ret ? ret : len;
+	return ret ? ret : (ssize_t)len;
 }
 
 static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
