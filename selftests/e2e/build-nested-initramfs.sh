@@ -98,14 +98,15 @@ for arg in $(cat /proc/cmdline); do
 	esac
 done
 
+stamp() { read -r up _ </proc/uptime; echo "E2E-TIME $1 $up"; }
 echo "E2E-BEGIN kernel $(uname -r)"
+stamp begin
 rc=0
 if [ "$raw" -gt 0 ]; then
 	for d in /sys/bus/pci/devices/*; do
 		[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x494f:0x0dc8 ] || continue
-		echo 1 >"$d/enable"
 		/gpio-read --raw "$d/resource2" 0 "$raw" >/tmp.out 2>&1 || rc=1
-		echo 0 >"$d/enable"
+		stamp raw-read
 		sed "s/^/E2E-OUT $(basename "$d") /" /tmp.out
 	done
 fi
@@ -113,6 +114,7 @@ for m in $(cat /modules/order); do
 	insmod "/modules/$m" || { echo "E2E-ERROR insmod $m failed"; rc=1; }
 done
 echo "E2E-MODULES $(cat /modules/order | tr '\n' ' ')"
+stamp modules-loaded
 for d in /sys/bus/pci/devices/*; do
 	drv=none
 	[ -e "$d/driver" ] && drv=$(basename "$(readlink "$d/driver")")
@@ -129,6 +131,7 @@ else
 	echo "E2E-CHIP $chip of $(basename "$(dirname "$(readlink -f "/sys/bus/gpio/devices/$chip")")")"
 	/gpio-read "/dev/$chip" "$count" $lines >/tmp.out 2>&1 || rc=1
 	sed 's/^/E2E-OUT /' /tmp.out
+	stamp gpio-read
 fi
 dmesg | grep -E '[Ii][Dd][Ii][Oo]|gpio|regmap|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
 echo "E2E-END rc=$rc"

@@ -59,24 +59,26 @@ qmp_open "$SOCK" 120 $QEMU_PID
 qmp hmp info version >/dev/null || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
 log "QEMU is up"
 
+# These fail the test; inside $(...) they end only the subshell, hence the
+# "|| exit" after each such assignment.
 hmp() { qmp hmp "$@" || fail "HMP '$*' failed"; }
 cfg_read() { qmp cfg-read $BDF "$@" || fail "config read $* failed"; }
 cfg_write() { qmp cfg-write $BDF "$@" || fail "config write $* failed"; }
 hex() { printf '0x%0*x' "$1" "$2"; }
 
 # --- configuration space through real config cycles ---------------------------
-id=$(cfg_read 0)
+id=$(cfg_read 0) || exit $KSFT_FAIL
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device at $BDF is $id, expected $VENDOR_DEVICE"
 log "config 0x00: vendor/device $id"
-did=$(cfg_read 2 2)
+did=$(cfg_read 2 2) || exit $KSFT_FAIL
 [ "$did" = "$(hex 4 $((VENDOR_DEVICE >> 16)))" ] || fail "16-bit read of the device ID gave $did"
-pin=$(cfg_read 0x3d 1)
+pin=$(cfg_read 0x3d 1) || exit $KSFT_FAIL
 [ "$pin" = 0x01 ] || fail "interrupt pin is $pin, expected 0x01 (INTA)"
 
 BAR_OFF=$((0x10 + 4 * BAR))
-orig=$(cfg_read $BAR_OFF)
+orig=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
 cfg_write $BAR_OFF 4 0xffffffff
-mask=$(cfg_read $BAR_OFF)
+mask=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
 if [ $((mask & 1)) -eq 1 ]; then
 	BAR_IO=1
 	size=$(((~(mask & ~3) & 0xffff) + 1))
@@ -90,23 +92,23 @@ log "BAR$BAR: original $orig, sizing mask $mask: $([ $BAR_IO = 1 ] && echo I/O |
 [ "$size" -eq $((BAR_SIZE)) ] || fail "BAR$BAR size $(hex 1 $size), expected $BAR_SIZE"
 if [ "$MODE" = muser ]; then
 	for b in 0 1 3 4 5; do
-		v=$(cfg_read $((0x10 + 4 * b)))
+		v=$(cfg_read $((0x10 + 4 * b))) || exit $KSFT_FAIL
 		cfg_write $((0x10 + 4 * b)) 4 0xffffffff
-		m=$(cfg_read $((0x10 + 4 * b)))
+		m=$(cfg_read $((0x10 + 4 * b))) || exit $KSFT_FAIL
 		[ $((m)) -eq 0 ] || fail "BAR$b should be absent: sizing gave $m (was $v)"
 	done
 fi
 
 cfg_write $BAR_OFF 4 $addr
-got=$(cfg_read $BAR_OFF)
+got=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
 [ $((got & ~0xf)) -eq $((addr)) ] || fail "BAR$BAR reads back $got after writing $addr"
-cmd=$(cfg_read 4 2)
+cmd=$(cfg_read 4 2) || exit $KSFT_FAIL
 cfg_write 4 2 $((cmd | (BAR_IO ? 1 : 2)))
-cmd=$(cfg_read 4 2)
+cmd=$(cfg_read 4 2) || exit $KSFT_FAIL
 [ $((cmd & (BAR_IO ? 1 : 2))) -ne 0 ] || fail "command register $cmd: enable bit did not stick"
 log "BAR$BAR at $(hex 1 $addr), command $cmd"
 
-info=$(hmp "info pci")
+info=$(hmp "info pci") || exit $KSFT_FAIL
 echo "$info" | tr -d '\r' | awk -v s="device   $SLOT," 'index($0, s) { f = 1 } f && /id ""/ { print; exit } f'
 pat=$(printf 'PCI device %04x:%04x' $((VENDOR_DEVICE & 0xffff)) $((VENDOR_DEVICE >> 16)))
 echo "$info" | grep -q "$pat" || fail "'info pci' does not list $pat"
@@ -139,7 +141,7 @@ want=$(awk -v n="$READS" 'BEGIN { for (i = 0; i < n; i++) printf " %d", int(i / 
 [ "$dec" = "$want" ] || fail "BAR$BAR offset 0 read$dec, expected$want"
 
 # The device must still answer config cycles after the BAR traffic.
-id=$(cfg_read 0)
+id=$(cfg_read 0) || exit $KSFT_FAIL
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device reads $id after BAR traffic"
 
 # --- orderly shutdown ---------------------------------------------------------
