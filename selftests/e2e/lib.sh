@@ -58,7 +58,8 @@ e2e_init() {
 	trap '' PIPE
 	trap 'fail "timed out or interrupted"' TERM INT
 	KMSG_MARK="muser-e2e: $TEST_NAME start $$ $(date +%s%N)"
-	echo "$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
+	# info level: a mark, not something for the console
+	echo "<6>$KMSG_MARK" >/dev/kmsg 2>/dev/null || KMSG_MARK=""
 }
 
 # --- QMP session: one qmp.py process per test (starting python under TCG

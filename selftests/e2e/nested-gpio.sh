@@ -65,7 +65,7 @@ if [ "$MODE" = muser ]; then
 fi
 
 CONSOLE=$WORK/console.log
-log "booting the nested guest ($KVER, TCG inside TCG; about 100 s)"
+log "booting the nested guest ($KVER, TCG inside TCG: about a minute, more on a busy machine)"
 timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp 1 \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" \
