@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 #
 # Build the initramfs of the nested guest of nested-gpio.sh:
 #

@@ -117,7 +117,7 @@ static int read_line(int chip, unsigned int line, int count)
 static int read_raw(const char *path, unsigned long offset, int count)
 {
 	char cfgpath[PATH_MAX];
-	volatile uint8_t *bar;
+	volatile uint8_t *bar;	/* MMIO: every read must reach the device */
 	uint16_t cmd, on;
 	int fd, cfg, i, ret = 1;
 	char *slash;

@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
+# shellcheck shell=bash
 # Shared helpers of the end-to-end tests in selftests/e2e/. Sourced, not run
 # (deliberately not executable: the runner executes every executable *.sh).
 #
@@ -25,10 +26,8 @@ SAMPLE=${SAMPLE:-$BUILD_DIR/samples/gpio-pci-idio-16}
 SAMPLE_ARGS=${SAMPLE_ARGS:-}
 QEMU=${QEMU:-qemu-system-x86_64}
 PYTHON=${PYTHON:-/usr/bin/python3}
-QMP="$PYTHON $E2E_DIR/qmp.py"
 MUSER_TYPE=/sys/class/muser/muser/mdev_supported_types/muser-1
 
-KSFT_PASS=0
 KSFT_FAIL=1
 KSFT_SKIP=4
 
@@ -67,11 +66,13 @@ e2e_init() {
 
 QMP_PID=""
 
+qmp_cli() { "$PYTHON" "$E2E_DIR/qmp.py" "$@"; }
+
 # qmp_open SOCK TIMEOUT PID: start the session; the first qmp call waits up to
 # TIMEOUT seconds for QEMU (process PID) to come up.
 qmp_open() {
 	mkfifo "$WORK/qmp.in" "$WORK/qmp.out"
-	$QMP "$1" shell "$2" "$3" <"$WORK/qmp.in" >"$WORK/qmp.out" 2>>"$WORK/qmp.log" &
+	qmp_cli "$1" shell "$2" "$3" <"$WORK/qmp.in" >"$WORK/qmp.out" 2>>"$WORK/qmp.log" &
 	QMP_PID=$!
 	exec 7>"$WORK/qmp.in" 8<"$WORK/qmp.out"
 }
@@ -132,8 +133,7 @@ mdev_create() {
 	UUID=$(cat /proc/sys/kernel/random/uuid)
 	echo "$UUID" >"$MUSER_TYPE/create" || fail "cannot create mdev $UUID"
 	[ -e "/sys/bus/mdev/devices/$UUID" ] || fail "mdev $UUID did not appear in /sys/bus/mdev/devices"
-	local i
-	for i in $(seq 50); do
+	for _ in $(seq 50); do
 		[ -e "/dev/muser/$UUID" ] && break
 		sleep 0.1
 	done
@@ -145,8 +145,8 @@ mdev_create() {
 mdev_remove() {
 	[ -n "$UUID" ] && [ -e "/sys/bus/mdev/devices/$UUID" ] || return 0
 	(echo 1 >"/sys/bus/mdev/devices/$UUID/remove") &
-	local pid=$! i
-	for i in $(seq 300); do
+	local pid=$!
+	for _ in $(seq 300); do
 		kill -0 $pid 2>/dev/null || break
 		sleep 0.1
 	done
@@ -165,8 +165,7 @@ sample_start() {
 	# shellcheck disable=SC2086
 	"$SAMPLE" $SAMPLE_ARGS "$UUID" >"$WORK/sample.log" 2>&1 &
 	SAMPLE_PID=$!
-	local i
-	for i in $(seq 200); do
+	for _ in $(seq 200); do
 		grep -q ready "$WORK/sample.log" && break
 		kill -0 $SAMPLE_PID 2>/dev/null || { cat "$WORK/sample.log"; fail "sample exited before ready"; }
 		sleep 0.1
@@ -177,10 +176,10 @@ sample_start() {
 
 # stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS.
 stop_pid() {
-	local pid=$1 i
+	local pid=$1
 	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq $(($2 * 10))); do
+	for _ in $(seq $(($2 * 10))); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -191,8 +190,8 @@ stop_pid() {
 
 # wait_pid PID SECONDS: wait for a child to exit; status 0 if it did.
 wait_pid() {
-	local pid=$1 i
-	for i in $(seq $(($2 * 10))); do
+	local pid=$1
+	for _ in $(seq $(($2 * 10))); do
 		kill -0 "$pid" 2>/dev/null || return 0
 		sleep 0.1
 	done
@@ -215,7 +214,7 @@ e2e_cleanup() {
 		if [ -n "$QMP_PID" ]; then
 			timeout 10 bash -c 'echo quit >&7; read -r -t 9 <&8' 2>/dev/null
 		elif [ -S "$WORK/qmp.sock" ]; then
-			timeout 10 $QMP "$WORK/qmp.sock" quit >/dev/null 2>&1
+			timeout 10 "$PYTHON" "$E2E_DIR/qmp.py" "$WORK/qmp.sock" quit >/dev/null 2>&1
 		fi
 		wait_pid "$QEMU_PID" 10 || stop_pid "$QEMU_PID" 10
 	fi

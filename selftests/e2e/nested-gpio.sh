@@ -29,6 +29,7 @@
 #   NESTED_INITRAMFS (prebuilt initramfs; default: built here under /tmp),
 #   NESTED_BOOT_TIMEOUT (seconds for the nested guest, default 330),
 #   NESTED_APPEND (extra kernel arguments for the nested guest, e.g. loglevel=7).
+# shellcheck source=selftests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init nested-gpio 420 "$@"
 

@@ -18,6 +18,7 @@
 #               "edu" device (checks the test machinery itself)
 # Environment: see lib.sh; also MACHINE (pc or q35, default pc),
 #   HMP_READS (BAR2 reads, default 12).
+# shellcheck source=selftests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init qemu-hmp 300 "$@"
 
@@ -67,18 +68,18 @@ cfg_write() { qmp cfg-write $BDF "$@" || fail "config write $* failed"; }
 hex() { printf '0x%0*x' "$1" "$2"; }
 
 # --- configuration space through real config cycles ---------------------------
-id=$(cfg_read 0) || exit $KSFT_FAIL
+id=$(cfg_read 0) || exit "$KSFT_FAIL"
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device at $BDF is $id, expected $VENDOR_DEVICE"
 log "config 0x00: vendor/device $id"
-did=$(cfg_read 2 2) || exit $KSFT_FAIL
+did=$(cfg_read 2 2) || exit "$KSFT_FAIL"
 [ "$did" = "$(hex 4 $((VENDOR_DEVICE >> 16)))" ] || fail "16-bit read of the device ID gave $did"
-pin=$(cfg_read 0x3d 1) || exit $KSFT_FAIL
+pin=$(cfg_read 0x3d 1) || exit "$KSFT_FAIL"
 [ "$pin" = 0x01 ] || fail "interrupt pin is $pin, expected 0x01 (INTA)"
 
 BAR_OFF=$((0x10 + 4 * BAR))
-orig=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
+orig=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
 cfg_write $BAR_OFF 4 0xffffffff
-mask=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
+mask=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
 if [ $((mask & 1)) -eq 1 ]; then
 	BAR_IO=1
 	size=$(((~(mask & ~3) & 0xffff) + 1))
@@ -92,23 +93,23 @@ log "BAR$BAR: original $orig, sizing mask $mask: $([ $BAR_IO = 1 ] && echo I/O |
 [ "$size" -eq $((BAR_SIZE)) ] || fail "BAR$BAR size $(hex 1 $size), expected $BAR_SIZE"
 if [ "$MODE" = muser ]; then
 	for b in 0 1 3 4 5; do
-		v=$(cfg_read $((0x10 + 4 * b))) || exit $KSFT_FAIL
+		v=$(cfg_read $((0x10 + 4 * b))) || exit "$KSFT_FAIL"
 		cfg_write $((0x10 + 4 * b)) 4 0xffffffff
-		m=$(cfg_read $((0x10 + 4 * b))) || exit $KSFT_FAIL
+		m=$(cfg_read $((0x10 + 4 * b))) || exit "$KSFT_FAIL"
 		[ $((m)) -eq 0 ] || fail "BAR$b should be absent: sizing gave $m (was $v)"
 	done
 fi
 
 cfg_write $BAR_OFF 4 $addr
-got=$(cfg_read $BAR_OFF) || exit $KSFT_FAIL
+got=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
 [ $((got & ~0xf)) -eq $((addr)) ] || fail "BAR$BAR reads back $got after writing $addr"
-cmd=$(cfg_read 4 2) || exit $KSFT_FAIL
+cmd=$(cfg_read 4 2) || exit "$KSFT_FAIL"
 cfg_write 4 2 $((cmd | (BAR_IO ? 1 : 2)))
-cmd=$(cfg_read 4 2) || exit $KSFT_FAIL
+cmd=$(cfg_read 4 2) || exit "$KSFT_FAIL"
 [ $((cmd & (BAR_IO ? 1 : 2))) -ne 0 ] || fail "command register $cmd: enable bit did not stick"
 log "BAR$BAR at $(hex 1 $addr), command $cmd"
 
-info=$(hmp "info pci") || exit $KSFT_FAIL
+info=$(hmp "info pci") || exit "$KSFT_FAIL"
 echo "$info" | tr -d '\r' | awk -v s="device   $SLOT," 'index($0, s) { f = 1 } f && /id ""/ { print; exit } f'
 pat=$(printf 'PCI device %04x:%04x' $((VENDOR_DEVICE & 0xffff)) $((VENDOR_DEVICE >> 16)))
 echo "$info" | grep -q "$pat" || fail "'info pci' does not list $pat"
@@ -121,7 +122,7 @@ if [ "$MODE" = plumbing ]; then
 	for v in $vals; do
 		[ "$v" = 0x010000ed ] || fail "edu identification read $v"
 	done
-	log "edu BAR0 reads: $(echo $vals)"
+	log "edu BAR0 reads: ${vals//$'\n'/ }"
 	exit 0
 fi
 
@@ -133,15 +134,16 @@ fi
 dec=""
 for v in $vals; do dec="$dec $((v))"; done
 log "BAR$BAR offset 0, $READS one-byte reads:$dec"
-[ "$(echo $dec | wc -w)" -eq "$READS" ] || fail "expected $READS values"
-check_counter "BAR$BAR[0]" 3 256 $dec || fail "BAR$BAR offset 0 does not follow the sample's counter"
+read -ra vs <<<"$dec"
+[ "${#vs[@]}" -eq "$READS" ] || fail "expected $READS values"
+check_counter "BAR${BAR}[0]" 3 256 "${vs[@]}" || fail "BAR$BAR offset 0 does not follow the sample's counter"
 # Nothing else reads the BAR (QEMU does not, its CPUs are stopped): the
 # counter must start at 0.
 want=$(awk -v n="$READS" 'BEGIN { for (i = 0; i < n; i++) printf " %d", int(i / 3) }')
 [ "$dec" = "$want" ] || fail "BAR$BAR offset 0 read$dec, expected$want"
 
 # The device must still answer config cycles after the BAR traffic.
-id=$(cfg_read 0) || exit $KSFT_FAIL
+id=$(cfg_read 0) || exit "$KSFT_FAIL"
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device reads $id after BAR traffic"
 
 # --- orderly shutdown ---------------------------------------------------------
