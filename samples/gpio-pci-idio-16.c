@@ -4,8 +4,9 @@
  *
  * The guest's gpio-pci-idio-16 driver binds to it. BAR2 holds the card's
  * registers; a read of offset 0 (FET outputs 0-7) returns a counter that
- * advances every third read, so GPIO line 0 toggles every three reads.
- * Other registers read 0; writes are accepted and ignored.
+ * advances every third read, so GPIO line 0 toggles every three reads;
+ * offset 1 (isolated inputs 0-7, GPIO line 16) does the same with a counter
+ * of its own. Other registers read 0; writes are accepted and ignored.
  *
  *   echo $UUID > /sys/class/muser/muser/mdev_supported_types/muser-1/create
  *   gpio-pci-idio-16 $UUID
@@ -31,15 +32,20 @@
 static struct muser_dev *dev;
 static int bad_reply;
 
+/*
+ * Register 0 (outputs 0-7) and register 1 (inputs 0-7) each return their
+ * own counter: drivers that cache output state (6.12's regmap-based one)
+ * still read the inputs from the device.
+ */
 static ssize_t bar2_access(struct muser_dev *d, void *priv, void *buf,
 			   size_t count, uint64_t offset, bool is_write)
 {
-	static unsigned int reads;
+	static unsigned int reads[2];
 
 	(void)d;
 	(void)priv;
-	if (offset == 0 && !is_write)
-		*(uint8_t *)buf = reads++ / 3 + bad_reply;
+	if (offset < 2 && !is_write)
+		*(uint8_t *)buf = reads[offset]++ / 3 + bad_reply;
 	return count;
 }
 
@@ -56,8 +62,9 @@ static void usage(FILE *f, const char *prog)
 		"Emulate an ACCES PCI-IDIO-16 on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached; SIGINT or SIGTERM stop it.\n"
 		"  -v, --verbose   log every request\n"
-		"  --bad-reply     answer wrongly on purpose (BAR2 offset 0 reads\n"
-		"                  the counter + 1), to check that tests catch it;\n"
+		"  --bad-reply     answer wrongly on purpose (BAR2 offsets 0 and 1\n"
+		"                  read their counter + 1), to check that tests\n"
+		"                  catch it;\n"
 		"                  also set by the environment MUSER_IDIO16_BROKEN=1\n"
 		"  -h, --help      this help\n", prog);
 }

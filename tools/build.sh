@@ -11,9 +11,3 @@ for k in "$K61" "$K612"; do
 done
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/cmake -j"$(nproc)"
-for k in "$K61" "$K612"; do
-	if [ -x selftests/e2e/build-nested-initramfs.sh ]; then
-		selftests/e2e/build-nested-initramfs.sh "$k" \
-			"build/e2e/nested-initramfs-$k.cpio.gz"
-	fi
-done
