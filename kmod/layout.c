@@ -114,6 +114,12 @@ int muser_layout_validate(struct muser_dev *md,
 	return 0;
 }
 
+static bool muser_layout_ready(struct muser_dev *md)
+{
+	/* Pairs with the release in muser_attach(): info is complete. */
+	return smp_load_acquire(&md->has_info);
+}
+
 /*
  * The layout, waiting up to the timeout for a first emulator to attach.
  * Once set it never goes away, and it does not change while the VMM has
@@ -121,22 +127,21 @@ int muser_layout_validate(struct muser_dev *md,
  */
 const struct muser_device_info *muser_wait_layout(struct muser_dev *md)
 {
+	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long ret;
 
-	/* Pairs with the release in muser_attach(): info is complete. */
-	if (smp_load_acquire(&md->has_info))
+	if (muser_layout_ready(md))
 		return &md->info;
 
 	ret = wait_event_killable_timeout(md->attach_wq,
-					  smp_load_acquire(&md->has_info) ||
+					  muser_layout_ready(md) ||
 					  READ_ONCE(md->dead),
-					  msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
+					  msecs_to_jiffies(timeout_ms));
 	if (ret < 0)
 		return ERR_PTR(-EINTR);
-	if (smp_load_acquire(&md->has_info))
+	if (muser_layout_ready(md))
 		return &md->info;
-	muser_err(md, "no emulator attached within %u ms\n",
-		  READ_ONCE(muser_timeout_ms));
+	muser_err(md, "no emulator attached within %u ms\n", timeout_ms);
 	return ERR_PTR(-ETIMEDOUT);
 }
 

@@ -20,6 +20,7 @@
 
 int muser_request(struct muser_dev *md, struct muser_wait *w)
 {
+	unsigned long timeout;
 	long left;
 
 	init_completion(&w->done);
@@ -33,8 +34,8 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
 	spin_unlock(&md->req_lock);
 	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
 
-	left = wait_for_completion_killable_timeout(&w->done,
-			msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
+	timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
+	left = wait_for_completion_killable_timeout(&w->done, timeout);
 
 	spin_lock(&md->req_lock);
 	if (!w->finished) {
@@ -151,8 +152,8 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 			break;
 		}
 		if (wait_event_interruptible(md->req_wq,
-				READ_ONCE(md->emulator) != file ||
-				!list_empty_careful(&md->pending))) {
+					     READ_ONCE(md->emulator) != file ||
+					     !list_empty_careful(&md->pending))) {
 			used = -ERESTARTSYS;
 			break;
 		}
