@@ -14,9 +14,9 @@ sudo=""
 
 base_pkgs=(
 	build-essential cmake pkg-config kmod cpio xz-utils bc flex bison libelf-dev
-	qemu-system-x86 qemu-utils busybox-static socat python3
+	qemu-system-x86 busybox-static python3
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
-	libnl-3-dev libnl-genl-3-dev e2fsprogs gpiod
+	libnl-3-dev libnl-genl-3-dev
 )
 
 missing() {
