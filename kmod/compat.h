@@ -32,6 +32,13 @@
 #define muser_eventfd_signal(ctx) eventfd_signal(ctx)
 #endif
 
+/* 6.3: vma->vm_flags became read-only outside the mm helpers. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define muser_vm_flags_set(vma, flags) ((vma)->vm_flags |= (flags))
+#else
+#define muser_vm_flags_set(vma, flags) vm_flags_set(vma, flags)
+#endif
+
 /*
  * 6.2: the VFIO core frees the device itself and vfio_free_device() is gone;
  * before, ops->release was mandatory and had to call it. 6.2 also added the

@@ -32,8 +32,11 @@ static bool muser_same_layout(const struct muser_device_info *a,
 {
 	return a->flags == b->flags && a->num_regions == b->num_regions &&
 	       a->num_irqs == b->num_irqs &&
+	       a->num_mmap_areas == b->num_mmap_areas &&
 	       !memcmp(a->regions, b->regions, sizeof(a->regions)) &&
-	       !memcmp(a->irqs, b->irqs, sizeof(a->irqs));
+	       !memcmp(a->irqs, b->irqs, sizeof(a->irqs)) &&
+	       !memcmp(a->mmap_areas, b->mmap_areas,
+		       a->num_mmap_areas * sizeof(a->mmap_areas[0]));
 }
 
 static int muser_attach(struct muser_dev *md, struct file *file,
@@ -135,7 +138,7 @@ static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
 	spin_lock(&md->req_lock);
 	if (md->emulator != file)
 		mask = READ_ONCE(md->dead) ? EPOLLHUP | EPOLLERR : EPOLLERR;
-	else if (!list_empty(&md->pending))
+	else if (md->irq_state_dirty || !list_empty(&md->pending))
 		mask = EPOLLIN | EPOLLRDNORM;
 	spin_unlock(&md->req_lock);
 
@@ -156,8 +159,23 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 		if (READ_ONCE(md->emulator) != file)
 			return -ENOTCONN;
 		return muser_irq_trigger(md, arg);
+	case MUSER_IOC_GET_IRQ_STATE:
+		return muser_irq_get_state(md, arg);
 	}
 	return -ENOTTY;
+}
+
+/* The emulator's view of device memory. */
+static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct muser_dev *md = file_to_muser(file);
+	int ret = -ENODEV;
+
+	mutex_lock(&md->lock);
+	if (md->has_info)
+		ret = muser_devmem_mmap(md, &md->info, vma);
+	mutex_unlock(&md->lock);
+	return ret;
 }
 
 static const struct file_operations muser_ctl_fops = {
@@ -167,6 +185,7 @@ static const struct file_operations muser_ctl_fops = {
 	.read = muser_ctl_read,
 	.write = muser_ctl_write,
 	.poll = muser_ctl_poll,
+	.mmap = muser_ctl_mmap,
 	.unlocked_ioctl = muser_ctl_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 };

@@ -26,6 +26,7 @@ void muser_irq_release_all(struct muser_dev *md)
 {
 	unsigned int i;
 
+	vfio_virqfd_disable(&md->intx_unmask);
 	mutex_lock(&md->irq_lock);
 	for (i = 0; i < MUSER_NUM_IRQS; i++) {
 		muser_irq_release(&md->irqs[i], 0, md->irqs[i].count);
@@ -168,6 +169,40 @@ static void muser_intx_fire(struct muser_dev *md)
 	muser_irq_signal(&md->irqs[VFIO_PCI_INTX_IRQ_INDEX], 0);
 }
 
+static void muser_intx_unmask(struct muser_dev *md)
+{
+	lockdep_assert_held(&md->irq_lock);
+
+	md->intx_masked = false;
+	if (md->intx_pending)
+		muser_intx_fire(md);
+}
+
+/* The VMM signalled its INTx unmask eventfd (run from a workqueue). */
+static void muser_intx_unmask_thread(void *opaque, void *unused)
+{
+	struct muser_dev *md = opaque;
+
+	mutex_lock(&md->irq_lock);
+	muser_intx_unmask(md);
+	mutex_unlock(&md->irq_lock);
+	muser_post_irq_state(md);
+}
+
+/*
+ * VFIO_IRQ_SET_ACTION_UNMASK with an eventfd: called without irq_lock, as
+ * tearing a virqfd down waits for its thread, which takes irq_lock.
+ */
+static int muser_intx_set_unmask_fd(struct muser_dev *md, s32 fd)
+{
+	if (fd < 0) {
+		vfio_virqfd_disable(&md->intx_unmask);
+		return 0;
+	}
+	return vfio_virqfd_enable(md, NULL, muser_intx_unmask_thread, NULL,
+				  &md->intx_unmask, fd);
+}
+
 static int muser_intx_set_mask(struct muser_dev *md,
 			       const struct vfio_irq_set *hdr, const void *data)
 {
@@ -181,19 +216,15 @@ static int muser_intx_set_mask(struct muser_dev *md,
 		if (!*(const u8 *)data)
 			return 0;
 		break;
-	default:
-		/* An unmask eventfd needs irqfd support: not offered. */
+	default:	/* a mask eventfd: not in vfio-pci either */
 		return -EINVAL;
 	}
 	if (!hdr->count)
 		return 0;
-	if (mask) {
+	if (mask)
 		md->intx_masked = true;
-	} else {
-		md->intx_masked = false;
-		if (md->intx_pending)
-			muser_intx_fire(md);
-	}
+	else
+		muser_intx_unmask(md);
 	return 0;
 }
 
@@ -228,6 +259,14 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 	}
 
 	action = hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+	if (action == VFIO_IRQ_SET_ACTION_UNMASK && hdr.count &&
+	    hdr.index == VFIO_PCI_INTX_IRQ_INDEX &&
+	    (hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) == VFIO_IRQ_SET_DATA_EVENTFD) {
+		ret = muser_intx_set_unmask_fd(md, *(s32 *)data);
+		kfree(data);
+		return ret;
+	}
+
 	mutex_lock(&md->irq_lock);
 	switch (action) {
 	case VFIO_IRQ_SET_ACTION_TRIGGER:
@@ -245,6 +284,45 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 	}
 	mutex_unlock(&md->irq_lock);
 	kfree(data);
+	if (!ret)
+		muser_post_irq_state(md);
+	return ret;
+}
+
+/* MUSER_IOC_GET_IRQ_STATE: what the VMM has set up for one index. */
+int muser_irq_get_state(struct muser_dev *md, unsigned long arg)
+{
+	struct muser_irq_state *st;
+	struct muser_irq_ctx *ctx;
+	u32 i;
+	int ret = 0;
+
+	st = kzalloc(sizeof(*st), GFP_KERNEL);
+	if (!st)
+		return -ENOMEM;
+	if (copy_from_user(st, (void __user *)arg, offsetofend(typeof(*st), index))) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	if (st->argsz < sizeof(*st) || st->index >= MUSER_NUM_IRQS) {
+		ret = -EINVAL;
+		goto out_free;
+	}
+
+	mutex_lock(&md->irq_lock);
+	ctx = &md->irqs[st->index];
+	st->count = ctx->count;
+	for (i = 0; i < ctx->count; i++)
+		if (ctx->trigger[i])
+			st->enabled[i / 64] |= 1ULL << (i % 64);
+	if (st->index == VFIO_PCI_INTX_IRQ_INDEX && md->intx_masked)
+		st->flags |= MUSER_IRQ_STATE_F_MASKED;
+	mutex_unlock(&md->irq_lock);
+
+	if (copy_to_user((void __user *)arg, st, sizeof(*st)))
+		ret = -EFAULT;
+out_free:
+	kfree(st);
 	return ret;
 }
 

@@ -61,6 +61,44 @@ bad_size:
 	return -EINVAL;
 }
 
+static int muser_areas_validate(struct muser_dev *md,
+				const struct muser_device_info *info)
+{
+	unsigned int i, j;
+
+	if (info->num_mmap_areas > MUSER_MAX_MMAP_AREAS)
+		goto bad;
+	for (i = 0; i < info->num_mmap_areas; i++) {
+		const struct muser_mmap_area *a = &info->mmap_areas[i];
+		u64 rsize;
+
+		if (a->pad || a->region > VFIO_PCI_ROM_REGION_INDEX ||
+		    a->region >= info->num_regions)
+			goto bad_area;
+		rsize = info->regions[a->region].size;
+		if (!a->size || !PAGE_ALIGNED(a->offset) || !PAGE_ALIGNED(a->size) ||
+		    a->offset >= rsize || a->size > rsize - a->offset)
+			goto bad_area;
+		for (j = 0; j < i; j++) {
+			const struct muser_mmap_area *b = &info->mmap_areas[j];
+
+			if (b->region == a->region && a->offset < b->offset + b->size &&
+			    b->offset < a->offset + a->size)
+				goto bad_area;
+		}
+	}
+	return 0;
+
+bad_area:
+	muser_err(md, "attach: mmap area %u (region %u, 0x%llx+0x%llx) is invalid\n",
+		  i, info->mmap_areas[i].region, info->mmap_areas[i].offset,
+		  info->mmap_areas[i].size);
+	return -EINVAL;
+bad:
+	muser_err(md, "attach: %u mmap areas\n", info->num_mmap_areas);
+	return -EINVAL;
+}
+
 /* Check everything in an attach request; log why it is refused. */
 int muser_layout_validate(struct muser_dev *md,
 			  const struct muser_device_info *info)
@@ -73,7 +111,7 @@ int muser_layout_validate(struct muser_dev *md,
 			  info->version, MUSER_API_VERSION);
 		return -EINVAL;
 	}
-	if (info->flags & ~MUSER_DEV_F_RESET || info->pad) {
+	if (info->flags & ~MUSER_DEV_F_RESET) {
 		muser_err(md, "attach: unknown flags 0x%x\n", info->flags);
 		return -EINVAL;
 	}
@@ -97,6 +135,9 @@ int muser_layout_validate(struct muser_dev *md,
 		muser_err(md, "attach: no config space\n");
 		return -EINVAL;
 	}
+	ret = muser_areas_validate(md, info);
+	if (ret)
+		return ret;
 	for (i = 0; i < MUSER_NUM_IRQS; i++) {
 		const struct muser_irq *irq = &info->irqs[i];
 

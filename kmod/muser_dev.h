@@ -17,13 +17,12 @@
 #include <linux/uuid.h>
 #include <linux/vfio.h>
 #include <linux/wait.h>
+#include <linux/xarray.h>
 #include <linux/muser.h>
 
-/* Region offsets in the VFIO device fd, as vfio-pci lays them out. */
-#define MUSER_OFFSET_SHIFT	40
-#define MUSER_OFFSET_TO_INDEX(off)	((off) >> MUSER_OFFSET_SHIFT)
-#define MUSER_INDEX_TO_OFFSET(index)	((u64)(index) << MUSER_OFFSET_SHIFT)
-#define MUSER_OFFSET_MASK	((1ULL << MUSER_OFFSET_SHIFT) - 1)
+/* Region offsets in the VFIO device fd and the control node. */
+#define MUSER_OFFSET_TO_INDEX(off)	((off) >> MUSER_REGION_SHIFT)
+#define MUSER_OFFSET_MASK	((1ULL << MUSER_REGION_SHIFT) - 1)
 
 /* Small accesses (the common case) carry their data inline. */
 #define MUSER_INLINE_DATA	8
@@ -77,9 +76,14 @@ struct muser_irq_ctx {
  * @dead:       the mdev is being removed; no new attach or request
  * @attach_wq:  VMM threads waiting for a layout
  *
+ * @devmem:     device memory pages, keyed by muser_devmem_key(); the
+ *              xarray's own lock guards it
+ *
  * @irq_lock guards:
  * @irqs:       per-index eventfds set by the VMM
  * @intx_masked, @intx_pending: INTx state (automasked on trigger)
+ * @intx_unmask: the VMM's INTx unmask eventfd (vfio_virqfd has its own
+ *              lock; never disable it under irq_lock: its thread takes it)
  *
  * @req_lock guards:
  * @emulator:   the attached control file, NULL if none (written under
@@ -87,6 +91,7 @@ struct muser_irq_ctx {
  * @pending:    requests not yet read by an emulator, oldest first
  * @inflight:   requests read but not answered
  * @next_id:    id of the last request
+ * @irq_state_dirty: the emulator has a MUSER_REQ_IRQ_STATE to read
  * @req_wq:     emulator readers and pollers
  */
 struct muser_dev {
@@ -103,16 +108,20 @@ struct muser_dev {
 	bool dead;
 	wait_queue_head_t attach_wq;
 
+	struct xarray devmem;
+
 	struct mutex irq_lock;		/* see above */
 	struct muser_irq_ctx irqs[MUSER_NUM_IRQS];
 	bool intx_masked;
 	bool intx_pending;
+	struct virqfd *intx_unmask;
 
 	spinlock_t req_lock;		/* see above */
 	struct file *emulator;
 	struct list_head pending;
 	struct list_head inflight;
 	u64 next_id;
+	bool irq_state_dirty;
 	wait_queue_head_t req_wq;
 };
 
@@ -137,6 +146,18 @@ int muser_layout_validate(struct muser_dev *md,
 			  const struct muser_device_info *info);
 const struct muser_device_info *muser_wait_layout(struct muser_dev *md);
 
+/* devmem.c */
+const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info,
+					    u32 index, u64 off, u64 *avail);
+ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
+			char __user *buf, size_t len, bool write);
+int muser_devmem_mmap(struct muser_dev *md,
+		      const struct muser_device_info *info,
+		      struct vm_area_struct *vma);
+int muser_region_caps(const struct muser_device_info *info, u32 index,
+		      struct vfio_info_cap *caps);
+void muser_devmem_free(struct muser_dev *md);
+
 /* request.c */
 int muser_request(struct muser_dev *md, struct muser_wait *w);
 ssize_t muser_deliver(struct muser_dev *md, struct file *file,
@@ -144,6 +165,7 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 ssize_t muser_complete(struct muser_dev *md, struct file *file,
 		       const char __user *buf, size_t count);
 void muser_requeue_inflight(struct muser_dev *md);
+void muser_post_irq_state(struct muser_dev *md);
 
 /* ctl.c */
 int muser_ctl_create(struct muser_dev *md, struct device *parent);
@@ -155,6 +177,7 @@ void muser_ctl_exit(void);
 int muser_irq_info(struct muser_dev *md, unsigned long arg);
 int muser_set_irqs(struct muser_dev *md, unsigned long arg);
 int muser_irq_trigger(struct muser_dev *md, unsigned long arg);
+int muser_irq_get_state(struct muser_dev *md, unsigned long arg);
 void muser_irq_request(struct muser_dev *md, unsigned int count);
 void muser_irq_release_all(struct muser_dev *md);
 

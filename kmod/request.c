@@ -63,6 +63,15 @@ void muser_requeue_inflight(struct muser_dev *md)
 	list_splice_init(&md->inflight, &md->pending);
 }
 
+/* The VMM changed interrupt configuration: tell the emulator, coalesced. */
+void muser_post_irq_state(struct muser_dev *md)
+{
+	spin_lock(&md->req_lock);
+	md->irq_state_dirty = true;
+	spin_unlock(&md->req_lock);
+	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+}
+
 static size_t muser_req_size(const struct muser_wait *w)
 {
 	return sizeof(w->hdr) + ALIGN(w->hdr.data_len, MUSER_ALIGN);
@@ -83,6 +92,13 @@ static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 	if (md->emulator != file) {
 		spin_unlock(&md->req_lock);
 		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
+	}
+	if (md->irq_state_dirty) {
+		const struct muser_req posted = { .type = MUSER_REQ_IRQ_STATE };
+
+		memcpy(stage, &posted, sizeof(posted));
+		used = sizeof(posted);
+		md->irq_state_dirty = false;
 	}
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
 		size_t need = muser_req_size(w);
@@ -115,6 +131,8 @@ static void muser_unstage_requests(struct muser_dev *md, const u8 *stage,
 		const struct muser_req *hdr = (const void *)(stage + off);
 		struct muser_wait *w;
 
+		if (hdr->type == MUSER_REQ_IRQ_STATE)
+			md->irq_state_dirty = true;
 		list_for_each_entry(w, &md->inflight, node) {
 			if (w->hdr.id == hdr->id) {
 				/* Keep their order, ahead of newer requests. */
@@ -153,6 +171,7 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 		}
 		if (wait_event_interruptible(md->req_wq,
 					     READ_ONCE(md->emulator) != file ||
+					     READ_ONCE(md->irq_state_dirty) ||
 					     !list_empty_careful(&md->pending))) {
 			used = -ERESTARTSYS;
 			break;

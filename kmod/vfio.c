@@ -20,6 +20,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	init_waitqueue_head(&md->req_wq);
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
+	xa_init(&md->devmem);
 	return 0;
 }
 
@@ -27,6 +28,7 @@ static void muser_vfio_release(struct vfio_device *vdev)
 {
 	struct muser_dev *md = vdev_to_muser(vdev);
 
+	muser_devmem_free(md);
 	mutex_destroy(&md->lock);
 	mutex_destroy(&md->irq_lock);
 	muser_vfio_free_device(vdev);
@@ -110,11 +112,18 @@ static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 		return -EINVAL;
 	count = min_t(u64, count, region->size - off);
 
+	/* Device memory is served here; the rest goes to the emulator. */
 	while (done < count) {
-		u32 len = min_t(size_t, count - done, MUSER_MAX_DATA);
+		u64 avail, len = count - done;
 
-		ret = muser_vfio_rw_chunk(md, buf + done, index, off + done,
-					  len, write);
+		if (muser_area_at(info, index, off + done, &avail)) {
+			ret = muser_devmem_rw(md, index, off + done, buf + done,
+					      min(len, avail), write);
+		} else {
+			len = min3(len, avail, (u64)MUSER_MAX_DATA);
+			ret = muser_vfio_rw_chunk(md, buf + done, index,
+						  off + done, len, write);
+		}
 		if (ret < 0)
 			break;
 		done += ret;
@@ -168,8 +177,11 @@ static int muser_get_info(struct muser_dev *md, unsigned long arg)
 static int muser_get_region_info(struct muser_dev *md, unsigned long arg)
 {
 	const unsigned long minsz = offsetofend(struct vfio_region_info, offset);
+	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
 	const struct muser_device_info *info;
 	struct vfio_region_info ri;
+	u64 avail;
+	int ret;
 
 	if (copy_from_user(&ri, (void __user *)arg, minsz))
 		return -EFAULT;
@@ -182,10 +194,33 @@ static int muser_get_region_info(struct muser_dev *md, unsigned long arg)
 	if (ri.index >= info->num_regions)
 		return -EINVAL;
 
-	ri.offset = MUSER_INDEX_TO_OFFSET(ri.index);
+	ri.offset = MUSER_REGION_OFFSET(ri.index);
 	ri.size = info->regions[ri.index].size;
 	ri.flags = ri.size ? info->regions[ri.index].flags : 0;
 	ri.cap_offset = 0;
+	if (ri.size && (muser_area_at(info, ri.index, 0, &avail) ||
+			avail < ri.size))
+		ri.flags |= VFIO_REGION_INFO_FLAG_MMAP;
+
+	ret = muser_region_caps(info, ri.index, &caps);
+	if (ret)
+		return ret;
+	/* The argsz protocol of vfio-pci: say how much room caps need. */
+	if (caps.size) {
+		ri.flags |= VFIO_REGION_INFO_FLAG_CAPS;
+		if (ri.argsz < sizeof(ri) + caps.size) {
+			ri.argsz = sizeof(ri) + caps.size;
+		} else {
+			vfio_info_cap_shift(&caps, sizeof(ri));
+			if (copy_to_user((void __user *)arg + sizeof(ri),
+					 caps.buf, caps.size)) {
+				kfree(caps.buf);
+				return -EFAULT;
+			}
+			ri.cap_offset = sizeof(ri);
+		}
+		kfree(caps.buf);
+	}
 	return copy_to_user((void __user *)arg, &ri, minsz) ? -EFAULT : 0;
 }
 
@@ -222,6 +257,17 @@ static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	return -ENOTTY;
 }
 
+static int muser_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
+{
+	struct muser_dev *md = vdev_to_muser(vdev);
+	const struct muser_device_info *info;
+
+	info = muser_wait_layout(md);
+	if (IS_ERR(info))
+		return PTR_ERR(info);
+	return muser_devmem_mmap(md, info, vma);
+}
+
 static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)
 {
 	muser_irq_request(vdev_to_muser(vdev), count);
@@ -241,6 +287,7 @@ const struct vfio_device_ops muser_vfio_ops = {
 	.read = muser_vfio_read,
 	.write = muser_vfio_write,
 	.ioctl = muser_vfio_ioctl,
+	.mmap = muser_vfio_mmap,
 	.request = muser_vfio_request,
 	.dma_unmap = muser_vfio_dma_unmap,
 	MUSER_VFIO_IOMMUFD_OPS

@@ -663,6 +663,9 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 		t->nr_reset++;
 		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
 		break;
+	case MUSER_REQ_IRQ_STATE:	/* posted: no reply */
+		t->nr_irq_state++;
+		return;
 	default:
 		t->errors++;
 		n = emu_reply(t->ctl, r->hdr.id, EINVAL, NULL, 0);

@@ -39,7 +39,8 @@
  *   and the remaining replies are not consumed.
  *
  *   Every request carries an id, unique per device for the life of the
- *   device. Replies may come in any order.
+ *   device. Replies may come in any order. Posted requests (id 0) take no
+ *   reply.
  *
  * All structures use fixed-width types and have the same layout on 32- and
  * 64-bit userspace. Structures passed to ioctls start with argsz (the size
@@ -90,6 +91,31 @@ struct muser_irq {
 	__u32 count;
 };
 
+/*
+ * struct muser_mmap_area - part of a region backed by device memory: pages
+ * muser.ko allocates (zeroed, on first touch) and keeps for the life of the
+ * device, across emulator restarts. The VMM maps them through the VFIO
+ * region mmap, the emulator through mmap() of /dev/muser/UUID at
+ * MUSER_REGION_OFFSET(region) + offset; accesses there trap nowhere. VMM
+ * reads and writes of these ranges are served by the kernel from the same
+ * pages. The rest of the region is trapped: accesses become requests.
+ * @region: region index (a BAR or the ROM)
+ * @offset: page-aligned offset within the region
+ * @size:   page-aligned, nonzero, within the region; areas do not overlap
+ */
+struct muser_mmap_area {
+	__u32 region;
+	__u32 pad;
+	__u64 offset;
+	__u64 size;
+};
+
+#define MUSER_MAX_MMAP_AREAS	16
+
+/* Offsets of regions in the control node (mmap) and the VFIO device fd. */
+#define MUSER_REGION_SHIFT	40
+#define MUSER_REGION_OFFSET(index)	((__u64)(index) << MUSER_REGION_SHIFT)
+
 /* muser_device_info.flags */
 #define MUSER_DEV_F_RESET	(1u << 0)	/* VFIO_DEVICE_RESET reaches the emulator */
 
@@ -100,6 +126,7 @@ struct muser_irq {
  * @flags:       MUSER_DEV_F_*
  * @num_regions: regions reported to the VMM, 8 (no VGA) or 9
  * @num_irqs:    must be MUSER_NUM_IRQS
+ * @num_mmap_areas: entries used in @mmap_areas
  */
 struct muser_device_info {
 	__u32 argsz;
@@ -107,9 +134,10 @@ struct muser_device_info {
 	__u32 flags;
 	__u32 num_regions;
 	__u32 num_irqs;
-	__u32 pad;
+	__u32 num_mmap_areas;
 	struct muser_region regions[MUSER_NUM_REGIONS];
 	struct muser_irq irqs[MUSER_NUM_IRQS];
+	struct muser_mmap_area mmap_areas[MUSER_MAX_MMAP_AREAS];
 };
 
 /* muser_req.type */
@@ -117,6 +145,13 @@ enum muser_req_type {
 	MUSER_REQ_READ = 1,	/* read len bytes at offset of region */
 	MUSER_REQ_WRITE = 2,	/* write the len bytes that follow */
 	MUSER_REQ_RESET = 3,	/* VFIO_DEVICE_RESET */
+	/*
+	 * Posted, no reply: the VMM changed interrupt configuration (SET_IRQS).
+	 * Changes are coalesced: fetch the current state with
+	 * MUSER_IOC_GET_IRQ_STATE, as a newly attached emulator does once.
+	 * Carries id 0.
+	 */
+	MUSER_REQ_IRQ_STATE = 4,
 };
 
 /* muser_req.flags */
@@ -181,6 +216,26 @@ struct muser_irq_trigger {
 	__u32 count;
 };
 
+/**
+ * struct muser_irq_state - what the VMM has configured for one irq index.
+ * @argsz:   sizeof(struct muser_irq_state)
+ * @index:   VFIO_PCI_*_IRQ_INDEX, set by the caller
+ * @count:   vectors the VMM has set up (0: the index is disabled)
+ * @flags:   MUSER_IRQ_STATE_F_*
+ * @enabled: bitmap of vectors that have an eventfd, vector n at bit n % 64
+ *           of enabled[n / 64]. QEMU masks an MSI-X vector by taking its
+ *           eventfd away; a trigger of such a vector returns ENOENT.
+ */
+struct muser_irq_state {
+	__u32 argsz;
+	__u32 index;
+	__u32 count;
+	__u32 flags;
+	__u64 enabled[2048 / 64];
+};
+
+#define MUSER_IRQ_STATE_F_MASKED	(1u << 0)	/* INTx masked by the VMM */
+
 #define MUSER_IOC_MAGIC		0xE6
 /* Attach as the device's emulator: struct muser_device_info. */
 #define MUSER_IOC_ATTACH	_IO(MUSER_IOC_MAGIC, 0x00)
@@ -188,5 +243,7 @@ struct muser_irq_trigger {
 #define MUSER_IOC_DETACH	_IO(MUSER_IOC_MAGIC, 0x01)
 /* Raise interrupts: struct muser_irq_trigger. */
 #define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
+/* Read the VMM's interrupt configuration: struct muser_irq_state. */
+#define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x03)
 
 #endif /* _UAPI_LINUX_MUSER_H */

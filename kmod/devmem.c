@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Device memory: pages muser.ko owns for the life of a device, backing the
+ * mmap areas of its regions. The VMM maps them through the VFIO device, the
+ * emulator through its control node; both see the same pages, so accesses
+ * there need no request. Pages are allocated zeroed on first touch.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "muser_dev.h"
+
+static unsigned long muser_devmem_key(u32 index, u64 pgoff)
+{
+	/* Regions are at most 1 << MUSER_REGION_SHIFT bytes: pgoff fits. */
+	return ((unsigned long)index << 32) | pgoff;
+}
+
+static struct page *muser_devmem_page(struct muser_dev *md, u32 index,
+				      u64 pgoff)
+{
+	unsigned long key = muser_devmem_key(index, pgoff);
+	struct page *page, *old;
+
+	page = xa_load(&md->devmem, key);
+	if (page)
+		return page;
+
+	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+	if (!page)
+		return ERR_PTR(-ENOMEM);
+	old = xa_cmpxchg(&md->devmem, key, NULL, page, GFP_KERNEL_ACCOUNT);
+	if (!old)
+		return page;
+	__free_page(page);
+	return xa_is_err(old) ? ERR_PTR(xa_err(old)) : old;
+}
+
+void muser_devmem_free(struct muser_dev *md)
+{
+	struct page *page;
+	unsigned long key;
+
+	/* Mappings still alive hold their own page references. */
+	xa_for_each(&md->devmem, key, page)
+		put_page(page);
+	xa_destroy(&md->devmem);
+}
+
+/*
+ * The mmap area of region @index holding @off, or NULL. @avail gets the
+ * bytes from @off to the end of that area, or to the next area when @off
+ * is in none (U64_MAX when no area follows).
+ */
+const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info,
+					    u32 index, u64 off, u64 *avail)
+{
+	const struct muser_mmap_area *a;
+	unsigned int i;
+
+	*avail = U64_MAX;
+	for (i = 0; i < info->num_mmap_areas; i++) {
+		a = &info->mmap_areas[i];
+		if (a->region != index)
+			continue;
+		if (off >= a->offset && off - a->offset < a->size) {
+			*avail = a->size - (off - a->offset);
+			return a;
+		}
+		if (a->offset > off)
+			*avail = min(*avail, a->offset - off);
+	}
+	return NULL;
+}
+
+/* A VMM read or write inside one mmap area, served from the pages. */
+ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
+			char __user *buf, size_t len, bool write)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		u64 pos = off + done;
+		size_t in_page = offset_in_page(pos);
+		size_t n = min_t(size_t, len - done, PAGE_SIZE - in_page);
+		struct page *page;
+		void *kaddr;
+		unsigned long left;
+
+		page = muser_devmem_page(md, index, pos >> PAGE_SHIFT);
+		if (IS_ERR(page))
+			return done ? done : PTR_ERR(page);
+		kaddr = kmap_local_page(page) + in_page;
+		if (write)
+			left = copy_from_user(kaddr, buf + done, n);
+		else
+			left = copy_to_user(buf + done, kaddr, n);
+		kunmap_local(kaddr);
+		if (left)
+			return done ? done : -EFAULT;
+		done += n;
+	}
+	return done;
+}
+
+static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
+{
+	struct muser_dev *md = vmf->vma->vm_private_data;
+	u64 off = (u64)vmf->pgoff << PAGE_SHIFT;
+	struct page *page;
+
+	page = muser_devmem_page(md, MUSER_OFFSET_TO_INDEX(off),
+				 (off & MUSER_OFFSET_MASK) >> PAGE_SHIFT);
+	if (IS_ERR(page))
+		return VM_FAULT_OOM;
+	get_page(page);
+	vmf->page = page;
+	return 0;
+}
+
+static const struct vm_operations_struct muser_devmem_vm_ops = {
+	.fault = muser_devmem_fault,
+};
+
+/* mmap of device memory, from the VMM or the emulator. */
+int muser_devmem_mmap(struct muser_dev *md,
+		      const struct muser_device_info *info,
+		      struct vm_area_struct *vma)
+{
+	u64 len = vma->vm_end - vma->vm_start;
+	const struct muser_mmap_area *area;
+	u64 start, off, avail;
+	u32 index;
+
+	if (vma->vm_pgoff >= (MUSER_NUM_REGIONS << (MUSER_REGION_SHIFT - PAGE_SHIFT)))
+		return -EINVAL;
+	start = (u64)vma->vm_pgoff << PAGE_SHIFT;
+	index = MUSER_OFFSET_TO_INDEX(start);
+	off = start & MUSER_OFFSET_MASK;
+	if (!(vma->vm_flags & VM_SHARED)) {
+		muser_err(md, "mmap of region %u must be MAP_SHARED\n", index);
+		return -EINVAL;
+	}
+	area = muser_area_at(info, index, off, &avail);
+	if (!area || len > avail) {
+		muser_err(md, "mmap of region %u [0x%llx, +0x%llx) is not device memory\n",
+			  index, off, len);
+		return -EINVAL;
+	}
+
+	muser_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &muser_devmem_vm_ops;
+	vma->vm_private_data = md;
+	return 0;
+}
+
+/*
+ * VFIO region info capabilities: a sparse mmap capability when the areas do
+ * not cover the whole region.
+ */
+int muser_region_caps(const struct muser_device_info *info, u32 index,
+		      struct vfio_info_cap *caps)
+{
+	struct vfio_region_info_cap_sparse_mmap *sparse;
+	u64 mapped = 0;
+	unsigned int i, nr = 0;
+	size_t size;
+	int ret;
+
+	for (i = 0; i < info->num_mmap_areas; i++) {
+		if (info->mmap_areas[i].region == index) {
+			mapped += info->mmap_areas[i].size;
+			nr++;
+		}
+	}
+	if (!nr || mapped == info->regions[index].size)
+		return 0;
+
+	size = struct_size(sparse, areas, nr);
+	sparse = kzalloc(size, GFP_KERNEL);
+	if (!sparse)
+		return -ENOMEM;
+	sparse->header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP;
+	sparse->header.version = 1;
+	sparse->nr_areas = nr;
+	for (i = 0, nr = 0; i < info->num_mmap_areas; i++) {
+		const struct muser_mmap_area *a = &info->mmap_areas[i];
+
+		if (a->region != index)
+			continue;
+		sparse->areas[nr].offset = a->offset;
+		sparse->areas[nr].size = a->size;
+		nr++;
+	}
+	ret = vfio_info_add_capability(caps, &sparse->header, size);
+	kfree(sparse);
+	return ret;
+}
