@@ -12,10 +12,28 @@
  *   muser_dev_destroy(dev);
  *
  *   The library emulates the standard PCI configuration header (IDs, command
- *   and status registers, BAR sizing, interrupt line/pin), answers device
- *   resets and dispatches BAR accesses to the callbacks. A process with its
- *   own event loop polls muser_get_poll_fd() and calls muser_dispatch()
- *   instead of muser_run(); one process can serve many devices that way.
+ *   and status registers, BAR and ROM sizing, interrupt line/pin) and the
+ *   capabilities added with muser_add_cap_*() and muser_add_ext_cap_*():
+ *   it places them, chains them and implements their registers (power
+ *   management, MSI and MSI-X with their masks and pending bits, PCI
+ *   Express with function level reset, device serial number,
+ *   vendor-specific). It answers device resets, emulates the MSI-X table
+ *   and PBA inside their BAR, and dispatches everything else to the
+ *   device's callbacks: BAR, ROM and VGA accesses, and the config space
+ *   bytes no header register or capability owns (muser_set_config_cb()).
+ *   A process with its own event loop polls muser_get_poll_fd() and calls
+ *   muser_dispatch() instead of muser_run(); one process can serve many
+ *   devices that way.
+ *
+ *   A PCI Express device, for example:
+ *     muser_setup_bar(dev, 0, 0x4000, MUSER_BAR_MEM64, bar0_cb, NULL);
+ *     muser_add_cap_pm(dev, 0);
+ *     muser_add_cap_msix(dev, 16, 0, 0x2000, 0, 0x3000);
+ *     muser_add_cap_pcie(dev, MUSER_PCIE_ENDPOINT, MUSER_PCIE_FLR);
+ *     muser_add_ext_cap_dsn(dev, 0x0123456789abcdefull);
+ *   gives a 4 KiB config space with the chain 0x40 (PM) -> 0x48 (MSI-X) ->
+ *   0x54 (PCIe) and 0x100 (DSN), MSI-X interrupts whose table and PBA the
+ *   library serves from BAR0, and resets reported with their reason.
  *
  * Error convention (every function, and every callback)
  *   Functions returning int or ssize_t return a value >= 0 on success and -1
@@ -54,24 +72,35 @@ extern "C" {
 
 #define MUSER_EXPORT __attribute__((visibility("default")))
 
-/* Size of the emulated PCI configuration space (conventional PCI). */
+/* Sizes of the emulated PCI configuration space: conventional, PCIe. */
 #define MUSER_CONFIG_SIZE	256
+#define MUSER_CONFIG_SIZE_PCIE	4096
 
 /* An emulated device. Opaque. */
 struct muser_dev;
 
 /**
- * muser_region_access_cb - a BAR or configuration space access.
+ * muser_region_access_cb - a BAR, ROM, VGA or configuration space access.
  * @dev:      the device
  * @priv:     the pointer given when the callback was set
  * @buf:      for a read, fill it with @count bytes; for a write, the data
  * @count:    bytes accessed, 1..MUSER_MAX_DATA (4096)
- * @offset:   byte offset within the BAR (within config space for the
- *            config callback)
+ * @offset:   byte offset within the region (the BAR, the ROM, the VGA
+ *            region; config space for the config callback)
  * @is_write: true for a write
  *
- * VMM accesses to BARs are usually 1, 2, 4 or 8 bytes, naturally aligned,
- * but nothing guarantees it. For a read, @buf is zeroed and 8-byte aligned.
+ * Splitting and alignment: the library passes each access as the VMM made
+ * it: any length from 1 to 4096 at any offset within the region (VMMs make
+ * BAR accesses of 1, 2, 4 or 8 bytes, naturally aligned, but nothing
+ * guarantees it; muser.ko splits larger ones into pieces of at most 4096
+ * bytes). Two exceptions:
+ *   - bytes of a BAR holding the MSI-X table or PBA (muser_add_cap_msix())
+ *     are served by the library; the rest of such an access reaches @cb as
+ *     one call per contiguous part, in ascending order, with offsets still
+ *     relative to the BAR;
+ *   - config space is split between the library and the config callback
+ *     the same way (see muser_set_config_cb()).
+ * For a read, @buf is zeroed and 8-byte aligned.
  *
  * Returns @count on success; -1 with errno set on failure (the VMM's access
  * fails with that errno). Any other value fails the access with EIO.
@@ -80,14 +109,47 @@ typedef ssize_t (*muser_region_access_cb)(struct muser_dev *dev, void *priv,
 					  void *buf, size_t count,
 					  uint64_t offset, bool is_write);
 
+/* Why the device is reset: the argument of muser_reset_cb. */
+enum muser_reset_reason {
+	MUSER_RESET_VFIO = 0,	/* the VMM's VFIO_DEVICE_RESET */
+	MUSER_RESET_FLR = 1,	/* the guest's function level reset (PCIe) */
+};
+
 /**
- * muser_reset_cb - the VMM reset the device (VFIO_DEVICE_RESET).
+ * muser_reset_cb - the device is being reset.
+ * @reason: MUSER_RESET_VFIO (the VMM, e.g. at VM start and reboot) or
+ *          MUSER_RESET_FLR (the guest wrote Initiate Function Level Reset
+ *          in the PCI Express capability's Device Control register)
  *
- * Called after the library has put the configuration space back to its
- * power-on values. Put the device's own state back to power-on values.
- * Returns 0, or -1 with errno set (the VMM's reset fails with that errno).
+ * Called after the library has put the configuration space and its own
+ * interrupt state (MSI-X table, pending bits) back to power-on values.
+ * Put the device's own state back to power-on values.
+ * Returns 0, or -1 with errno set: the VMM's reset, or for an FLR the
+ * guest's config write, fails with that errno.
  */
-typedef int (*muser_reset_cb)(struct muser_dev *dev, void *priv);
+typedef int (*muser_reset_cb)(struct muser_dev *dev, void *priv,
+			      enum muser_reset_reason reason);
+
+/* muser_irq_state_cb @changed bits: what the guest changed. */
+#define MUSER_IRQ_CHANGED_ENABLE (1u << 0)	/* MSI/MSI-X Enable, MSI Multiple
+						 * Message Enable, INTx Disable */
+#define MUSER_IRQ_CHANGED_MASK	(1u << 1)	/* a vector's or the function's mask */
+#define MUSER_IRQ_CHANGED_VMM	(1u << 2)	/* the VMM's VFIO interrupt setup
+						 * (SET_IRQS); reserved, not
+						 * reported yet */
+
+/**
+ * muser_irq_state_cb - the interrupt configuration changed.
+ * @index:   VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX or
+ *           VFIO_PCI_MSIX_IRQ_INDEX
+ * @changed: MUSER_IRQ_CHANGED_* bits
+ *
+ * Called after the change took effect (and after any pending vector it
+ * unmasked was sent); muser_irq_guest_state() tells the new state. Not
+ * called for resets: the reset callback covers those.
+ */
+typedef void (*muser_irq_state_cb)(struct muser_dev *dev, void *priv,
+				   unsigned int index, unsigned int changed);
 
 /**
  * muser_log_cb - receives the library's log messages.
@@ -242,27 +304,239 @@ MUSER_EXPORT int muser_setup_bar(struct muser_dev *dev, int bar,
 				 muser_region_access_cb cb, void *priv);
 
 /**
- * muser_set_config_cb - handle the device-specific part of config space.
- * @cb:   called for accesses to offsets 0x40..0xff (the offsets passed are
- *        config space offsets); NULL (the default) makes those bytes read
- *        as zero and ignore writes
+ * muser_setup_rom - declare an expansion ROM.
+ * @size: a power of two from 2 KiB to 16 MiB
+ * @cb:   called for reads of the ROM region (@is_write is always false: the
+ *        region is read-only); NULL reads as zeros
  * @priv: passed to @cb
  *
- * The standard header (0x00..0x3f) is always emulated by the library. An
- * access spanning both parts is split: @cb sees only its part.
+ * The library emulates the expansion ROM base address register at 0x30:
+ * sizing with all ones, and the ROM Enable bit. The VMM reads the ROM's
+ * contents through the region, whatever the register holds.
+ * Returns 0, or -1 with errno set: EINVAL (bad size), EEXIST (already
+ * declared), EBUSY (realized).
+ */
+MUSER_EXPORT int muser_setup_rom(struct muser_dev *dev, uint64_t size,
+				 muser_region_access_cb cb, void *priv);
+
+/**
+ * muser_setup_vga - declare the legacy VGA ranges (region
+ * VFIO_PCI_VGA_REGION_INDEX, 0xc0000 bytes).
+ * @cb:   called for accesses to the VGA memory (offsets 0xa0000..0xbffff)
+ *        and I/O ports (offsets 0x3b0..0x3bb and 0x3c0..0x3df); the offset
+ *        is the legacy address. An access not wholly inside one of those
+ *        ranges fails with EINVAL without reaching @cb.
+ * @priv: passed to @cb
+ *
+ * For VGA-class devices; QEMU uses the region with -device vfio-pci,x-vga=on.
+ * Returns 0, or -1 with errno set: EINVAL (@cb is NULL), EEXIST, EBUSY.
+ */
+MUSER_EXPORT int muser_setup_vga(struct muser_dev *dev,
+				 muser_region_access_cb cb, void *priv);
+
+/**
+ * muser_set_config_size - choose the size of config space.
+ * @size: MUSER_CONFIG_SIZE (256) or MUSER_CONFIG_SIZE_PCIE (4096)
+ *
+ * Without this call the size is 4096 if a PCI Express or an extended
+ * capability was added, else 256. QEMU treats a device whose config space
+ * is 256 bytes as conventional PCI (it hides the PCI Express capability).
+ * Returns 0, or -1 with errno set: EINVAL (another size, or 256 while
+ * extended capabilities exist), EBUSY (realized).
+ */
+MUSER_EXPORT int muser_set_config_size(struct muser_dev *dev,
+				       unsigned int size);
+
+/**
+ * muser_set_config_cb - handle the device-specific part of config space.
+ * @cb:   called for the config space bytes the library does not emulate
+ *        (the offsets passed are config space offsets); NULL (the default)
+ *        makes those bytes read as zero and ignore writes
+ * @priv: passed to @cb
+ *
+ * The library emulates: the standard header (0x00..0x3f); every capability
+ * it added, from its offset for its length (only the 3-byte header of a
+ * vendor-specific capability added with MUSER_CAP_CB, the 8-byte header of
+ * an extended one); and with 4 KiB config space the first extended
+ * capability header (0x100..0x103), which reads 0 without extended
+ * capabilities. Everything else goes to @cb: gaps and the bytes after the
+ * last capability up to 0xff, the rest of extended config space, and the
+ * bodies of MUSER_CAP_CB capabilities. An access spanning both parts is
+ * split: @cb sees one call per contiguous part of its own, in order.
  * Returns 0, or -1 with errno EBUSY.
  */
 MUSER_EXPORT int muser_set_config_cb(struct muser_dev *dev,
 				     muser_region_access_cb cb, void *priv);
 
 /**
- * muser_set_reset_cb - be told when the VMM resets the device.
+ * muser_set_reset_cb - be told when the device is reset (by the VMM, or by
+ * the guest's function level reset).
  * @cb:   see muser_reset_cb; NULL (the default) for none
  * @priv: passed to @cb
  * Returns 0, or -1 with errno EBUSY.
  */
 MUSER_EXPORT int muser_set_reset_cb(struct muser_dev *dev, muser_reset_cb cb,
 				    void *priv);
+
+/**
+ * muser_set_irq_state_cb - be told when the guest changes the interrupt
+ * configuration (see muser_irq_state_cb).
+ * @cb:   NULL (the default) for none
+ * @priv: passed to @cb
+ * Returns 0, or -1 with errno EBUSY.
+ */
+MUSER_EXPORT int muser_set_irq_state_cb(struct muser_dev *dev,
+					muser_irq_state_cb cb, void *priv);
+
+/* ---------------------------------------------------------------------- */
+/* Capabilities: before muser_realize(); afterwards EBUSY                  */
+/*
+ * Standard capabilities are placed in the order they are added, each at
+ * the next dword-aligned offset from 0x40; the library chains them from the
+ * Capabilities Pointer (0x34) and sets the Capabilities List bit in the
+ * status register. Extended capabilities are chained the same way from
+ * 0x100 in 4 KiB config space. ID and next pointer bytes are read-only.
+ * Each call returns the capability's config space offset (> 0), or -1 with
+ * errno set: EINVAL (bad argument), EEXIST (this kind of capability exists
+ * already; vendor-specific ones may repeat), ENOSPC (no room left below
+ * 0x100, or 0x1000, or more than 32 capabilities), EBUSY (realized).
+ */
+
+/* muser_add_cap_vendor(), muser_add_ext_cap_vendor() flags */
+#define MUSER_CAP_CB		(1u << 0)	/* the body goes to the config callback */
+
+/**
+ * muser_add_cap_vendor - a vendor-specific capability (ID 0x09).
+ * @data:  the body: the bytes after the ID, next pointer and length bytes;
+ *         read-only, copied. May be NULL with MUSER_CAP_CB.
+ * @len:   body bytes, at most 189 (the length byte holds @len + 3)
+ * @flags: 0, or MUSER_CAP_CB to have the config callback serve the body
+ *         (then @data is ignored)
+ */
+MUSER_EXPORT int muser_add_cap_vendor(struct muser_dev *dev, const void *data,
+				      size_t len, unsigned int flags);
+
+/* muser_add_cap_pm() flags: optional power states */
+#define MUSER_PM_D1		(1u << 0)
+#define MUSER_PM_D2		(1u << 1)
+
+/**
+ * muser_add_cap_pm - the power management capability (ID 0x01, version 3).
+ * @flags: MUSER_PM_D1, MUSER_PM_D2: also support those states
+ *
+ * PowerState in PMCSR is read-write among D0, D3hot and the states
+ * @flags adds; a write of an unsupported state is ignored, as the spec
+ * says. No_Soft_Reset is set: going from D3hot to D0 does not reset the
+ * device (and QEMU then resets it with VFIO_DEVICE_RESET). The library
+ * does not stop BAR accesses in D3hot; the device may check the state with
+ * muser_config_read(). No PME support.
+ */
+MUSER_EXPORT int muser_add_cap_pm(struct muser_dev *dev, unsigned int flags);
+
+/* muser_add_cap_msi() flags */
+#define MUSER_MSI_64BIT		(1u << 0)	/* 64-bit message address */
+#define MUSER_MSI_MASKABLE	(1u << 1)	/* per-vector masking */
+
+/**
+ * muser_add_cap_msi - the MSI capability (ID 0x05) and its interrupts.
+ * @nvec:  vectors: 1, 2, 4, 8, 16 or 32 (Multiple Message Capable)
+ * @flags: MUSER_MSI_*
+ *
+ * The guest may write MSI Enable, Multiple Message Enable (values above
+ * @nvec are lowered to it), the message address and data, and with
+ * MUSER_MSI_MASKABLE the Mask Bits of the @nvec vectors. Pending Bits are
+ * read-only to the guest: muser_irq_trigger() sets one instead of sending
+ * a masked vector, and the library sends it and clears the bit when the
+ * guest unmasks the vector. The device gets @nvec MSI vectors
+ * (VFIO_PCI_MSI_IRQ_INDEX) in the layout.
+ */
+MUSER_EXPORT int muser_add_cap_msi(struct muser_dev *dev, unsigned int nvec,
+				   unsigned int flags);
+
+/**
+ * muser_add_cap_msix - the MSI-X capability (ID 0x11) and its interrupts.
+ * @nvec:         vectors, 1..2048
+ * @table_bar:    BAR holding the table (16 bytes per vector)
+ * @table_offset: its offset in that BAR, a multiple of 8
+ * @pba_bar:      BAR holding the Pending Bit Array (8 bytes per 64 vectors)
+ * @pba_offset:   its offset in that BAR, a multiple of 8
+ *
+ * Declare the BARs first: they must be memory BARs large enough for the
+ * table and the PBA, which must not overlap. Keeping each in its own 4 KiB
+ * page away from the device's registers lets the VMM map the rest.
+ *
+ * The guest may write MSI-X Enable and Function Mask. The library serves
+ * the table and the PBA itself (the BAR callback never sees those bytes):
+ * each entry's address, data and Mask bit are read-write (every vector
+ * masked at reset), the PBA is read-only. muser_irq_trigger() sets the
+ * pending bit instead of sending a vector while the function is masked or
+ * the vector is; the library sends it and clears the bit on unmask.
+ * QEMU emulates the table itself and never forwards table accesses, so the
+ * library applies the vectors' Mask bits only once the VMM has written the
+ * table since the last reset; the Function Mask always applies. The device
+ * gets @nvec MSI-X vectors (VFIO_PCI_MSIX_IRQ_INDEX) in the layout.
+ */
+MUSER_EXPORT int muser_add_cap_msix(struct muser_dev *dev, unsigned int nvec,
+				    int table_bar, uint64_t table_offset,
+				    int pba_bar, uint64_t pba_offset);
+
+/* muser_add_cap_pcie() device/port types */
+#define MUSER_PCIE_ENDPOINT		0x0	/* PCI Express Endpoint */
+#define MUSER_PCIE_LEGACY_ENDPOINT	0x1	/* Legacy PCI Express Endpoint */
+#define MUSER_PCIE_RC_ENDPOINT		0x9	/* Root Complex Integrated Endpoint */
+
+/* muser_add_cap_pcie() flags */
+#define MUSER_PCIE_FLR		(1u << 0)	/* function level reset */
+
+/**
+ * muser_add_cap_pcie - the PCI Express capability (ID 0x10, version 2).
+ * @type:  MUSER_PCIE_ENDPOINT, MUSER_PCIE_LEGACY_ENDPOINT or
+ *         MUSER_PCIE_RC_ENDPOINT
+ * @flags: MUSER_PCIE_FLR: advertise function level reset
+ *
+ * A 60-byte version 2 capability with plausible values: 128-byte max
+ * payload, role-based error reporting, a 2.5 GT/s x1 link that is up (no
+ * link registers for a root complex integrated endpoint). Device Control's
+ * error reporting enables, relaxed ordering, no snoop, max payload and max
+ * read request sizes are read-write; Device Status error bits are
+ * write-1-to-clear; Link Control's ASPM, common clock and extended synch
+ * bits are read-write. With MUSER_PCIE_FLR, writing 1 to Initiate Function
+ * Level Reset (which always reads 0) resets config space and the
+ * interrupt state to power-on values and calls the reset callback with
+ * MUSER_RESET_FLR. Makes config space 4 KiB (see muser_set_config_size())
+ * and gives the device the error interrupt (VFIO_PCI_ERR_IRQ_INDEX, one
+ * vector) so QEMU can set up error recovery.
+ */
+MUSER_EXPORT int muser_add_cap_pcie(struct muser_dev *dev, unsigned int type,
+				    unsigned int flags);
+
+/**
+ * muser_add_ext_cap_dsn - the Device Serial Number extended capability
+ * (ID 0x0003, version 1): a read-only 64-bit @serial.
+ * Makes config space 4 KiB; EINVAL if it was set to 256 bytes.
+ */
+MUSER_EXPORT int muser_add_ext_cap_dsn(struct muser_dev *dev,
+				       uint64_t serial);
+
+/**
+ * muser_add_ext_cap_vendor - a Vendor-Specific Extended Capability
+ * (ID 0x000b, version 1).
+ * @vsec_id:  the VSEC ID, defined by the vendor in the vendor ID
+ * @vsec_rev: the VSEC revision, 0..15
+ * @data:     the body after the 8-byte header; read-only, copied. May be
+ *            NULL with MUSER_CAP_CB.
+ * @len:      body bytes; the VSEC Length field holds @len + 8 (12 bits)
+ * @flags:    0, or MUSER_CAP_CB to have the config callback serve the body
+ *
+ * Makes config space 4 KiB; EINVAL if it was set to 256 bytes.
+ */
+MUSER_EXPORT int muser_add_ext_cap_vendor(struct muser_dev *dev,
+					  uint16_t vsec_id, uint8_t vsec_rev,
+					  const void *data, size_t len,
+					  unsigned int flags);
+
+/* ---------------------------------------------------------------------- */
+/* Attaching                                                               */
 
 /**
  * muser_realize - attach to the kernel with the layout described so far.
@@ -338,25 +612,81 @@ MUSER_EXPORT int muser_stop(struct muser_dev *dev);
  */
 MUSER_EXPORT bool muser_req_replayed(const struct muser_dev *dev);
 
+/**
+ * muser_config_read - read the library's copy of config space.
+ * @buf:    receives @count bytes
+ * @offset: config space offset; @offset + @count at most the config size
+ *
+ * For the device's own use, e.g. to check Bus Master Enable in the command
+ * register or the power state. Bytes that belong to the config callback
+ * read as zero (the callback is not called).
+ * Returns 0, or -1 with errno EINVAL (not realized, or out of range).
+ */
+MUSER_EXPORT int muser_config_read(const struct muser_dev *dev, void *buf,
+				   size_t count, unsigned int offset);
+
 /* ---------------------------------------------------------------------- */
 /* Interrupts                                                              */
 
 /**
  * muser_irq_trigger - raise an interrupt vector.
- * @index:  VFIO_PCI_INTX_IRQ_INDEX (the only index with vectors today)
- * @vector: 0 for INTx
+ * @index:  VFIO_PCI_INTX_IRQ_INDEX (with an interrupt pin),
+ *          VFIO_PCI_MSI_IRQ_INDEX (muser_add_cap_msi()),
+ *          VFIO_PCI_MSIX_IRQ_INDEX (muser_add_cap_msix()) or
+ *          VFIO_PCI_ERR_IRQ_INDEX (muser_add_cap_pcie())
+ * @vector: 0 for INTx and ERR, else below the capability's vector count
  *
  * INTx is edge-signalled to the VMM, which masks it until the guest's
- * handler acknowledges it (VFIO's automasked INTx). While the guest has set
- * INTx Disable in the command register, the trigger is dropped and 0 is
- * returned.
+ * handler acknowledges it (VFIO's automasked INTx). The trigger sets the
+ * Interrupt Status bit in the status register; while the guest has set
+ * INTx Disable in the command register, the interrupt is held and sent
+ * when the guest clears INTx Disable (unless muser_irq_intx_deassert()
+ * was called meanwhile).
  *
- * Returns 0, or -1 with errno set: EINVAL (not realized, or an index or
- * vector the device does not have), ENOENT (the VMM has not enabled the
- * vector; usually harmless), or an ioctl(2) error.
+ * An MSI vector the guest masked (per-vector masking), or an MSI-X vector
+ * while the function or the vector is masked, is not sent: its pending bit
+ * is set and the library sends it when the guest unmasks it. Whether MSI
+ * or MSI-X is enabled is for the VMM to judge: its eventfds decide.
+ *
+ * Returns 0 (also when the vector was held pending), or -1 with errno set:
+ * EINVAL (not realized, or an index or vector the device does not have),
+ * ENOENT (the VMM has not enabled the vector; usually harmless), or an
+ * ioctl(2) error.
  */
 MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
 				   unsigned int vector);
+
+/**
+ * muser_irq_intx_deassert - the device's INTx condition went away.
+ *
+ * Clears the Interrupt Status bit and drops an INTx held while INTx
+ * Disable was set. The bit is also cleared by resets.
+ * Returns 0, or -1 with errno EINVAL (not realized, or no interrupt pin).
+ */
+MUSER_EXPORT int muser_irq_intx_deassert(struct muser_dev *dev);
+
+/* muser_irq_guest_state() bits */
+#define MUSER_IRQ_S_ENABLED	(1u << 0)	/* the guest enabled it */
+#define MUSER_IRQ_S_MASKED	(1u << 1)	/* masked: triggers are held */
+#define MUSER_IRQ_S_PENDING	(1u << 2)	/* held, not sent yet */
+
+/**
+ * muser_irq_guest_state - the guest's view of an interrupt vector.
+ * @index:  VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX or
+ *          VFIO_PCI_MSIX_IRQ_INDEX
+ * @vector: as for muser_irq_trigger()
+ *
+ * ENABLED: INTx Disable clear; MSI Enable set and @vector below the
+ * Multiple Message Enable count; MSI-X Enable set. MASKED: INTx Disable
+ * set; the MSI vector's Mask bit; the MSI-X Function Mask or (see
+ * muser_add_cap_msix()) the vector's Mask bit. PENDING: INTx held, or the
+ * MSI or MSI-X pending bit.
+ * Returns the MUSER_IRQ_S_* bits, or -1 with errno EINVAL (not realized,
+ * or no such vector).
+ */
+MUSER_EXPORT int muser_irq_guest_state(const struct muser_dev *dev,
+				       unsigned int index,
+				       unsigned int vector);
 
 #ifdef __cplusplus
 }

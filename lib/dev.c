@@ -132,6 +132,7 @@ MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev)
 	if (dev->fd >= 0)
 		close(dev->fd);
 	close(dev->stop_fd);
+	muser_caps_free(dev);
 	free(dev->in_buf);
 	free(dev->out_buf);
 	free(dev);

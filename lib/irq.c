@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Raising interrupts through the kernel, which signals the VMM's eventfd.
+ * What the guest masked is held pending here (INTx in this file, MSI and
+ * MSI-X in theirs) and sent when the guest unmasks it. Changes of the
+ * guest's interrupt configuration are reported to the device.
  */
 #include <errno.h>
 
@@ -8,8 +11,9 @@
 
 #include "private.h"
 
-MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
-				   unsigned int vector)
+/* Ask the kernel to signal one vector. Returns 0 or -1 with errno set. */
+int muser_irq_send(struct muser_dev *dev, unsigned int index,
+		   unsigned int vector)
 {
 	struct muser_irq_trigger t = {
 		.argsz = sizeof(t),
@@ -18,19 +22,139 @@ MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
 		.count = 1,
 	};
 
-	if (!dev->realized || index >= MUSER_NUM_IRQS ||
-	    vector >= dev->info.irqs[index].count) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (index == VFIO_PCI_INTX_IRQ_INDEX &&
-	    (muser_pcicfg_read16(dev, PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE)) {
-		muser_dbg(dev, "INTx disabled by the guest, not raised");
-		return 0;
-	}
 	if (dev->io->ioctl(dev, MUSER_IOC_TRIGGER_IRQ, &t) < 0) {
 		muser_dbg(dev, "trigger irq %u/%u failed: %d", index, vector, errno);
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Send a vector the guest just unmasked. A failure (usually: the VMM has
+ * no eventfd for it) is not the guest's config write's business.
+ */
+void muser_irq_deliver(struct muser_dev *dev, unsigned int index,
+		       unsigned int vector)
+{
+	muser_dbg(dev, "irq %u/%u unmasked, sending the pending interrupt",
+		  index, vector);
+	(void)muser_irq_send(dev, index, vector);
+}
+
+/*
+ * Tell the device that the guest's (or, from muser.ko's notifications,
+ * the VMM's) interrupt configuration of @index changed: @changed is
+ * MUSER_IRQ_CHANGED_* bits.
+ */
+void muser_irq_state_changed(struct muser_dev *dev, unsigned int index,
+			     unsigned int changed)
+{
+	muser_dbg(dev, "irq %u: state changed (%#x)", index, changed);
+	if (dev->irq_state_cb)
+		dev->irq_state_cb(dev, dev->irq_state_priv, index, changed);
+}
+
+static bool intx_disabled(const struct muser_dev *dev)
+{
+	return muser_cfg_get(dev, PCI_COMMAND, 2) & PCI_COMMAND_INTX_DISABLE;
+}
+
+static void set_intx_status(struct muser_dev *dev, bool on)
+{
+	uint16_t status = muser_cfg_get(dev, PCI_STATUS, 2);
+
+	status = on ? status | PCI_STATUS_INTERRUPT :
+		      status & ~PCI_STATUS_INTERRUPT;
+	muser_cfg_put(dev, PCI_STATUS, 2, status);
+}
+
+void muser_intx_reset(struct muser_dev *dev)
+{
+	dev->intx_disabled = intx_disabled(dev);
+	dev->intx_held = false;
+}
+
+/* The guest wrote the command register. */
+void muser_intx_written(struct muser_dev *dev)
+{
+	bool disabled = intx_disabled(dev);
+
+	if (disabled == dev->intx_disabled)
+		return;
+	dev->intx_disabled = disabled;
+	if (!dev->info.irqs[VFIO_PCI_INTX_IRQ_INDEX].count)
+		return;
+	if (!disabled && dev->intx_held) {
+		dev->intx_held = false;
+		muser_irq_deliver(dev, VFIO_PCI_INTX_IRQ_INDEX, 0);
+	}
+	muser_irq_state_changed(dev, VFIO_PCI_INTX_IRQ_INDEX,
+				MUSER_IRQ_CHANGED_ENABLE);
+}
+
+static int check_vector(const struct muser_dev *dev, unsigned int index,
+			unsigned int vector)
+{
+	if (!dev->realized || index >= MUSER_NUM_IRQS ||
+	    vector >= dev->info.irqs[index].count) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
+				   unsigned int vector)
+{
+	if (check_vector(dev, index, vector))
+		return -1;
+	switch (index) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		set_intx_status(dev, true);
+		if (intx_disabled(dev)) {
+			muser_dbg(dev, "INTx disabled by the guest, held");
+			dev->intx_held = true;
+			return 0;
+		}
+		break;
+	case VFIO_PCI_MSI_IRQ_INDEX:
+		if (muser_msi_hold(dev, vector))
+			return 0;
+		break;
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		if (muser_msix_hold(dev, vector))
+			return 0;
+		break;
+	}
+	return muser_irq_send(dev, index, vector);
+}
+
+MUSER_EXPORT int muser_irq_intx_deassert(struct muser_dev *dev)
+{
+	if (check_vector(dev, VFIO_PCI_INTX_IRQ_INDEX, 0))
+		return -1;
+	set_intx_status(dev, false);
+	dev->intx_held = false;
+	return 0;
+}
+
+MUSER_EXPORT int muser_irq_guest_state(const struct muser_dev *dev,
+				       unsigned int index, unsigned int vector)
+{
+	if (check_vector(dev, index, vector))
+		return -1;
+	switch (index) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		if (intx_disabled(dev))
+			return MUSER_IRQ_S_MASKED |
+			       (dev->intx_held ? MUSER_IRQ_S_PENDING : 0);
+		return MUSER_IRQ_S_ENABLED;
+	case VFIO_PCI_MSI_IRQ_INDEX:
+		return muser_msi_state(dev, vector);
+	case VFIO_PCI_MSIX_IRQ_INDEX:
+		return muser_msix_state(dev, vector);
+	default:
+		errno = EINVAL;
+		return -1;
+	}
 }

@@ -30,9 +30,17 @@ void muser_build_device_info(const struct muser_dev *dev,
 		info->regions[VFIO_PCI_BAR0_REGION_INDEX + i].flags = REGION_RW;
 		info->regions[VFIO_PCI_BAR0_REGION_INDEX + i].size = b->size;
 	}
-	/* No expansion ROM, no VGA: size 0. */
+	if (dev->rom.size) {
+		info->regions[VFIO_PCI_ROM_REGION_INDEX].flags =
+			VFIO_REGION_INFO_FLAG_READ;
+		info->regions[VFIO_PCI_ROM_REGION_INDEX].size = dev->rom.size;
+	}
 	info->regions[VFIO_PCI_CONFIG_REGION_INDEX].flags = REGION_RW;
-	info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size = MUSER_CONFIG_SIZE;
+	info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size = muser_config_size(dev);
+	if (dev->vga.size) {
+		info->regions[VFIO_PCI_VGA_REGION_INDEX].flags = REGION_RW;
+		info->regions[VFIO_PCI_VGA_REGION_INDEX].size = dev->vga.size;
+	}
 
 	if (dev->irq_pin) {
 		info->irqs[VFIO_PCI_INTX_IRQ_INDEX].flags =
@@ -40,5 +48,21 @@ void muser_build_device_info(const struct muser_dev *dev,
 			VFIO_IRQ_INFO_AUTOMASKED;
 		info->irqs[VFIO_PCI_INTX_IRQ_INDEX].count = 1;
 	}
-	/* MSI, MSI-X, ERR: none yet. REQ is provided by the kernel. */
+	/* Vectors as vfio-pci reports them: a fixed number per index. */
+	if (dev->msi.off) {
+		info->irqs[VFIO_PCI_MSI_IRQ_INDEX].flags =
+			VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+		info->irqs[VFIO_PCI_MSI_IRQ_INDEX].count = dev->msi.nvec;
+	}
+	if (dev->msix.off) {
+		info->irqs[VFIO_PCI_MSIX_IRQ_INDEX].flags =
+			VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+		info->irqs[VFIO_PCI_MSIX_IRQ_INDEX].count = dev->msix.nvec;
+	}
+	/* PCI Express: the error interrupt, for QEMU's error recovery. */
+	if (dev->pcie_off) {
+		info->irqs[VFIO_PCI_ERR_IRQ_INDEX].flags = VFIO_IRQ_INFO_EVENTFD;
+		info->irqs[VFIO_PCI_ERR_IRQ_INDEX].count = 1;
+	}
+	/* REQ is provided by the kernel. */
 }

@@ -3,9 +3,11 @@
  * PCI configuration space emulation: a type 0 header built from the device
  * description, with per-byte write and write-1-to-clear masks. Accesses of
  * any length at any offset are applied byte by byte through the masks, so
- * BAR sizing, partial register writes and 256-byte reads need no special
- * cases. Bytes beyond the standard header go to the device's config
- * callback when it has one.
+ * BAR sizing, partial register writes and 4096-byte reads need no special
+ * cases. Capabilities define their registers with the same masks
+ * (muser_cfg_reg()) and are told after a write touched them. Bytes neither
+ * the header nor a capability owns go to the device's config callback
+ * when it has one.
  */
 #include <errno.h>
 #include <string.h>
@@ -25,21 +27,46 @@
 			 PCI_STATUS_REC_MASTER_ABORT | \
 			 PCI_STATUS_SIG_SYSTEM_ERROR | PCI_STATUS_DETECTED_PARITY)
 
-static void put8(uint8_t *p, unsigned int off, uint8_t v)
+static void put(uint8_t *p, unsigned int off, unsigned int size, uint32_t v)
 {
-	p[off] = v;
+	unsigned int i;
+
+	for (i = 0; i < size; i++, v >>= 8)
+		p[off + i] = v & 0xff;
 }
 
-static void put16(uint8_t *p, unsigned int off, uint16_t v)
+#define put8(p, off, v)		put(p, off, 1, v)
+#define put16(p, off, v)	put(p, off, 2, v)
+#define put32(p, off, v)	put(p, off, 4, v)
+
+/* A little-endian register of @size (1..4) bytes at @off. */
+uint32_t muser_cfg_get(const struct muser_dev *dev, unsigned int off,
+		       unsigned int size)
 {
-	p[off] = v & 0xff;
-	p[off + 1] = v >> 8;
+	uint32_t v = 0;
+
+	while (size--)
+		v = v << 8 | dev->pcicfg.cfg[off + size];
+	return v;
 }
 
-static void put32(uint8_t *p, unsigned int off, uint32_t v)
+/* Set a register's value, whatever its masks (the device side). */
+void muser_cfg_put(struct muser_dev *dev, unsigned int off, unsigned int size,
+		   uint32_t val)
 {
-	put16(p, off, v & 0xffff);
-	put16(p, off + 2, v >> 16);
+	put(dev->pcicfg.cfg, off, size, val);
+}
+
+/* Define a register at init: power-on value and masks; owned by the library. */
+void muser_cfg_reg(struct muser_dev *dev, unsigned int off, unsigned int size,
+		   uint32_t val, uint32_t wmask, uint32_t w1cmask)
+{
+	struct muser_pcicfg *c = &dev->pcicfg;
+
+	put(c->cfg, off, size, val);
+	put(c->wmask, off, size, wmask);
+	put(c->w1cmask, off, size, w1cmask);
+	memset(&c->owned[off], 1, size);
 }
 
 static void init_bar(struct muser_pcicfg *c, int i, const struct muser_bar *b)
@@ -70,6 +97,14 @@ static void init_bar(struct muser_pcicfg *c, int i, const struct muser_bar *b)
 	}
 }
 
+static void init_rom(struct muser_pcicfg *c, const struct muser_bar *rom)
+{
+	if (rom->size)
+		put32(c->wmask, PCI_ROM_ADDRESS,
+		      ((uint32_t)~(rom->size - 1) & PCI_ROM_ADDRESS_MASK) |
+		      PCI_ROM_ADDRESS_ENABLE);
+}
+
 /* Build the power-on config space from the device description. */
 void muser_pcicfg_init(struct muser_dev *dev)
 {
@@ -77,6 +112,8 @@ void muser_pcicfg_init(struct muser_dev *dev)
 	int i;
 
 	memset(c, 0, sizeof(*c));
+	c->size = muser_config_size(dev);
+	memset(c->owned, 1, MUSER_STD_HEADER_SIZE);
 
 	put16(c->cfg, PCI_VENDOR_ID, dev->vendor);
 	put16(c->cfg, PCI_DEVICE_ID, dev->device);
@@ -95,29 +132,52 @@ void muser_pcicfg_init(struct muser_dev *dev)
 
 	put16(c->cfg, PCI_SUBSYSTEM_VENDOR_ID, dev->subsys_vendor);
 	put16(c->cfg, PCI_SUBSYSTEM_ID, dev->subsys_id);
-	/* No expansion ROM: PCI_ROM_ADDRESS reads 0, writes are ignored. */
-	/* No capabilities yet: PCI_CAPABILITY_LIST is 0, status bit clear. */
+	/* Without a ROM, PCI_ROM_ADDRESS reads 0 and ignores writes. */
+	init_rom(c, &dev->rom);
 	put8(c->wmask, PCI_INTERRUPT_LINE, 0xff);
 	put8(c->cfg, PCI_INTERRUPT_PIN, dev->irq_pin);
 
+	/* The capability pointer, status bit and chains. */
+	muser_caps_init(dev);
+
 	memcpy(c->init, c->cfg, sizeof(c->init));
+	muser_intx_reset(dev);
+	muser_caps_reset(dev);
 }
 
+/* Config space and the library's interrupt state back to power-on. */
 void muser_pcicfg_reset(struct muser_dev *dev)
 {
 	memcpy(dev->pcicfg.cfg, dev->pcicfg.init, sizeof(dev->pcicfg.cfg));
+	muser_intx_reset(dev);
+	muser_caps_reset(dev);
 }
 
-uint16_t muser_pcicfg_read16(const struct muser_dev *dev, unsigned int off)
+/*
+ * A reset of the whole function: the library's state, then the device's.
+ * Returns 0, or -1 with errno set by the reset callback.
+ */
+int muser_reset(struct muser_dev *dev, enum muser_reset_reason reason)
 {
-	return dev->pcicfg.cfg[off] | dev->pcicfg.cfg[off + 1] << 8;
+	muser_pcicfg_reset(dev);
+	muser_dbg(dev, "reset (%s)", reason == MUSER_RESET_FLR ? "FLR" : "VFIO");
+	if (dev->reset_cb && dev->reset_cb(dev, dev->reset_priv, reason) < 0)
+		return -1;
+	return 0;
 }
 
 /* Whether the library emulates this byte (else the config callback does). */
 static bool lib_owned(const struct muser_dev *dev, unsigned int off)
 {
-	(void)dev;	/* capabilities will claim bytes here */
-	return off < MUSER_STD_HEADER_SIZE;
+	return dev->pcicfg.owned[off];
+}
+
+/* After a write of @count bytes at @off the library owns. */
+static int written(struct muser_dev *dev, unsigned int off, size_t count)
+{
+	if (off < PCI_COMMAND + 2 && off + count > PCI_COMMAND)
+		muser_intx_written(dev);
+	return muser_caps_written(dev, off, count);
 }
 
 static void shadow_access(struct muser_pcicfg *c, uint8_t *buf, size_t count,
@@ -154,9 +214,9 @@ static int cb_access(struct muser_dev *dev, uint8_t *buf, size_t count,
 }
 
 /*
- * Read or write @count bytes of config space at @offset. The caller has
- * checked that the range lies within MUSER_CONFIG_SIZE.
- * Returns 0, or -1 with errno set by the config callback.
+ * Read or write @count bytes of config space at @offset.
+ * Returns 0, or -1 with errno set: EINVAL (beyond the config size), or by
+ * the config callback or a capability's write side effect (an FLR).
  */
 int muser_pcicfg_access(struct muser_dev *dev, void *buf, size_t count,
 			uint64_t offset, bool is_write)
@@ -164,7 +224,7 @@ int muser_pcicfg_access(struct muser_dev *dev, void *buf, size_t count,
 	uint8_t *p = buf;
 	size_t pos = 0;
 
-	if (offset > MUSER_CONFIG_SIZE || count > MUSER_CONFIG_SIZE - offset) {
+	if (offset > dev->pcicfg.size || count > dev->pcicfg.size - offset) {
 		errno = EINVAL;
 		return -1;
 	}
@@ -179,7 +239,25 @@ int muser_pcicfg_access(struct muser_dev *dev, void *buf, size_t count,
 			shadow_access(&dev->pcicfg, p + pos, run, off, is_write);
 		else if (cb_access(dev, p + pos, run, off, is_write) < 0)
 			return -1;
+		if (lib && is_write && written(dev, off, run) < 0)
+			return -1;
 		pos += run;
 	}
+	return 0;
+}
+
+MUSER_EXPORT int muser_config_read(const struct muser_dev *dev, void *buf,
+				   size_t count, unsigned int offset)
+{
+	const struct muser_pcicfg *c = &dev->pcicfg;
+	uint8_t *p = buf;
+	size_t i;
+
+	if (!dev->realized || offset > c->size || count > c->size - offset) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < count; i++)
+		p[i] = c->owned[offset + i] ? c->cfg[offset + i] : 0;
 	return 0;
 }

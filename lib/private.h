@@ -15,12 +15,18 @@
 
 #define MUSER_NUM_BARS		6
 #define MUSER_STD_HEADER_SIZE	0x40
+#define MUSER_CONFIG_MAX	MUSER_CONFIG_SIZE_PCIE
+#define MUSER_EXT_CAP_START	0x100
+/* Capabilities a device may add, standard and extended together. */
+#define MUSER_MAX_CAPS		32
 /* read() buffer: many requests per system call. */
 #define MUSER_IN_BUF_SIZE	(64 * 1024)
 /* Reply buffer: at least one reply of the largest size. */
 #define MUSER_OUT_BUF_SIZE	(64 * 1024)
 /* muser_dispatch() reads at most this many batches per call. */
 #define MUSER_DISPATCH_ROUNDS	16
+/* The VGA region: legacy memory and I/O ranges at their own addresses. */
+#define MUSER_VGA_SIZE		0xc0000
 
 #define MUSER_ALIGN_UP(x)	(((x) + MUSER_ALIGN - 1) & ~(size_t)(MUSER_ALIGN - 1))
 
@@ -35,6 +41,7 @@ struct muser_io_ops {
 	int (*ioctl)(struct muser_dev *dev, unsigned long req, void *arg);
 };
 
+/* A BAR, and also the ROM and VGA regions (flags 0). */
 struct muser_bar {
 	uint64_t size;			/* 0: not implemented */
 	unsigned int flags;		/* MUSER_BAR_* */
@@ -46,13 +53,62 @@ struct muser_bar {
 /*
  * Emulated config space. Every byte has a write mask (bits the guest may
  * change) and a write-1-to-clear mask; @init holds the power-on values.
- * Capabilities will add entries here and claim bytes beyond the header.
+ * Bytes marked in @owned (the header, the capabilities) are emulated by the
+ * library; the others go to the device's config callback.
  */
 struct muser_pcicfg {
-	uint8_t cfg[MUSER_CONFIG_SIZE];
-	uint8_t wmask[MUSER_CONFIG_SIZE];
-	uint8_t w1cmask[MUSER_CONFIG_SIZE];
-	uint8_t init[MUSER_CONFIG_SIZE];
+	unsigned int size;		/* 256 or 4096 */
+	uint8_t cfg[MUSER_CONFIG_MAX];
+	uint8_t wmask[MUSER_CONFIG_MAX];
+	uint8_t w1cmask[MUSER_CONFIG_MAX];
+	uint8_t init[MUSER_CONFIG_MAX];
+	uint8_t owned[MUSER_CONFIG_MAX];
+};
+
+struct muser_cap;
+
+/*
+ * What a capability does beyond its header (caps.c writes the ID and next
+ * pointer, or the extended header). All optional.
+ * @init:    define the registers: muser_cfg_reg() relative to cap->off
+ * @reset:   state outside config space back to power-on; also after @init
+ * @written: the guest wrote some of the capability's bytes (already applied
+ *           through the masks); returns 0, or -1 with errno for the VMM
+ */
+struct muser_cap_ops {
+	void (*init)(struct muser_dev *dev, const struct muser_cap *cap);
+	void (*reset)(struct muser_dev *dev, const struct muser_cap *cap);
+	int (*written)(struct muser_dev *dev, const struct muser_cap *cap);
+};
+
+struct muser_cap {
+	const struct muser_cap_ops *ops;
+	uint16_t id;			/* PCI_CAP_ID_* or PCI_EXT_CAP_ID_* */
+	uint16_t off;			/* in config space, dword aligned */
+	uint16_t len;			/* bytes, header included */
+	uint16_t owned_len;		/* bytes from @off the library emulates */
+	bool ext;			/* extended (from 0x100) */
+	uint8_t *data;			/* vendor-specific body, freed with the device */
+	uint64_t arg;			/* DSN: serial; extended vendor: id, rev */
+};
+
+struct muser_msi {
+	uint16_t off;			/* capability offset; 0: none */
+	unsigned int nvec;		/* 1..32 */
+	unsigned int flags;		/* MUSER_MSI_* */
+	uint16_t ctrl;			/* Message Control as last applied */
+	uint32_t mask;			/* Mask Bits as last applied */
+};
+
+struct muser_msix {
+	uint16_t off;			/* capability offset; 0: none */
+	unsigned int nvec;		/* 1..2048 */
+	int table_bar, pba_bar;
+	uint64_t table_off, pba_off;
+	uint8_t *table;			/* nvec entries of 16 bytes */
+	uint8_t *pba;			/* pending bits, whole qwords */
+	bool table_written;		/* vector masks are the guest's */
+	uint16_t ctrl;			/* Message Control as last applied */
 };
 
 struct muser_dev {
@@ -72,6 +128,22 @@ struct muser_dev {
 	void *cfg_priv;
 	muser_reset_cb reset_cb;
 	void *reset_priv;
+	muser_irq_state_cb irq_state_cb;
+	void *irq_state_priv;
+	struct muser_bar rom;		/* size 0: none */
+	struct muser_bar vga;		/* size 0 or MUSER_VGA_SIZE */
+	unsigned int config_size;	/* 0: chosen from the capabilities */
+
+	struct muser_cap caps[MUSER_MAX_CAPS];
+	unsigned int ncaps;
+	uint16_t pm_off, pcie_off;	/* 0: none */
+	unsigned int pm_flags, pcie_flags;
+	uint8_t pcie_type;
+	uint8_t pm_state;		/* power state as last applied */
+	struct muser_msi msi;
+	struct muser_msix msix;
+	bool intx_disabled;		/* INTx Disable as last applied */
+	bool intx_held;			/* raised while disabled, not sent */
 
 	muser_log_cb log_cb;
 	int log_level;
@@ -93,12 +165,58 @@ struct muser_dev *muser_dev_alloc(int fd, const struct muser_io_ops *io,
 void muser_build_device_info(const struct muser_dev *dev,
 			     struct muser_device_info *info);
 
-/* pci_config.c */
+/* setup.c */
+int muser_unrealized(const struct muser_dev *dev);
+unsigned int muser_config_size(const struct muser_dev *dev);
+
+/* pci_config.c: the header, the access path, helpers for capabilities */
 void muser_pcicfg_init(struct muser_dev *dev);
 void muser_pcicfg_reset(struct muser_dev *dev);
 int muser_pcicfg_access(struct muser_dev *dev, void *buf, size_t count,
 			uint64_t offset, bool is_write);
-uint16_t muser_pcicfg_read16(const struct muser_dev *dev, unsigned int off);
+uint32_t muser_cfg_get(const struct muser_dev *dev, unsigned int off,
+		       unsigned int size);
+void muser_cfg_put(struct muser_dev *dev, unsigned int off, unsigned int size,
+		   uint32_t val);
+void muser_cfg_reg(struct muser_dev *dev, unsigned int off, unsigned int size,
+		   uint32_t val, uint32_t wmask, uint32_t w1cmask);
+int muser_reset(struct muser_dev *dev, enum muser_reset_reason reason);
+
+/* caps.c: placement, chaining, dispatch to the capabilities */
+struct muser_cap *muser_cap_add(struct muser_dev *dev, uint16_t id,
+				size_t len, bool ext,
+				const struct muser_cap_ops *ops);
+void muser_caps_init(struct muser_dev *dev);
+void muser_caps_reset(struct muser_dev *dev);
+int muser_caps_written(struct muser_dev *dev, unsigned int off, size_t len);
+void muser_caps_free(struct muser_dev *dev);
+
+/* irq.c */
+int muser_irq_send(struct muser_dev *dev, unsigned int index,
+		   unsigned int vector);
+void muser_irq_deliver(struct muser_dev *dev, unsigned int index,
+		       unsigned int vector);
+void muser_irq_state_changed(struct muser_dev *dev, unsigned int index,
+			     unsigned int changed);
+void muser_intx_reset(struct muser_dev *dev);
+void muser_intx_written(struct muser_dev *dev);
+
+/* msi.c */
+bool muser_msi_hold(struct muser_dev *dev, unsigned int vector);
+int muser_msi_state(const struct muser_dev *dev, unsigned int vector);
+
+/* msix.c */
+bool muser_msix_hold(struct muser_dev *dev, unsigned int vector);
+int muser_msix_state(const struct muser_dev *dev, unsigned int vector);
+bool muser_msix_trapped(const struct muser_dev *dev, int bar, uint64_t off,
+			size_t *len);
+void muser_msix_access(struct muser_dev *dev, int bar, uint8_t *buf,
+		       size_t len, uint64_t off, bool is_write);
+
+/* region.c */
+int muser_region_access(struct muser_dev *dev, unsigned int region,
+			uint8_t *buf, size_t count, uint64_t offset,
+			bool is_write);
 
 /* request.c */
 size_t muser_handle_requests(struct muser_dev *dev, uint8_t *in, size_t in_len,

@@ -57,24 +57,6 @@ static int check_access(const struct muser_dev *dev,
 	return 0;
 }
 
-static int bar_access(struct muser_dev *dev, const struct muser_req *req,
-		      void *buf, bool is_write)
-{
-	const struct muser_bar *b = &dev->bars[req->region];
-	ssize_t ret;
-
-	if (!b->cb)
-		return 0;	/* reads as zeros (buf is zeroed) */
-	ret = b->cb(dev, b->priv, buf, req->len, req->offset, is_write);
-	if (ret == (ssize_t)req->len)
-		return 0;
-	if (ret < 0)
-		return reply_errno(errno);
-	muser_err(dev, "BAR%u callback returned %zd for %u bytes at %#llx",
-		  req->region, ret, req->len, (unsigned long long)req->offset);
-	return EIO;
-}
-
 static int do_access(struct muser_dev *dev, const struct muser_req *req,
 		     uint8_t *wdata, uint8_t *rdata)
 {
@@ -85,23 +67,20 @@ static int do_access(struct muser_dev *dev, const struct muser_req *req,
 	err = check_access(dev, req);
 	if (err)
 		return err;
-	if (req->region == VFIO_PCI_CONFIG_REGION_INDEX) {
-		if (muser_pcicfg_access(dev, buf, req->len, req->offset,
-					is_write) < 0)
-			return reply_errno(errno);
-		return 0;
-	}
-	if (req->region <= VFIO_PCI_BAR5_REGION_INDEX)
-		return bar_access(dev, req, buf, is_write);
-	return EINVAL;	/* ROM and VGA are never present (size 0) */
+	if (req->region == VFIO_PCI_CONFIG_REGION_INDEX)
+		err = muser_pcicfg_access(dev, buf, req->len, req->offset,
+					  is_write);
+	else
+		err = muser_region_access(dev, req->region, buf, req->len,
+					  req->offset, is_write);
+	return err < 0 ? reply_errno(errno) : 0;
 }
 
 static int do_reset(struct muser_dev *dev, const struct muser_req *req)
 {
 	if (req->data_len)
 		return EINVAL;
-	muser_pcicfg_reset(dev);
-	if (dev->reset_cb && dev->reset_cb(dev, dev->reset_priv) < 0)
+	if (muser_reset(dev, MUSER_RESET_VFIO) < 0)
 		return reply_errno(errno);
 	return 0;
 }

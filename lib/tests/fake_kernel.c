@@ -163,9 +163,40 @@ static bool pow2(uint64_t x)
 	return x && !(x & (x - 1));
 }
 
+/* As kmod/layout.c: the flags and vector counts the kernel accepts. */
+static const uint32_t irq_flags_allowed[MUSER_NUM_IRQS] = {
+	[VFIO_PCI_INTX_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
+				    VFIO_IRQ_INFO_AUTOMASKED,
+	[VFIO_PCI_MSI_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+	[VFIO_PCI_MSIX_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE,
+	[VFIO_PCI_ERR_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD,
+};
+
+static const uint32_t irq_max_count[MUSER_NUM_IRQS] = {
+	[VFIO_PCI_INTX_IRQ_INDEX] = 1,
+	[VFIO_PCI_MSI_IRQ_INDEX] = 32,
+	[VFIO_PCI_MSIX_IRQ_INDEX] = 2048,
+	[VFIO_PCI_ERR_IRQ_INDEX] = 1,
+};
+
+static bool irqs_ok(const struct muser_device_info *info)
+{
+	int i;
+
+	for (i = 0; i < VFIO_PCI_REQ_IRQ_INDEX; i++) {
+		const struct muser_irq *q = &info->irqs[i];
+
+		if ((q->flags & ~irq_flags_allowed[i]) || q->count > irq_max_count[i] ||
+		    (i == VFIO_PCI_MSI_IRQ_INDEX && q->count && !pow2(q->count)))
+			return false;
+	}
+	return true;
+}
+
 static int fake_attach(struct fake_kernel *fk,
 		       const struct muser_device_info *info)
 {
+	const uint32_t rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	int i;
 
 	if (fk->attach_errno)
@@ -179,10 +210,17 @@ static int fake_attach(struct fake_kernel *fk,
 	for (i = 0; i <= VFIO_PCI_ROM_REGION_INDEX; i++)
 		if (info->regions[i].size && !pow2(info->regions[i].size))
 			return EINVAL;
-	if (info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 256 &&
-	    info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 4096)
+	for (i = 0; i < MUSER_NUM_REGIONS; i++)
+		if (info->regions[i].flags & ~rw)
+			return EINVAL;
+	if ((info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 256 &&
+	     info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 4096) ||
+	    info->regions[VFIO_PCI_CONFIG_REGION_INDEX].flags != rw)
 		return EINVAL;
-	if (info->irqs[VFIO_PCI_INTX_IRQ_INDEX].count > 1)
+	if (info->regions[VFIO_PCI_VGA_REGION_INDEX].size &&
+	    info->regions[VFIO_PCI_VGA_REGION_INDEX].size != 0xc0000)
+		return EINVAL;
+	if (!irqs_ok(info))
 		return EINVAL;
 	fk->info = *info;
 	fk->attached = true;
@@ -198,7 +236,7 @@ static int fake_trigger(struct fake_kernel *fk,
 		return EINVAL;
 	if (fk->trigger_errno)
 		return fk->trigger_errno;
-	if (fk->ntriggers < 16)
+	if (fk->ntriggers < FAKE_MAX_TRIGGERS)
 		fk->triggers[fk->ntriggers++] = *t;
 	return 0;
 }

@@ -17,6 +17,8 @@ struct fake_reply {
 	uint8_t data[MUSER_MAX_DATA];
 };
 
+#define FAKE_MAX_TRIGGERS	64
+
 struct fake_kernel {
 	int efd;
 	bool attached;
@@ -40,7 +42,7 @@ struct fake_kernel {
 	int read_errno;			/* fail read() with this */
 	unsigned int nreads, nwrites;
 
-	struct muser_irq_trigger triggers[16];
+	struct muser_irq_trigger triggers[FAKE_MAX_TRIGGERS];	/* the first ones */
 	unsigned int ntriggers;
 	int trigger_errno;		/* fail TRIGGER_IRQ with this */
 };

@@ -26,6 +26,7 @@ struct bar_state {
 	int replayed;		/* muser_req_replayed() seen in the callback */
 	unsigned int resets;
 	int reset_errno;
+	enum muser_reset_reason reason;
 };
 
 static ssize_t bar2_cb(struct muser_dev *dev, void *priv, void *buf,
@@ -48,12 +49,14 @@ static ssize_t bar2_cb(struct muser_dev *dev, void *priv, void *buf,
 	return count;
 }
 
-static int reset_cb(struct muser_dev *dev, void *priv)
+static int reset_cb(struct muser_dev *dev, void *priv,
+		    enum muser_reset_reason reason)
 {
 	struct bar_state *s = priv;
 
 	(void)dev;
 	s->resets++;
+	s->reason = reason;
 	if (s->reset_errno) {
 		errno = s->reset_errno;
 		return -1;
@@ -313,6 +316,7 @@ static void test_reset_request(void)
 	const struct muser_reply *r;
 
 	s.regs[0] = 9;
+	s.reason = MUSER_RESET_FLR;
 	in.len = 0;
 	put_write(&in, 50, VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND, &cmd, 2);
 	put_req(&in, 51, MUSER_REQ_RESET, 0, 0, 0, 0, NULL, 0);
@@ -322,6 +326,7 @@ static void test_reset_request(void)
 	r = reply_at(&out, 2);
 	CHECK_EQ(reply_data(r)[0], 0);
 	CHECK_EQ(s.resets, 1);
+	CHECK_EQ(s.reason, MUSER_RESET_VFIO);
 	CHECK_EQ(s.regs[0], 0);
 
 	s.reset_errno = EBUSY;
