@@ -135,8 +135,8 @@ typedef int (*muser_reset_cb)(struct muser_dev *dev, void *priv,
 						 * Message Enable, INTx Disable */
 #define MUSER_IRQ_CHANGED_MASK	(1u << 1)	/* a vector's or the function's mask */
 #define MUSER_IRQ_CHANGED_VMM	(1u << 2)	/* the VMM's VFIO interrupt setup
-						 * (SET_IRQS); reserved, not
-						 * reported yet */
+						 * (SET_IRQS): see
+						 * muser_irq_vmm_state() */
 
 /**
  * muser_irq_state_cb - the interrupt configuration changed.
@@ -534,6 +534,57 @@ MUSER_EXPORT int muser_add_ext_cap_vendor(struct muser_dev *dev,
 					  uint16_t vsec_id, uint8_t vsec_rev,
 					  const void *data, size_t len,
 					  unsigned int flags);
+
+/**
+ * muser_irq_vmm_state - the VMM's interrupt setup for one index, as muser.ko
+ * holds it: which vectors have an eventfd (QEMU masks an MSI-X vector by
+ * taking its eventfd away) and whether the VMM masked INTx.
+ * @dev:   a realized device
+ * @index: VFIO_PCI_*_IRQ_INDEX
+ * @state: filled in (struct muser_irq_state of <linux/muser.h>)
+ *
+ * The irq-state callback is called with MUSER_IRQ_CHANGED_VMM whenever
+ * this may have changed. Returns 0, or -1 with errno EINVAL (bad index).
+ */
+MUSER_EXPORT int muser_irq_vmm_state(struct muser_dev *dev, unsigned int index,
+				     struct muser_irq_state *state);
+
+/* ---------------------------------------------------------------------- */
+/* Device memory                                                           */
+
+/**
+ * muser_setup_bar_mmap - back part of a BAR with device memory.
+ * @dev:    the device, before muser_realize()
+ * @bar:    a memory BAR declared with muser_setup_bar()
+ * @offset: page-aligned offset in the BAR
+ * @size:   page-aligned size
+ *
+ * muser.ko allocates the pages (zeroed) and keeps them for the life of the
+ * device, across emulator restarts. The VMM maps them (the region gets a
+ * sparse mmap capability) and so does this process (muser_bar_map()); VMM
+ * accesses there never reach the BAR callback. Use it for what a device
+ * polls, such as doorbells. Up to MUSER_MAX_MMAP_AREAS areas.
+ *
+ * Returns 0, or -1 with errno: EINVAL (not a memory BAR, not page-aligned,
+ * outside the BAR, over the MSI-X table or PBA), EEXIST (overlaps another
+ * area), ENOSPC (too many areas), EBUSY (already realized).
+ */
+MUSER_EXPORT int muser_setup_bar_mmap(struct muser_dev *dev, int bar,
+				      uint64_t offset, uint64_t size);
+
+/**
+ * muser_bar_map - map device memory of a BAR into this process.
+ * @dev:    a realized device
+ * @bar:    the BAR
+ * @offset: page-aligned offset of a range inside one muser_setup_bar_mmap()
+ *          area
+ * @size:   bytes to map, within that area
+ *
+ * Returns the mapping (release it with munmap(2)), or NULL with errno:
+ * EINVAL (not realized, not device memory), or what mmap(2) sets.
+ */
+MUSER_EXPORT void *muser_bar_map(struct muser_dev *dev, int bar,
+				 uint64_t offset, size_t size);
 
 /* ---------------------------------------------------------------------- */
 /* Attaching                                                               */

@@ -9,6 +9,8 @@
 
 #include <linux/pci_regs.h>
 
+#include <string.h>
+
 #include "private.h"
 
 /* Ask the kernel to signal one vector. Returns 0 or -1 with errno set. */
@@ -52,6 +54,29 @@ void muser_irq_state_changed(struct muser_dev *dev, unsigned int index,
 	muser_dbg(dev, "irq %u: state changed (%#x)", index, changed);
 	if (dev->irq_state_cb)
 		dev->irq_state_cb(dev, dev->irq_state_priv, index, changed);
+}
+
+/* muser.ko says the VMM changed its interrupt setup (SET_IRQS). */
+void muser_irq_vmm_changed(struct muser_dev *dev)
+{
+	if (dev->irq_pin)
+		muser_irq_state_changed(dev, VFIO_PCI_INTX_IRQ_INDEX,
+					MUSER_IRQ_CHANGED_VMM);
+	if (dev->msi.off)
+		muser_irq_state_changed(dev, VFIO_PCI_MSI_IRQ_INDEX,
+					MUSER_IRQ_CHANGED_VMM);
+	if (dev->msix.off)
+		muser_irq_state_changed(dev, VFIO_PCI_MSIX_IRQ_INDEX,
+					MUSER_IRQ_CHANGED_VMM);
+}
+
+MUSER_EXPORT int muser_irq_vmm_state(struct muser_dev *dev, unsigned int index,
+				     struct muser_irq_state *state)
+{
+	memset(state, 0, sizeof(*state));
+	state->argsz = sizeof(*state);
+	state->index = index;
+	return dev->io->ioctl(dev, MUSER_IOC_GET_IRQ_STATE, state);
 }
 
 static bool intx_disabled(const struct muser_dev *dev)

@@ -65,4 +65,8 @@ void muser_build_device_info(const struct muser_dev *dev,
 		info->irqs[VFIO_PCI_ERR_IRQ_INDEX].count = 1;
 	}
 	/* REQ is provided by the kernel. */
+
+	info->num_mmap_areas = dev->nr_mmap_areas;
+	memcpy(info->mmap_areas, dev->mmap_areas,
+	       dev->nr_mmap_areas * sizeof(dev->mmap_areas[0]));
 }

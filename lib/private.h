@@ -142,6 +142,8 @@ struct muser_dev {
 	uint8_t pm_state;		/* power state as last applied */
 	struct muser_msi msi;
 	struct muser_msix msix;
+	struct muser_mmap_area mmap_areas[MUSER_MAX_MMAP_AREAS];
+	unsigned int nr_mmap_areas;
 	bool intx_disabled;		/* INTx Disable as last applied */
 	bool intx_held;			/* raised while disabled, not sent */
 
@@ -196,6 +198,7 @@ int muser_irq_send(struct muser_dev *dev, unsigned int index,
 		   unsigned int vector);
 void muser_irq_deliver(struct muser_dev *dev, unsigned int index,
 		       unsigned int vector);
+void muser_irq_vmm_changed(struct muser_dev *dev);
 void muser_irq_state_changed(struct muser_dev *dev, unsigned int index,
 			     unsigned int changed);
 void muser_intx_reset(struct muser_dev *dev);

@@ -20,6 +20,7 @@ static const char *type_name(uint16_t type)
 	case MUSER_REQ_READ:	return "read";
 	case MUSER_REQ_WRITE:	return "write";
 	case MUSER_REQ_RESET:	return "reset";
+	case MUSER_REQ_IRQ_STATE: return "irq state";
 	default:		return "unknown";
 	}
 }
@@ -144,6 +145,12 @@ size_t muser_handle_requests(struct muser_dev *dev, uint8_t *in, size_t in_len,
 		}
 		memcpy(&req, in + pos, sizeof(req));
 		framed = req.data_len <= avail - sizeof(req);
+		if (req.type == MUSER_REQ_IRQ_STATE && !req.data_len) {
+			/* Posted: no reply. */
+			muser_irq_vmm_changed(dev);
+			pos += sizeof(req);
+			continue;
+		}
 
 		rsize = sizeof(rep);
 		if (req.type == MUSER_REQ_READ && req.len <= MUSER_MAX_DATA)
