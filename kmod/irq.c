@@ -22,18 +22,23 @@ static void muser_irq_release(struct muser_irq_ctx *ctx, u32 start, u32 count)
 	}
 }
 
+/* Drop every vector of an index: it reports count 0 again. */
+static void muser_irq_disable(struct muser_irq_ctx *ctx)
+{
+	muser_irq_release(ctx, 0, ctx->count);
+	kfree(ctx->trigger);
+	ctx->trigger = NULL;
+	ctx->count = 0;
+}
+
 void muser_irq_release_all(struct muser_dev *md)
 {
 	unsigned int i;
 
 	vfio_virqfd_disable(&md->intx_unmask);
 	mutex_lock(&md->irq_lock);
-	for (i = 0; i < MUSER_NUM_IRQS; i++) {
-		muser_irq_release(&md->irqs[i], 0, md->irqs[i].count);
-		kfree(md->irqs[i].trigger);
-		md->irqs[i].trigger = NULL;
-		md->irqs[i].count = 0;
-	}
+	for (i = 0; i < MUSER_NUM_IRQS; i++)
+		muser_irq_disable(&md->irqs[i]);
 	md->intx_masked = false;
 	md->intx_pending = false;
 	mutex_unlock(&md->irq_lock);
@@ -136,7 +141,7 @@ static int muser_irq_set_trigger(struct muser_dev *md,
 		return muser_irq_set_eventfds(ctx, hdr->start, hdr->count, data);
 	case VFIO_IRQ_SET_DATA_NONE:
 		if (!hdr->count) {	/* disable the whole index */
-			muser_irq_release(ctx, 0, ctx->count);
+			muser_irq_disable(ctx);
 			if (hdr->index == VFIO_PCI_INTX_IRQ_INDEX) {
 				md->intx_masked = false;
 				md->intx_pending = false;
