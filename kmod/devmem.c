@@ -144,6 +144,14 @@ int muser_devmem_mmap(struct muser_dev *md,
 		return -EINVAL;
 	}
 	area = muser_area_at(info, index, off, &avail);
+	/* Adjacent areas map as one, as a region covered whole by them must. */
+	while (area && len > avail) {
+		u64 more;
+
+		area = muser_area_at(info, index, off + avail, &more);
+		if (area)
+			avail += more;
+	}
 	if (!area || len > avail) {
 		muser_err(md, "mmap of region %u [0x%llx, +0x%llx) is not device memory\n",
 			  index, off, len);
