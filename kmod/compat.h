@@ -35,8 +35,10 @@
 /* 6.3: vma->vm_flags became read-only outside the mm helpers. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
 #define muser_vm_flags_set(vma, flags) ((vma)->vm_flags |= (flags))
+#define muser_vm_flags_clear(vma, flags) ((vma)->vm_flags &= ~(flags))
 #else
 #define muser_vm_flags_set(vma, flags) vm_flags_set(vma, flags)
+#define muser_vm_flags_clear(vma, flags) vm_flags_clear(vma, flags)
 #endif
 
 /*

@@ -173,7 +173,7 @@ static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 
 	mutex_lock(&md->lock);
 	if (md->has_info)
-		ret = muser_devmem_mmap(md, &md->info, vma);
+		ret = muser_devmem_mmap(md, &md->info, vma, false);
 	mutex_unlock(&md->lock);
 	return ret;
 }

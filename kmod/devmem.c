@@ -124,10 +124,14 @@ static const struct vm_operations_struct muser_devmem_vm_ops = {
 	.fault = muser_devmem_fault,
 };
 
-/* mmap of device memory, from the VMM or the emulator. */
+/*
+ * mmap of device memory, from the VMM (@vmm) or the emulator. The VMM's
+ * mappings follow the region's access flags, as its reads and writes do;
+ * the emulator, being the device, may write any of its memory.
+ */
 int muser_devmem_mmap(struct muser_dev *md,
 		      const struct muser_device_info *info,
-		      struct vm_area_struct *vma)
+		      struct vm_area_struct *vma, bool vmm)
 {
 	u64 len = vma->vm_end - vma->vm_start;
 	const struct muser_mmap_area *area;
@@ -156,6 +160,19 @@ int muser_devmem_mmap(struct muser_dev *md,
 		muser_err(md, "mmap of region %u [0x%llx, +0x%llx) is not device memory\n",
 			  index, off, len);
 		return -EINVAL;
+	}
+	if (vmm) {
+		u32 flags = info->regions[index].flags;
+
+		if (!(flags & VFIO_REGION_INFO_FLAG_READ) ||
+		    (!(flags & VFIO_REGION_INFO_FLAG_WRITE) &&
+		     (vma->vm_flags & VM_WRITE))) {
+			muser_err(md, "mmap of region %u: access not allowed\n",
+				  index);
+			return -EINVAL;
+		}
+		if (!(flags & VFIO_REGION_INFO_FLAG_WRITE))
+			muser_vm_flags_clear(vma, VM_MAYWRITE);
 	}
 
 	muser_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);

@@ -265,7 +265,7 @@ static int muser_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 	info = muser_wait_layout(md);
 	if (IS_ERR(info))
 		return PTR_ERR(info);
-	return muser_devmem_mmap(md, info, vma);
+	return muser_devmem_mmap(md, info, vma, true);
 }
 
 static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)
