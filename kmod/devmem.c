@@ -75,34 +75,52 @@ const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info
 	return NULL;
 }
 
-/* A VMM read or write inside one mmap area, served from the pages. */
+/*
+ * A VMM read or write inside one mmap area, served from the pages. Writes
+ * are staged: copy_from_user() zeroes what it fails to copy, which must not
+ * reach device memory.
+ */
 ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 			char __user *buf, size_t len, bool write)
 {
+	void *bounce = NULL;
 	size_t done = 0;
+	ssize_t ret = 0;
 
+	if (write) {
+		bounce = kmalloc(min_t(size_t, len, PAGE_SIZE), GFP_KERNEL);
+		if (!bounce)
+			return -ENOMEM;
+	}
 	while (done < len) {
 		u64 pos = off + done;
 		size_t in_page = offset_in_page(pos);
 		size_t n = min_t(size_t, len - done, PAGE_SIZE - in_page);
 		struct page *page;
-		void *kaddr;
 		unsigned long left;
+		void *kaddr;
 
 		page = muser_devmem_page(md, index, pos >> PAGE_SHIFT);
-		if (IS_ERR(page))
-			return done ? done : PTR_ERR(page);
-		kaddr = kmap_local_page(page) + in_page;
-		if (write)
-			left = copy_from_user(kaddr, buf + done, n);
-		else
-			left = copy_to_user(buf + done, kaddr, n);
-		kunmap_local(kaddr);
-		if (left)
-			return done ? done : -EFAULT;
-		done += n;
+		if (IS_ERR(page)) {
+			ret = PTR_ERR(page);
+			break;
+		}
+		if (write) {
+			left = copy_from_user(bounce, buf + done, n);
+			memcpy_to_page(page, in_page, bounce, n - left);
+		} else {
+			kaddr = kmap_local_page(page);
+			left = copy_to_user(buf + done, kaddr + in_page, n);
+			kunmap_local(kaddr);
+		}
+		done += n - left;
+		if (left) {
+			ret = -EFAULT;
+			break;
+		}
 	}
-	return done;
+	kfree(bounce);
+	return done ? done : ret;
 }
 
 static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
