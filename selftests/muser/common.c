@@ -782,6 +782,71 @@ ssize_t async_join(struct async_access *a)
 	return a->ret;
 }
 
+/* ------------------------------------------------ interrupts, device memory */
+
+int vfio_set_irqs(int device, uint32_t flags, uint32_t index, uint32_t start,
+		  uint32_t count, const void *data)
+{
+	size_t each = 0, size;
+	struct vfio_irq_set *set;
+	int ret = 0;
+
+	switch (flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
+	case VFIO_IRQ_SET_DATA_BOOL:
+		each = sizeof(uint8_t);
+		break;
+	case VFIO_IRQ_SET_DATA_EVENTFD:
+		each = sizeof(int32_t);
+		break;
+	}
+	size = sizeof(*set) + (size_t)count * each;
+	set = calloc(1, size);
+	if (!set)
+		return -ENOMEM;
+	set->argsz = size;
+	set->flags = flags;
+	set->index = index;
+	set->start = start;
+	set->count = count;
+	if (each && data)
+		memcpy(set->data, data, (size_t)count * each);
+	if (ioctl(device, VFIO_DEVICE_SET_IRQS, set))
+		ret = -errno;
+	free(set);
+	return ret;
+}
+
+int emu_trigger_irq(int ctl, uint32_t index, uint32_t start, uint32_t count)
+{
+	struct muser_irq_trigger t = {
+		.argsz = sizeof(t), .index = index, .start = start,
+		.count = count,
+	};
+
+	return ioctl(ctl, MUSER_IOC_TRIGGER_IRQ, &t) ? -errno : 0;
+}
+
+int emu_get_irq_state(int ctl, uint32_t index, struct muser_irq_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->argsz = sizeof(*st);
+	st->index = index;
+	return ioctl(ctl, MUSER_IOC_GET_IRQ_STATE, st) ? -errno : 0;
+}
+
+bool irq_state_enabled(const struct muser_irq_state *st, uint32_t v)
+{
+	return v < 2048 && (st->enabled[v / 64] >> (v % 64)) & 1;
+}
+
+void *map_fd(int fd, uint64_t offset, size_t len, int flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd,
+		       (off_t)offset);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
 /* ------------------------------------------------------------------ dmesg */
 
 /* Keep in sync with KERNEL_BAD in selftests/lib.sh. */

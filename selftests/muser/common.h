@@ -172,6 +172,26 @@ int async_start(struct async_access *a, struct vfio_client *c, int region,
 /* Join; returns a->ret. */
 ssize_t async_join(struct async_access *a);
 
+/* --- interrupts and device memory --- */
+/*
+ * VFIO_DEVICE_SET_IRQS with @count elements of @data following the header:
+ * int32_t fds for DATA_EVENTFD, uint8_t for DATA_BOOL, nothing for
+ * DATA_NONE (@data may then be NULL).
+ */
+int vfio_set_irqs(int device, uint32_t flags, uint32_t index, uint32_t start,
+		  uint32_t count, const void *data);
+/* MUSER_IOC_TRIGGER_IRQ. */
+int emu_trigger_irq(int ctl, uint32_t index, uint32_t start, uint32_t count);
+/* MUSER_IOC_GET_IRQ_STATE into @st (zeroed first). */
+int emu_get_irq_state(int ctl, uint32_t index, struct muser_irq_state *st);
+/* Is vector @v set in a struct muser_irq_state's bitmap? */
+bool irq_state_enabled(const struct muser_irq_state *st, uint32_t v);
+/*
+ * mmap() @len bytes of @fd at @offset, read-write, with @flags (MAP_SHARED
+ * normally). Returns the address, or NULL with errno set.
+ */
+void *map_fd(int fd, uint64_t offset, size_t len, int flags);
+
 /* --- dmesg --- */
 /*
  * Open /dev/kmsg positioned at its end and log "muser-selftest: START name".
