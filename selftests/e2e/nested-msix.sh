@@ -1,0 +1,93 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end with MSI-X: an unmodified QEMU (TCG inside the test VM) boots
+# the same kernel with the msix-doorbell sample as -device vfio-pci. In the
+# nested guest, selftests/e2e/guest/muser_doorbell_guest.ko enables MSI-X on
+# the device and rings the doorbell of every vector RINGS times through the
+# sparse-mmapped doorbell page; the sample, polling that page, raises each
+# vector. /proc/interrupts in the guest must count RINGS on every vector.
+#
+# Not executable yet, so run-in-vm.sh does not run it: the whole path works
+# up to the sample raising vector 0 (the kernel signals the eventfd QEMU set
+# for it), but the nested guest does not see the interrupt. Being debugged.
+# Run by hand: bash selftests/e2e/nested-msix.sh (with SAMPLE_ARGS=-v).
+. "$(dirname "$0")/lib.sh"
+e2e_init nested-msix 420 "$@"
+
+KVER=$(uname -r)
+KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+GUEST_KO=${GUEST_KO:-$ROOT/build/guest/$KVER/muser_doorbell_guest.ko}
+SAMPLE=${DOORBELL_SAMPLE:-$BUILD_DIR/samples/msix-doorbell}
+BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-330}
+RINGS=3
+NVEC=4
+
+need_cmd "$QEMU" timeout cpio gzip
+[ -r "$KERNEL" ] || skip "cannot read $KERNEL"
+[ -r "$GUEST_KO" ] || skip "guest driver not built: $GUEST_KO"
+need_muser
+need_sample
+
+# The nested guest's initramfs: busybox, the guest driver, an /init.
+stage=$WORK/initrd
+mkdir -p "$stage"/bin "$stage"/proc "$stage"/sys "$stage"/dev
+cp /bin/busybox "$stage/bin/busybox"
+cp "$GUEST_KO" "$stage/guest.ko"
+cat >"$stage/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+echo E2E-BEGIN
+insmod /guest.ko rings=$RINGS && echo E2E-LOADED
+grep muser-doorbell /proc/interrupts | sed "s/^/E2E-IRQ /"
+cat /proc/interrupts | sed "s/^/E2E-ALLIRQ /"
+dmesg | grep -E 'muser-doorbell|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
+echo E2E-END
+poweroff -f
+INIT
+chmod +x "$stage/init"
+INITRD=$WORK/initrd.cpio.gz
+(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$INITRD"
+
+mdev_create
+sample_start
+
+CONSOLE=$WORK/console.log
+log "booting the nested guest ($KVER, TCG inside TCG)"
+timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp 1 \
+	-nodefaults -display none -no-reboot \
+	-kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
+	-serial "file:$CONSOLE" \
+	-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0" \
+	>"$WORK/qemu.log" 2>&1 &
+QEMU_PID=$!
+wait $QEMU_PID
+qrc=$?
+QEMU_PID=""
+con=$(tr -d '\r' <"$CONSOLE")
+grep '^E2E-' <<<"$con" | sed 's/^/  /'
+
+[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
+[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
+grep -q '^E2E-END' <<<"$con" || fail "the nested guest's /init did not finish"
+grep -Eq '^E2E-DMESG .*(BUG:|WARNING:|Oops|Call Trace)' <<<"$con" && fail "the nested kernel reports problems"
+grep -q '^E2E-LOADED' <<<"$con" || fail "the guest driver did not bind (see E2E-DMESG)"
+
+# /proc/interrupts: "IRQ: COUNT [COUNT...] CHIP ... muser-doorbell", one line per vector.
+lines=$(grep '^E2E-IRQ ' <<<"$con")
+[ "$(wc -l <<<"$lines")" -eq $NVEC ] || fail "expected $NVEC MSI-X vectors in /proc/interrupts"
+grep -q 'PCI-MSI' <<<"$lines" || fail "the vectors are not MSI-X: $lines"
+while read -r _ _ count _; do
+	[ "$count" = "$RINGS" ] || fail "a vector counted $count interrupts, expected $RINGS"
+done <<<"$lines"
+log "every one of $NVEC MSI-X vectors counted $RINGS interrupts"
+
+kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest"
+stop_pid "$SAMPLE_PID" 5
+SAMPLE_PID=""
+mdev_remove || fail "removing the mdev failed"
+exit 0
