@@ -17,7 +17,9 @@
  *      GET_REGION_INFO, GET_IRQ_INFO and SET_IRQS itself. Region reads and
  *      writes and VFIO_DEVICE_RESET become requests that the emulator read()s
  *      from the control node and answers by write()ing replies.
- *   4. Closing the control node (or MUSER_IOC_DETACH) detaches the emulator.
+ *   4. Releasing the control node (its last close, which waits for
+ *      mappings of device memory to go) or MUSER_IOC_DETACH detaches the
+ *      emulator.
  *      Requests it had read but not answered are queued again, flagged
  *      MUSER_REQ_F_REPLAYED, for the next emulator. A VMM access waits for an
  *      emulator at most the module parameter timeout_ms, then fails with
