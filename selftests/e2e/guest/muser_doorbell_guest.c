@@ -81,6 +81,8 @@ static int doorbell_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = pcim_enable_device(pdev);
 	if (ret)
 		return ret;
+	/* MSI-X messages are memory writes by the device. */
+	pci_set_master(pdev);
 	ret = pcim_iomap_regions(pdev, BIT(0), "muser-doorbell");
 	if (ret)
 		return ret;
