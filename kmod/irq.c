@@ -271,6 +271,10 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 		kfree(data);
 		return ret;
 	}
+	/* Disabling INTx drops its unmask eventfd too, as vfio-pci does. */
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && !hdr.count &&
+	    hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
+		vfio_virqfd_disable(&md->intx_unmask);
 
 	mutex_lock(&md->irq_lock);
 	switch (action) {

@@ -658,6 +658,19 @@ TEST_F(irqs, intx_unmask_eventfd)
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
 	EXPECT_TRUE(wait_masked(self->ctl, false, 2000));
 
+	/* Disabling INTx drops the unmask eventfd (as vfio-pci): a new one
+	 * can be set at once, while the old one is still open.
+	 */
+	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, INTX, 0, 0,
+				   NULL));
+	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	unmask2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ASSERT_LE(0, unmask2);
+	fd = unmask2;
+	EXPECT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+				   &fd));
+	close(unmask2);
+
 	/* Bad fds. */
 	fd = 9999;
 	EXPECT_EQ(-EBADF, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0,
