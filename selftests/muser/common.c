@@ -922,3 +922,11 @@ int kmsg_check(int fd, const char *name)
 	close(fd);
 	return bad;
 }
+
+void *reset_fn(void *arg)
+{
+	struct reset_arg *x = arg;
+
+	x->ret = ioctl(x->fd, VFIO_DEVICE_RESET) ? -errno : 0;
+	return NULL;
+}

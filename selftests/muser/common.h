@@ -205,4 +205,14 @@ int kmsg_start(const char *name);
  */
 int kmsg_check(int fd, const char *name);
 
+/* VFIO_DEVICE_RESET on @fd from a thread (pthread_create(.., reset_fn, arg)),
+ * while the test answers as the emulator; the result lands in @ret.
+ */
+struct reset_arg {
+	pthread_t thread;
+	int fd;
+	int ret;
+};
+void *reset_fn(void *arg);
+
 #endif

@@ -28,6 +28,7 @@
 
 #include "common.h"
 #include "harness.h"
+#include "attach_cases.h"
 
 #define PG		0x1000UL
 #define BAR0		VFIO_PCI_BAR0_REGION_INDEX
@@ -835,20 +836,6 @@ TEST_F(devmem, reattach_same_areas)
 /* Reset reaches the emulator, which may clear device memory before it
  * answers: the VMM sees the result as soon as its ioctl returns.
  */
-struct reset_arg {
-	pthread_t thread;
-	int fd;
-	int ret;
-};
-
-static void *reset_fn(void *p)
-{
-	struct reset_arg *x = p;
-
-	x->ret = ioctl(x->fd, VFIO_DEVICE_RESET) ? -errno : 0;
-	return NULL;
-}
-
 TEST_F(devmem, reset_clears_through_emulator)
 {
 	struct reset_arg ra = { .fd = self->c.device };
@@ -1060,49 +1047,9 @@ TEST(devmem_mmap_before_attach)
 
 /* ------------------------------------------------------ area validation */
 
-FIXTURE(areas) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int ctl;
-	int kmsg;
-};
+ATTACH_FIXTURE(areas, layout_devmem);
 
-FIXTURE_VARIANT(areas) {
-	void (*modify)(struct muser_device_info *info);
-	int expect;	/* 0 or -errno */
-};
-
-FIXTURE_SETUP(areas)
-{
-	int ret;
-
-	self->ctl = -1;
-	self->kmsg = -1;
-	REQUIRE_MUSER();
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	self->ctl = ctl_open(self->uuid, 0);
-	ASSERT_LE(0, self->ctl);
-}
-
-FIXTURE_TEARDOWN(areas)
-{
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name));
-}
-
-#define AREAS_CASE(name, expect_, body)					\
-	static void areas_##name(struct muser_device_info *info)	\
-	{ body; }							\
-	FIXTURE_VARIANT_ADD(areas, name) {				\
-		.modify = areas_##name, .expect = expect_,		\
-	}
+#define AREAS_CASE(name, expect_, body) ATTACH_CASE(areas, name, expect_, body)
 
 #define A(i)	(info->mmap_areas[i])
 
@@ -1154,19 +1101,6 @@ AREAS_CASE(region_9, -EINVAL, A(0).region = VFIO_PCI_NUM_REGIONS);
 AREAS_CASE(region_huge, -EINVAL, A(0).region = 0xffffffff);
 AREAS_CASE(pad_set, -EINVAL, A(1).pad = 1);
 
-TEST_F(areas, attach)
-{
-	struct muser_device_info info;
-
-	SKIP_IF_SETUP_SKIPPED();
-	layout_devmem(&info);
-	variant->modify(&info);
-	EXPECT_EQ(variant->expect, ctl_attach(self->ctl, &info));
-	/* A refused attach leaves the device free for a good one. */
-	if (variant->expect) {
-		layout_devmem(&info);
-		EXPECT_EQ(0, ctl_attach(self->ctl, &info));
-	}
-}
+ATTACH_TEST(areas)
 
 TEST_HARNESS_MAIN

@@ -28,6 +28,7 @@
 
 #include "common.h"
 #include "harness.h"
+#include "attach_cases.h"
 
 #define WAIT_MS	5000	/* for a request that must arrive */
 
@@ -691,19 +692,6 @@ TEST_F(raw, poll_and_nonblock)
 	close(nb);
 }
 
-struct reset_arg {
-	int fd;
-	int ret;
-};
-
-static void *reset_fn(void *p)
-{
-	struct reset_arg *x = p;
-
-	x->ret = ioctl(x->fd, VFIO_DEVICE_RESET) ? -errno : 0;
-	return NULL;
-}
-
 TEST_F(raw, reset_request)
 {
 	struct reset_arg ra = { .fd = self->c.device };
@@ -993,49 +981,9 @@ TEST_F(raw, unanswered_request_times_out)
 
 /* ------------------------------------------------------ layout validation */
 
-FIXTURE(layout) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int ctl;
-	int kmsg;
-};
+ATTACH_FIXTURE(layout, layout_default);
 
-FIXTURE_VARIANT(layout) {
-	void (*modify)(struct muser_device_info *info);
-	int expect;	/* 0 or -errno */
-};
-
-FIXTURE_SETUP(layout)
-{
-	int ret;
-
-	self->ctl = -1;
-	self->kmsg = -1;
-	REQUIRE_MUSER();
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	self->ctl = ctl_open(self->uuid, 0);
-	ASSERT_LE(0, self->ctl);
-}
-
-FIXTURE_TEARDOWN(layout)
-{
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name));
-}
-
-#define LAYOUT_CASE(name, expect_, body)				\
-	static void layout_##name(struct muser_device_info *info)	\
-	{ body; }							\
-	FIXTURE_VARIANT_ADD(layout, name) {				\
-		.modify = layout_##name, .expect = expect_,		\
-	}
+#define LAYOUT_CASE(name, expect_, body) ATTACH_CASE(layout, name, expect_, body)
 
 #define R(i)	(info->regions[VFIO_PCI_##i##_REGION_INDEX])
 #define Q(i)	(info->irqs[VFIO_PCI_##i##_IRQ_INDEX])
@@ -1088,24 +1036,7 @@ LAYOUT_CASE(msi_count_64, -EINVAL, Q(MSI).count = 64);
 LAYOUT_CASE(msix_count_4096, -EINVAL, Q(MSIX).count = 4096);
 LAYOUT_CASE(err_count_2, -EINVAL, Q(ERR).count = 2);
 
-TEST_F(layout, attach)
-{
-	struct {
-		struct muser_device_info info;
-		uint8_t tail[64];
-	} big;
-
-	SKIP_IF_SETUP_SKIPPED();
-	memset(&big, 0, sizeof(big));
-	layout_default(&big.info);
-	variant->modify(&big.info);
-	EXPECT_EQ(variant->expect, ctl_attach(self->ctl, &big.info));
-	/* A refused attach leaves the device free for a good one. */
-	if (variant->expect) {
-		layout_default(&big.info);
-		EXPECT_EQ(0, ctl_attach(self->ctl, &big.info));
-	}
-}
+ATTACH_TEST(layout)
 
 /* ---------------------------------------------------------- no emulator */
 

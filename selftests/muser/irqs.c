@@ -988,20 +988,6 @@ TEST_F(irqs, emulator_ioctl_errors)
  * The VMM closing the device drops its whole configuration; reset does
  * not touch it.
  */
-struct reset_arg {
-	pthread_t thread;
-	int fd;
-	int ret;
-};
-
-static void *reset_fn(void *p)
-{
-	struct reset_arg *x = p;
-
-	x->ret = ioctl(x->fd, VFIO_DEVICE_RESET) ? -errno : 0;
-	return NULL;
-}
-
 TEST_F(irqs, reset_and_close)
 {
 	struct reset_arg ra;
