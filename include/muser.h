@@ -113,13 +113,16 @@ typedef ssize_t (*muser_region_access_cb)(struct muser_dev *dev, void *priv,
 enum muser_reset_reason {
 	MUSER_RESET_VFIO = 0,	/* the VMM's VFIO_DEVICE_RESET */
 	MUSER_RESET_FLR = 1,	/* the guest's function level reset (PCIe) */
+	MUSER_RESET_VMM_CLOSE = 2, /* the VMM closed the device (VM gone) */
 };
 
 /**
  * muser_reset_cb - the device is being reset.
- * @reason: MUSER_RESET_VFIO (the VMM, e.g. at VM start and reboot) or
+ * @reason: MUSER_RESET_VFIO (the VMM, e.g. at VM start and reboot),
  *          MUSER_RESET_FLR (the guest wrote Initiate Function Level Reset
- *          in the PCI Express capability's Device Control register)
+ *          in the PCI Express capability's Device Control register) or
+ *          MUSER_RESET_VMM_CLOSE (the last VMM closed the device: its
+ *          interrupts and guest memory are gone; a failure is only logged)
  *
  * Called after the library has put the configuration space and its own
  * interrupt state (MSI-X table, pending bits) back to power-on values.
@@ -738,6 +741,110 @@ MUSER_EXPORT int muser_irq_intx_deassert(struct muser_dev *dev);
 MUSER_EXPORT int muser_irq_guest_state(const struct muser_dev *dev,
 				       unsigned int index,
 				       unsigned int vector);
+
+/* ---------------------------------------------------------------------- */
+/* Guest memory (DMA)                                                      */
+
+/*
+ * A device reaches guest memory by I/O virtual address (iova: what the
+ * guest driver programs into the device; the guest physical address under
+ * QEMU). The kernel pins what the device uses, on demand, and maps it into
+ * this process: muser_dma_map() gives pointers (zero-copy), and
+ * muser_dma_read()/muser_dma_write() copy. Guest memory needs no special
+ * QEMU options (anonymous memory, hugepages and files all work).
+ *
+ * When the VMM unmaps guest memory (the guest reconfigured its memory, the
+ * VM is shutting down) or closes the device, the kernel revokes it at once:
+ * the pages vanish from this process and the dma-revoke callback is
+ * called. Pointers into a revoked range raise SIGBUS when touched; stop
+ * using them when told and release them. Copies into or from revoked or
+ * never-mapped memory fail with EFAULT; they never see stale memory.
+ */
+
+/* muser_dma_map() @prot */
+#define MUSER_DMA_READ		(1u << 0)
+#define MUSER_DMA_WRITE		(1u << 1)
+
+/* One contiguous piece of mapped guest memory. */
+struct muser_sg {
+	uint64_t iova;		/* guest address of @addr */
+	size_t len;		/* bytes */
+	void *addr;		/* where it is mapped in this process */
+};
+
+/**
+ * muser_dma_map - map guest memory into this process.
+ * @dev:    a realized device
+ * @iova:   guest address
+ * @len:    bytes, nonzero
+ * @prot:   MUSER_DMA_READ and/or MUSER_DMA_WRITE
+ * @sg:     receives the pieces, in order; the range is split where the
+ *          mapping is not contiguous (at most every 2 MiB)
+ * @max_sg: entries @sg has room for
+ *
+ * The mapping holds the memory pinned until muser_dma_unmap(). Mapping
+ * memory that is already mapped costs no system call.
+ * Read-only guest memory (ROM) cannot be mapped: read it with
+ * muser_dma_read().
+ * Returns the number of @sg entries used (>= 1), or -1 with errno set:
+ * EINVAL (bad arguments, not realized), ENOBUFS (@max_sg is too small),
+ * EFAULT (part of the range is not guest memory), EPERM (write access to
+ * read-only guest memory), ENOMEM (the VMM's locked memory limit), ENOSPC
+ * (the device's pinning budget is used up by mappings it holds), ENXIO (no
+ * VMM has the device open), or an mmap(2) error.
+ */
+MUSER_EXPORT int muser_dma_map(struct muser_dev *dev, uint64_t iova,
+			       size_t len, unsigned int prot,
+			       struct muser_sg *sg, int max_sg);
+
+/**
+ * muser_dma_unmap - release what muser_dma_map() returned.
+ * @sg: the entries it filled in
+ * @n:  their number (its return value)
+ *
+ * The memory may stay mapped and pinned for later use, within the device's
+ * budget. Releasing a revoked mapping is fine (and needed).
+ * Returns 0, or -1 with errno EINVAL (not a mapping of this device).
+ */
+MUSER_EXPORT int muser_dma_unmap(struct muser_dev *dev,
+				 const struct muser_sg *sg, int n);
+
+/**
+ * muser_dma_read - copy guest memory into @buf.
+ * @iova: guest address
+ * @buf:  receives @len bytes
+ *
+ * Returns 0, or -1 with errno set as for muser_dma_map() (EFAULT also for
+ * a bad @buf). On failure @buf may be partly written.
+ */
+MUSER_EXPORT int muser_dma_read(struct muser_dev *dev, uint64_t iova,
+				void *buf, size_t len);
+
+/**
+ * muser_dma_write - copy @len bytes of @buf into guest memory at @iova.
+ * Returns 0, or -1 with errno set as for muser_dma_read(). On failure part
+ * of the data may have been written.
+ */
+MUSER_EXPORT int muser_dma_write(struct muser_dev *dev, uint64_t iova,
+				 const void *buf, size_t len);
+
+/**
+ * muser_dma_revoke_cb - guest memory the device may have mapped is gone.
+ * @iova, @size: the range; iova 0 and size UINT64_MAX mean all of it (the
+ *               VMM closed the device, or many ranges went at once)
+ *
+ * Called from muser_dispatch(). The pages are already unmapped: drop
+ * pointers into the range and release their mappings.
+ */
+typedef void (*muser_dma_revoke_cb)(struct muser_dev *dev, void *priv,
+				    uint64_t iova, uint64_t size);
+
+/**
+ * muser_set_dma_revoke_cb - be told when guest memory is revoked.
+ * Returns 0. Never fails.
+ */
+MUSER_EXPORT int muser_set_dma_revoke_cb(struct muser_dev *dev,
+					 muser_dma_revoke_cb cb, void *priv);
 
 #ifdef __cplusplus
 }

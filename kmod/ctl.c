@@ -4,6 +4,9 @@
  * reads requests and writes replies.
  */
 #include <linux/fs.h>
+#include <linux/fs_context.h>
+#include <linux/mount.h>
+#include <linux/pseudo_fs.h>
 #include <linux/idr.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -21,9 +24,60 @@ static struct muser_dev *file_to_muser(struct file *file)
 	return file->private_data;
 }
 
+/*
+ * A pseudo filesystem for one anonymous inode per device: every open of
+ * its control node shares that inode's address space, so the DMA window
+ * can be zapped in all of them at once (as the VFIO core does).
+ */
+#define MUSER_FS_MAGIC	0x6d757372	/* "musr" */
+
+static struct vfsmount *muser_mnt;
+static int muser_mnt_count;
+
+static int muser_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, MUSER_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type muser_fs_type = {
+	.name = "muser",
+	.owner = THIS_MODULE,
+	.init_fs_context = muser_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static int muser_inode_create(struct muser_dev *md)
+{
+	int ret;
+
+	ret = simple_pin_fs(&muser_fs_type, &muser_mnt, &muser_mnt_count);
+	if (ret)
+		return ret;
+	md->inode = alloc_anon_inode(muser_mnt->mnt_sb);
+	if (IS_ERR(md->inode)) {
+		ret = PTR_ERR(md->inode);
+		md->inode = NULL;
+		simple_release_fs(&muser_mnt, &muser_mnt_count);
+	}
+	return ret;
+}
+
+void muser_inode_destroy(struct muser_dev *md)
+{
+	if (!md->inode)
+		return;
+	iput(md->inode);
+	md->inode = NULL;
+	simple_release_fs(&muser_mnt, &muser_mnt_count);
+}
+
 static int muser_ctl_open(struct inode *inode, struct file *file)
 {
-	file->private_data = container_of(inode->i_cdev, struct muser_dev, cdev);
+	struct muser_dev *md = container_of(inode->i_cdev, struct muser_dev,
+					    cdev);
+
+	file->private_data = md;
+	file->f_mapping = md->inode->i_mapping;
 	return stream_open(inode, file);
 }
 
@@ -98,8 +152,12 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 	spin_lock(&md->req_lock);
 	md->emulator = NULL;
 	muser_requeue_inflight(md);
+	/* Unmap notices were about the holds, which go with it. */
+	md->posted &= ~MUSER_POSTED_UNMAP_ALL;
+	md->nr_unmaps = 0;
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);
+	muser_dma_drop_holds(md);
 
 	/* Readers of the old file must notice they are no longer attached. */
 	wake_up_all(&md->req_wq);
@@ -138,7 +196,7 @@ static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
 	spin_lock(&md->req_lock);
 	if (md->emulator != file)
 		mask = READ_ONCE(md->dead) ? EPOLLHUP | EPOLLERR : EPOLLERR;
-	else if (md->irq_state_dirty || !list_empty(&md->pending))
+	else if (muser_has_requests(md))
 		mask = EPOLLIN | EPOLLRDNORM;
 	spin_unlock(&md->req_lock);
 
@@ -161,15 +219,24 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 		return muser_irq_trigger(md, arg);
 	case MUSER_IOC_GET_IRQ_STATE:
 		return muser_irq_get_state(md, arg);
+	case MUSER_IOC_DMA_MAP:
+		return muser_dma_map(md, file, (void __user *)arg);
+	case MUSER_IOC_DMA_RELEASE:
+		return muser_dma_release(md, file, (void __user *)arg);
+	case MUSER_IOC_DMA_RW:
+		return muser_dma_rw(md, file, (void __user *)arg);
 	}
 	return -ENOTTY;
 }
 
-/* The emulator's view of device memory. */
+/* The emulator's view of device memory and of guest memory. */
 static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct muser_dev *md = file_to_muser(file);
 	int ret = -ENODEV;
+
+	if (vma->vm_pgoff >= MUSER_DMA_OFFSET >> PAGE_SHIFT)
+		return muser_dma_mmap(md, vma);
 
 	mutex_lock(&md->lock);
 	if (md->has_info)
@@ -195,9 +262,12 @@ int muser_ctl_create(struct muser_dev *md, struct device *parent)
 	dev_t devt;
 	int ret;
 
+	ret = muser_inode_create(md);
+	if (ret)
+		return ret;
 	ret = ida_alloc_max(&muser_minors, MUSER_MINORS - 1, GFP_KERNEL);
 	if (ret < 0)
-		return ret;
+		goto err_destroy_inode;
 	md->minor = ret;
 	devt = MKDEV(MAJOR(muser_devt), md->minor);
 
@@ -224,6 +294,8 @@ err_del_cdev:
 	cdev_del(&md->cdev);
 err_free_minor:
 	ida_free(&muser_minors, md->minor);
+err_destroy_inode:
+	muser_inode_destroy(md);
 	return ret;
 }
 

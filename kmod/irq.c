@@ -191,7 +191,7 @@ static void muser_intx_unmask_thread(void *opaque, void *unused)
 	mutex_lock(&md->irq_lock);
 	muser_intx_unmask(md);
 	mutex_unlock(&md->irq_lock);
-	muser_post_irq_state(md);
+	muser_post(md, MUSER_POSTED_IRQ_STATE);
 }
 
 /*
@@ -294,7 +294,7 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 	mutex_unlock(&md->irq_lock);
 	kfree(data);
 	if (!ret)
-		muser_post_irq_state(md);
+		muser_post(md, MUSER_POSTED_IRQ_STATE);
 	return ret;
 }
 

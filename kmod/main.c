@@ -21,6 +21,10 @@ module_param_named(timeout_ms, muser_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(timeout_ms,
 		 "How long a VMM access waits for an emulator, in ms (default 5000)");
 
+module_param_named(dma_budget_mb, muser_dma_budget_mb, uint, 0644);
+MODULE_PARM_DESC(dma_budget_mb,
+		 "Guest memory a new device may keep pinned, in MiB (default 1024)");
+
 struct class *muser_class;
 static struct device *muser_parent_dev;
 static struct mdev_parent muser_parent;
@@ -85,6 +89,7 @@ static struct mdev_driver muser_mdev_driver = {
 		.name = "muser",
 		.owner = THIS_MODULE,
 		.mod_name = KBUILD_MODNAME,
+		.dev_groups = muser_dev_groups,
 	},
 	.probe = muser_probe,
 	.remove = muser_remove,

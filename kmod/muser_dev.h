@@ -13,6 +13,7 @@
 #include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mutex.h>
+#include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/uuid.h>
 #include <linux/vfio.h>
@@ -59,6 +60,42 @@ struct muser_irq_ctx {
 	u32 count;
 };
 
+/* Unmapped ranges queued for the emulator before they collapse into one. */
+#define MUSER_MAX_UNMAP_EVENTS	16
+
+/* muser_dev.posted: notices the emulator has to read, coalesced. */
+#define MUSER_POSTED_IRQ_STATE	(1u << 0)
+#define MUSER_POSTED_VMM_CLOSE	(1u << 1)
+#define MUSER_POSTED_UNMAP_ALL	(1u << 2)	/* overrides @unmaps */
+
+/**
+ * struct muser_dma - guest memory pinned for the emulator (dma.c).
+ * Lock order: @lock, then @sem, then vfio's own locks (vfio_pin_pages()).
+ *
+ * @lock guards:
+ * @chunks:  struct muser_dma_chunk by iova >> MUSER_DMA_CHUNK_SHIFT;
+ *           entries are added and removed under @sem for writing too
+ * @lru:     chunks nobody holds, least recently used first
+ * @pinned:  pages pinned
+ * @budget_pages: most pages pinned at once
+ * @open:    a VMM has the device open, so vfio_pin_pages() may be called
+ * @evictions, @unmaps: statistics
+ *
+ * @sem:     held for reading by emulator faults and copies that look pins
+ *           up, for writing to change them; it orders zap before unpin
+ */
+struct muser_dma {
+	struct mutex lock;		/* see above */
+	struct xarray chunks;
+	struct list_head lru;
+	unsigned long pinned;
+	unsigned long budget_pages;
+	bool open;
+	unsigned long evictions;
+	unsigned long unmaps;
+	struct rw_semaphore sem;	/* see above */
+};
+
 /**
  * struct muser_dev - one mediated device.
  * @vdev:       must be first (vfio_alloc_device); its refcount is the
@@ -67,6 +104,8 @@ struct muser_irq_ctx {
  * @minor:      minor of the control node
  * @cdev:       the control node /dev/muser/UUID
  * @ctl_dev:    the class device behind the control node
+ * @inode:      the address space of every open control file, so mappings
+ *              of the DMA window can be zapped whichever node they came by
  *
  * @lock guards:
  * @info:       the layout the emulator attached with; immutable while
@@ -78,6 +117,7 @@ struct muser_irq_ctx {
  *
  * @devmem:     device memory pages, keyed by muser_devmem_key(); the
  *              xarray's own lock guards it
+ * @dma:        pinned guest memory, with its own locks
  *
  * @irq_lock guards:
  * @irqs:       per-index eventfds set by the VMM
@@ -91,7 +131,8 @@ struct muser_irq_ctx {
  * @pending:    requests not yet read by an emulator, oldest first
  * @inflight:   requests read but not answered
  * @next_id:    id of the last request
- * @irq_state_dirty: the emulator has a MUSER_REQ_IRQ_STATE to read
+ * @posted:     MUSER_POSTED_* notices for the emulator to read
+ * @unmaps:     @nr_unmaps unmapped ranges to post as MUSER_REQ_DMA_UNMAP
  * @req_wq:     emulator readers and pollers
  */
 struct muser_dev {
@@ -100,6 +141,7 @@ struct muser_dev {
 	int minor;
 	struct cdev cdev;
 	struct device *ctl_dev;
+	struct inode *inode;
 
 	struct mutex lock;		/* see above */
 	struct muser_device_info info;
@@ -109,6 +151,7 @@ struct muser_dev {
 	wait_queue_head_t attach_wq;
 
 	struct xarray devmem;
+	struct muser_dma dma;
 
 	struct mutex irq_lock;		/* see above */
 	struct muser_irq_ctx irqs[MUSER_NUM_IRQS];
@@ -121,7 +164,9 @@ struct muser_dev {
 	struct list_head pending;
 	struct list_head inflight;
 	u64 next_id;
-	bool irq_state_dirty;
+	u32 posted;
+	unsigned int nr_unmaps;
+	struct muser_dma_range unmaps[MUSER_MAX_UNMAP_EVENTS];
 	wait_queue_head_t req_wq;
 };
 
@@ -165,11 +210,29 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 ssize_t muser_complete(struct muser_dev *md, struct file *file,
 		       const char __user *buf, size_t count);
 void muser_requeue_inflight(struct muser_dev *md);
-void muser_post_irq_state(struct muser_dev *md);
+void muser_post(struct muser_dev *md, u32 posted);
+void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size);
+bool muser_has_requests(struct muser_dev *md);
+
+/* dma.c */
+extern unsigned int muser_dma_budget_mb;
+extern const struct attribute_group *muser_dev_groups[];
+void muser_dma_init(struct muser_dev *md);
+void muser_dma_destroy(struct muser_dev *md);
+void muser_dma_open(struct muser_dev *md);
+void muser_dma_close(struct muser_dev *md);
+void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size);
+int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg);
+int muser_dma_release(struct muser_dev *md, struct file *file,
+		      void __user *arg);
+int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
+int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
+void muser_dma_drop_holds(struct muser_dev *md);
 
 /* ctl.c */
 int muser_ctl_create(struct muser_dev *md, struct device *parent);
 void muser_ctl_destroy(struct muser_dev *md);
+void muser_inode_destroy(struct muser_dev *md);
 int muser_ctl_init(void);
 void muser_ctl_exit(void);
 

@@ -18,6 +18,11 @@
 /* Most bytes one read() stages: a few pages amortise the syscall. */
 #define MUSER_DELIVER_MAX	(4 * MUSER_READ_BUF_MIN)
 
+static void muser_wake_emulator(struct muser_dev *md)
+{
+	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+}
+
 int muser_request(struct muser_dev *md, struct muser_wait *w)
 {
 	unsigned long timeout;
@@ -32,7 +37,7 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
 	w->hdr.flags = 0;
 	list_add_tail(&w->node, &md->pending);
 	spin_unlock(&md->req_lock);
-	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+	muser_wake_emulator(md);
 
 	timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
 	left = wait_for_completion_killable_timeout(&w->done, timeout);
@@ -63,14 +68,101 @@ void muser_requeue_inflight(struct muser_dev *md)
 	list_splice_init(&md->inflight, &md->pending);
 }
 
-/* The VMM changed interrupt configuration: tell the emulator, coalesced. */
-void muser_post_irq_state(struct muser_dev *md)
+/* Post MUSER_POSTED_* notices; each is read once however often posted. */
+void muser_post(struct muser_dev *md, u32 posted)
 {
 	spin_lock(&md->req_lock);
-	md->irq_state_dirty = true;
+	md->posted |= posted;
 	spin_unlock(&md->req_lock);
-	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+	muser_wake_emulator(md);
 }
+
+static void muser_queue_unmap(struct muser_dev *md, u64 iova, u64 size)
+{
+	unsigned int n = md->nr_unmaps;
+
+	lockdep_assert_held(&md->req_lock);
+	if (md->posted & MUSER_POSTED_UNMAP_ALL)
+		return;
+	if (size == ~0ull || n == MUSER_MAX_UNMAP_EVENTS) {
+		/* Too many to tell apart: the emulator forgets everything. */
+		md->posted |= MUSER_POSTED_UNMAP_ALL;
+		md->nr_unmaps = 0;
+	} else if (n && md->unmaps[n - 1].iova + md->unmaps[n - 1].size == iova) {
+		md->unmaps[n - 1].size += size;
+	} else {
+		md->unmaps[md->nr_unmaps].iova = iova;
+		md->unmaps[md->nr_unmaps].size = size;
+		md->nr_unmaps++;
+	}
+}
+
+/*
+ * Guest memory went away: tell the attached emulator, whose holds it was
+ * (a later one starts with none).
+ */
+void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
+{
+	spin_lock(&md->req_lock);
+	if (md->emulator)
+		muser_queue_unmap(md, iova, size);
+	spin_unlock(&md->req_lock);
+	muser_wake_emulator(md);
+}
+
+/* Something for the emulator to read. Caller holds req_lock, or peeks. */
+bool muser_has_requests(struct muser_dev *md)
+{
+	return READ_ONCE(md->posted) || READ_ONCE(md->nr_unmaps) ||
+	       !list_empty_careful(&md->pending);
+}
+
+/* Stage one posted notice; returns its size. */
+static size_t muser_stage_posted(u8 *stage, u16 type,
+				 const struct muser_dma_range *range)
+{
+	struct muser_req hdr = { .type = type };
+
+	if (range) {
+		hdr.len = sizeof(*range);
+		hdr.data_len = sizeof(*range);
+		memcpy(stage + sizeof(hdr), range, sizeof(*range));
+	}
+	memcpy(stage, &hdr, sizeof(hdr));
+	return sizeof(hdr) + hdr.data_len;
+}
+
+/*
+ * Stage every posted notice: unmaps first, so the emulator forgets guest
+ * memory before anything else it reads. They always fit: see the static
+ * assertion.
+ */
+static size_t muser_stage_all_posted(struct muser_dev *md, u8 *stage)
+{
+	static const struct muser_dma_range all = { 0, ~0ull };
+	size_t used = 0;
+	unsigned int i;
+
+	lockdep_assert_held(&md->req_lock);
+	if (md->posted & MUSER_POSTED_UNMAP_ALL)
+		used += muser_stage_posted(stage, MUSER_REQ_DMA_UNMAP, &all);
+	for (i = 0; i < md->nr_unmaps; i++)
+		used += muser_stage_posted(stage + used, MUSER_REQ_DMA_UNMAP,
+					   &md->unmaps[i]);
+	if (md->posted & MUSER_POSTED_IRQ_STATE)
+		used += muser_stage_posted(stage + used, MUSER_REQ_IRQ_STATE,
+					   NULL);
+	if (md->posted & MUSER_POSTED_VMM_CLOSE)
+		used += muser_stage_posted(stage + used, MUSER_REQ_VMM_CLOSE,
+					   NULL);
+	md->posted = 0;
+	md->nr_unmaps = 0;
+	return used;
+}
+
+static_assert((MUSER_MAX_UNMAP_EVENTS + 3) *
+	      (sizeof(struct muser_req) + sizeof(struct muser_dma_range)) <=
+	      MUSER_READ_BUF_MIN);
 
 static size_t muser_req_size(const struct muser_wait *w)
 {
@@ -93,13 +185,7 @@ static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 		spin_unlock(&md->req_lock);
 		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
 	}
-	if (md->irq_state_dirty) {
-		const struct muser_req posted = { .type = MUSER_REQ_IRQ_STATE };
-
-		memcpy(stage, &posted, sizeof(posted));
-		used = sizeof(posted);
-		md->irq_state_dirty = false;
-	}
+	used = muser_stage_all_posted(md, stage);
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
 		size_t need = muser_req_size(w);
 
@@ -129,10 +215,15 @@ static void muser_unstage_requests(struct muser_dev *md, const u8 *stage,
 	spin_lock(&md->req_lock);
 	for (off = 0; off < used; ) {
 		const struct muser_req *hdr = (const void *)(stage + off);
+		const struct muser_dma_range *range = (const void *)(hdr + 1);
 		struct muser_wait *w;
 
 		if (hdr->type == MUSER_REQ_IRQ_STATE)
-			md->irq_state_dirty = true;
+			md->posted |= MUSER_POSTED_IRQ_STATE;
+		else if (hdr->type == MUSER_REQ_VMM_CLOSE)
+			md->posted |= MUSER_POSTED_VMM_CLOSE;
+		else if (hdr->type == MUSER_REQ_DMA_UNMAP)
+			muser_queue_unmap(md, range->iova, range->size);
 		list_for_each_entry(w, &md->inflight, node) {
 			if (w->hdr.id == hdr->id) {
 				/* Keep their order, ahead of newer requests. */
@@ -144,7 +235,7 @@ static void muser_unstage_requests(struct muser_dev *md, const u8 *stage,
 		off += sizeof(*hdr) + ALIGN(hdr->data_len, MUSER_ALIGN);
 	}
 	spin_unlock(&md->req_lock);
-	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+	muser_wake_emulator(md);
 }
 
 ssize_t muser_deliver(struct muser_dev *md, struct file *file,
@@ -171,8 +262,7 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 		}
 		if (wait_event_interruptible(md->req_wq,
 					     READ_ONCE(md->emulator) != file ||
-					     READ_ONCE(md->irq_state_dirty) ||
-					     !list_empty_careful(&md->pending))) {
+					     muser_has_requests(md))) {
 			used = -ERESTARTSYS;
 			break;
 		}

@@ -21,6 +21,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
 	xa_init(&md->devmem);
+	muser_dma_init(md);
 	return 0;
 }
 
@@ -29,6 +30,8 @@ static void muser_vfio_release(struct vfio_device *vdev)
 	struct muser_dev *md = vdev_to_muser(vdev);
 
 	muser_devmem_free(md);
+	muser_dma_destroy(md);
+	muser_inode_destroy(md);
 	mutex_destroy(&md->lock);
 	mutex_destroy(&md->irq_lock);
 	muser_vfio_free_device(vdev);
@@ -41,17 +44,21 @@ static int muser_vfio_open(struct vfio_device *vdev)
 	mutex_lock(&md->lock);
 	md->open_count++;
 	mutex_unlock(&md->lock);
+	muser_dma_open(md);
 	return 0;
 }
 
+/* VFIO calls this on the last close only: the device goes back to rest. */
 static void muser_vfio_close(struct vfio_device *vdev)
 {
 	struct muser_dev *md = vdev_to_muser(vdev);
 
+	muser_dma_close(md);
 	muser_irq_release_all(md);
 	mutex_lock(&md->lock);
 	md->open_count--;
 	mutex_unlock(&md->lock);
+	muser_post(md, MUSER_POSTED_IRQ_STATE | MUSER_POSTED_VMM_CLOSE);
 }
 
 /* One request of at most MUSER_MAX_DATA bytes. */
@@ -275,7 +282,7 @@ static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)
 
 static void muser_vfio_dma_unmap(struct vfio_device *vdev, u64 iova, u64 len)
 {
-	/* Nothing is pinned yet: DMA comes with guest memory access. */
+	muser_dma_unmap(vdev_to_muser(vdev), iova, len);
 }
 
 const struct vfio_device_ops muser_vfio_ops = {

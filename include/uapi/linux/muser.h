@@ -154,6 +154,22 @@ enum muser_req_type {
 	 * Carries id 0.
 	 */
 	MUSER_REQ_IRQ_STATE = 4,
+	/*
+	 * Posted, no reply: the VMM unmapped guest memory the emulator had
+	 * pinned (MUSER_IOC_DMA_MAP), or closed the device. The data is a
+	 * struct muser_dma_range; iova 0 and size ~0ULL mean every range.
+	 * When it is read, the pages are already gone from every mapping of
+	 * the DMA window and unpinned: the emulator only forgets them.
+	 * Carries id 0.
+	 */
+	MUSER_REQ_DMA_UNMAP = 5,
+	/*
+	 * Posted, no reply: the last VMM closed the device. Its interrupt
+	 * eventfds and DMA mappings are gone; the device should go back to
+	 * its power-on state, as vfio-pci resets a device on release.
+	 * Carries id 0.
+	 */
+	MUSER_REQ_VMM_CLOSE = 6,
 };
 
 /* muser_req.flags */
@@ -238,6 +254,91 @@ struct muser_irq_state {
 
 #define MUSER_IRQ_STATE_F_MASKED	(1u << 0)	/* INTx masked by the VMM */
 
+/*
+ * Guest memory (DMA)
+ *
+ * The emulator reaches guest memory by I/O virtual address (iova), the
+ * address the VMM gave VFIO_IOMMU_MAP_DMA, i.e. the guest physical address
+ * for QEMU. MUSER_IOC_DMA_MAP pins a range with vfio_pin_pages() (charged
+ * to the VMM's RLIMIT_MEMLOCK) and holds it; the emulator then accesses it
+ * through mmap() of the control node at MUSER_DMA_OFFSET + iova
+ * (MAP_SHARED; a mapping may cover pages not pinned yet: touching those
+ * raises SIGBUS). MUSER_IOC_DMA_RELEASE drops the hold. Pins outlive holds:
+ * the kernel keeps released ranges pinned, so mapping them again costs no
+ * new pin, and unpins the least recently used released ones when the
+ * device's budget (sysfs dma_budget_mb) would be exceeded. Held ranges are
+ * never evicted: DMA_MAP fails with ENOSPC instead.
+ *
+ * When the VMM unmaps guest memory (or closes the device), muser.ko
+ * removes the pages from every mapping of the DMA window, unpins them
+ * and posts MUSER_REQ_DMA_UNMAP. Holds survive it; touching such pages
+ * raises SIGBUS until they are mapped again. MUSER_IOC_DMA_RW copies
+ * instead of mapping and fails with EFAULT on memory the VMM has not
+ * mapped, so copies never see stale memory.
+ *
+ * Holds belong to the attached emulator: detaching drops them (the pins
+ * stay for the next emulator). Pinning needs an open VMM: ENXIO otherwise.
+ */
+#define MUSER_DMA_OFFSET	(1ULL << 62)
+#define MUSER_DMA_MAX_IOVA	(MUSER_DMA_OFFSET - 1)
+
+/* Pins are managed in aligned chunks of this size. */
+#define MUSER_DMA_CHUNK_SHIFT	21
+
+/* muser_dma_map.flags, muser_dma_rw.flags */
+#define MUSER_DMA_F_WRITE	(1u << 0)	/* the emulator writes guest memory */
+
+/**
+ * struct muser_dma_map - pin and hold guest memory (MUSER_IOC_DMA_MAP), or
+ * release a hold (MUSER_IOC_DMA_RELEASE, which takes what DMA_MAP took).
+ * @argsz:  sizeof(struct muser_dma_map)
+ * @flags:  MUSER_DMA_F_WRITE if the emulator will write
+ * @iova:   start of the range (any alignment: whole pages are pinned)
+ * @size:   bytes, nonzero, iova + size <= MUSER_DMA_MAX_IOVA + 1
+ * @offset: set by DMA_MAP: where the page holding @iova is in the
+ *          control node (MUSER_DMA_OFFSET + iova rounded down to a page)
+ *
+ * DMA_MAP errors: EINVAL bad arguments; EFAULT part of the range is not
+ * mapped by the VMM; EPERM MUSER_DMA_F_WRITE on memory the VMM mapped
+ * read-only; ENOMEM the VMM's RLIMIT_MEMLOCK is exhausted; ENOSPC the
+ * device's pin budget is taken by held ranges; ENXIO no VMM has the device
+ * open; ENOTCONN the caller is not the attached emulator.
+ * DMA_RELEASE: EINVAL if part of the range is not held.
+ */
+struct muser_dma_map {
+	__u32 argsz;
+	__u32 flags;
+	__u64 iova;
+	__u64 size;
+	__u64 offset;
+};
+
+/**
+ * struct muser_dma_rw - copy between guest memory and a buffer
+ * (MUSER_IOC_DMA_RW), pinning what is not pinned (without a hold).
+ * @argsz: sizeof(struct muser_dma_rw)
+ * @flags: MUSER_DMA_F_WRITE to write guest memory, else read it
+ * @iova:  guest address
+ * @size:  bytes, at most 1 MiB
+ * @data:  the emulator's buffer (a pointer, as a __u64)
+ * Errors as for DMA_MAP, and EFAULT for a bad @data.
+ */
+struct muser_dma_rw {
+	__u32 argsz;
+	__u32 flags;
+	__u64 iova;
+	__u64 size;
+	__u64 data;
+};
+
+#define MUSER_DMA_RW_MAX	(1u << 20)
+
+/* The data of a MUSER_REQ_DMA_UNMAP. */
+struct muser_dma_range {
+	__u64 iova;
+	__u64 size;
+};
+
 #define MUSER_IOC_MAGIC		0xE6
 /* Attach as the device's emulator: struct muser_device_info. */
 #define MUSER_IOC_ATTACH	_IO(MUSER_IOC_MAGIC, 0x00)
@@ -247,5 +348,11 @@ struct muser_irq_state {
 #define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
 /* Read the VMM's interrupt configuration: struct muser_irq_state. */
 #define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x03)
+/* Pin and hold guest memory: struct muser_dma_map. */
+#define MUSER_IOC_DMA_MAP	_IO(MUSER_IOC_MAGIC, 0x04)
+/* Release a hold: struct muser_dma_map. */
+#define MUSER_IOC_DMA_RELEASE	_IO(MUSER_IOC_MAGIC, 0x05)
+/* Copy to or from guest memory: struct muser_dma_rw. */
+#define MUSER_IOC_DMA_RW	_IO(MUSER_IOC_MAGIC, 0x06)
 
 #endif /* _UAPI_LINUX_MUSER_H */

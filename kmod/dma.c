@@ -1,0 +1,759 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Guest memory for the emulator: pinned on request with vfio_pin_pages(),
+ * mapped into the emulator as a PFN mapping of its control node at
+ * MUSER_DMA_OFFSET + iova, and revoked when the VMM unmaps it.
+ *
+ * Pins are kept per device in 2 MiB chunks (MUSER_DMA_CHUNK_SHIFT), one
+ * vfio_pin_pages() batch each. The emulator holds chunks it has mapped
+ * (MUSER_IOC_DMA_MAP); chunks nobody holds stay pinned, least recently
+ * used first on dma.lru, until the device's budget needs their pages.
+ *
+ * The PTEs of a PFN mapping hold no page reference: the pin keeps each page
+ * alive, so every path zaps the emulator's mappings before it unpins.
+ */
+#include <linux/highmem.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "muser_dev.h"
+
+#define MUSER_DMA_CHUNK_PAGES	(1u << (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT))
+
+/* A chunk's pfn[] entries: (pfn << 2) | flags, 0 when not pinned. */
+#define MUSER_PFN_PINNED	1ul
+#define MUSER_PFN_WRITABLE	2ul
+
+static_assert(MUSER_DMA_CHUNK_PAGES <= VFIO_PIN_PAGES_MAX_ENTRIES);
+
+/**
+ * struct muser_dma_chunk - pins of one aligned 2 MiB range of iova.
+ * @index:     iova >> MUSER_DMA_CHUNK_SHIFT
+ * @holds:     DMA_MAP holds of the attached emulator (dma.lock)
+ * @nr_pinned: entries of @pfn that are pinned (dma.lock, written under
+ *             dma.sem too)
+ * @lru:       on dma.lru while nobody holds it and something is pinned
+ *             (dma.lock)
+ * @pfn:       one entry per page (MUSER_PFN_*); written under dma.lock and
+ *             dma.sem for writing, read under either
+ */
+struct muser_dma_chunk {
+	unsigned long index;
+	unsigned int holds;
+	unsigned int nr_pinned;
+	struct list_head lru;
+	unsigned long pfn[MUSER_DMA_CHUNK_PAGES];
+};
+
+unsigned int muser_dma_budget_mb = 1024;
+
+static unsigned long muser_iova_to_chunk(u64 iova)
+{
+	return iova >> MUSER_DMA_CHUNK_SHIFT;
+}
+
+static u64 muser_chunk_iova(const struct muser_dma_chunk *c)
+{
+	return c->index << MUSER_DMA_CHUNK_SHIFT;
+}
+
+void muser_dma_init(struct muser_dev *md)
+{
+	struct muser_dma *dma = &md->dma;
+
+	mutex_init(&dma->lock);
+	init_rwsem(&dma->sem);
+	xa_init(&dma->chunks);
+	INIT_LIST_HEAD(&dma->lru);
+	dma->budget_pages = (unsigned long)muser_dma_budget_mb <<
+			    (20 - PAGE_SHIFT);
+}
+
+/* Zap every mapping of [iova, iova + size) in the DMA window. */
+static void muser_dma_zap(struct muser_dev *md, u64 iova, u64 size)
+{
+	lockdep_assert_held_write(&md->dma.sem);
+	unmap_mapping_range(md->inode->i_mapping, MUSER_DMA_OFFSET + iova,
+			    size, 1);
+}
+
+static void muser_dma_free_chunk(struct muser_dev *md,
+				 struct muser_dma_chunk *c)
+{
+	lockdep_assert_held(&md->dma.lock);
+	lockdep_assert_held_write(&md->dma.sem);
+	xa_erase(&md->dma.chunks, c->index);
+	list_del(&c->lru);
+	kfree(c);
+}
+
+/*
+ * Unpin the pages of @c in [first, first + n) (page indices in the chunk),
+ * whose mappings the caller has zapped, in runs of consecutive pins.
+ */
+static void muser_dma_unpin(struct muser_dev *md, struct muser_dma_chunk *c,
+			    unsigned int first, unsigned int n)
+{
+	unsigned int i = first, end = first + n, run;
+
+	lockdep_assert_held(&md->dma.lock);
+	lockdep_assert_held_write(&md->dma.sem);
+	while (i < end) {
+		if (!c->pfn[i]) {
+			i++;
+			continue;
+		}
+		for (run = 0; i + run < end && c->pfn[i + run]; run++)
+			c->pfn[i + run] = 0;
+		vfio_unpin_pages(&md->vdev,
+				 muser_chunk_iova(c) + ((u64)i << PAGE_SHIFT),
+				 run);
+		c->nr_pinned -= run;
+		md->dma.pinned -= run;
+		i += run;
+	}
+}
+
+/*
+ * Unpin everything in [iova, iova + size), after zapping it. Chunks left
+ * empty and unheld are freed; held ones stay, so holds outlive revocation.
+ */
+static void muser_dma_revoke(struct muser_dev *md, u64 iova, u64 size)
+{
+	u64 end = iova + size - 1;
+	unsigned long idx;
+	struct muser_dma_chunk *c;
+
+	lockdep_assert_held(&md->dma.lock);
+	down_write(&md->dma.sem);
+	muser_dma_zap(md, iova, size);
+	xa_for_each_range(&md->dma.chunks, idx, c, muser_iova_to_chunk(iova),
+			  muser_iova_to_chunk(end)) {
+		u64 base = muser_chunk_iova(c);
+		u64 lo = max(iova, base) - base;
+		u64 hi = min(end, base + (1ull << MUSER_DMA_CHUNK_SHIFT) - 1) - base;
+
+		muser_dma_unpin(md, c, lo >> PAGE_SHIFT,
+				(hi >> PAGE_SHIFT) - (lo >> PAGE_SHIFT) + 1);
+		if (!c->nr_pinned) {
+			if (!c->holds)
+				muser_dma_free_chunk(md, c);
+			else
+				list_del_init(&c->lru);
+		}
+	}
+	up_write(&md->dma.sem);
+}
+
+/* Unpin least recently used unheld chunks outside [keep_lo, keep_hi]. */
+static bool muser_dma_evict(struct muser_dev *md, unsigned long want,
+			    unsigned long keep_lo, unsigned long keep_hi)
+{
+	struct muser_dma_chunk *c, *tmp;
+
+	lockdep_assert_held(&md->dma.lock);
+	list_for_each_entry_safe(c, tmp, &md->dma.lru, lru) {
+		if (md->dma.pinned + want <= md->dma.budget_pages)
+			break;
+		if (c->index >= keep_lo && c->index <= keep_hi)
+			continue;
+		md->dma.evictions++;
+		muser_dma_revoke(md, muser_chunk_iova(c),
+				 1ull << MUSER_DMA_CHUNK_SHIFT);
+	}
+	return md->dma.pinned + want <= md->dma.budget_pages;
+}
+
+static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_dev *md,
+						   unsigned long index)
+{
+	struct muser_dma_chunk *c;
+	int ret;
+
+	lockdep_assert_held(&md->dma.lock);
+	c = xa_load(&md->dma.chunks, index);
+	if (c)
+		return c;
+	c = kzalloc(sizeof(*c), GFP_KERNEL_ACCOUNT);
+	if (!c)
+		return ERR_PTR(-ENOMEM);
+	c->index = index;
+	INIT_LIST_HEAD(&c->lru);
+	ret = xa_insert(&md->dma.chunks, index, c, GFP_KERNEL_ACCOUNT);
+	if (ret) {
+		kfree(c);
+		return ERR_PTR(ret);
+	}
+	return c;
+}
+
+/* What vfio_pin_pages() said, as the uapi documents it. */
+static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
+			       int npage)
+{
+	switch (ret) {
+	case -EINVAL:
+		muser_err(md, "dma: iova 0x%llx (+%d pages) is not mapped by the VMM\n",
+			  iova, npage);
+		return -EFAULT;
+	case -EPERM:
+		muser_err(md, "dma: iova 0x%llx is mapped read-only by the VMM\n",
+			  iova);
+		return -EPERM;
+	case -ENOMEM:
+		muser_err(md, "dma: pinning iova 0x%llx failed: the VMM's locked memory limit is reached\n",
+			  iova);
+		return -ENOMEM;
+	}
+	muser_err(md, "dma: pinning iova 0x%llx failed: %d\n", iova, ret);
+	return ret < 0 ? ret : -EIO;
+}
+
+/*
+ * Pin one run of @n pages into @c from page @first. Asks for read and
+ * write: the pin's access is the VMM mapping's either way, so a page that
+ * pins that way is writable. Read-only mappings are found page by page.
+ */
+static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
+			     unsigned int first, unsigned int n, bool write,
+			     struct page **pages)
+{
+	unsigned int done = 0, i;
+
+	lockdep_assert_held(&md->dma.lock);
+	while (done < n) {
+		u64 at = muser_chunk_iova(c) + ((u64)(first + done) << PAGE_SHIFT);
+		unsigned long flags = MUSER_PFN_PINNED | MUSER_PFN_WRITABLE;
+		int step = n - done, ret;
+
+		ret = vfio_pin_pages(&md->vdev, at, step,
+				     IOMMU_READ | IOMMU_WRITE, pages);
+		if (ret == -EPERM && !write) {
+			step = 1;
+			ret = vfio_pin_pages(&md->vdev, at, 1,
+					     IOMMU_READ | IOMMU_WRITE, pages);
+			if (ret == -EPERM) {
+				flags = MUSER_PFN_PINNED;
+				ret = vfio_pin_pages(&md->vdev, at, 1,
+						     IOMMU_READ, pages);
+			}
+		}
+		if (ret != step)
+			return muser_dma_pin_error(md, ret, at, step);
+
+		down_write(&md->dma.sem);
+		for (i = 0; i < step; i++)
+			c->pfn[first + done + i] = page_to_pfn(pages[i]) << 2 | flags;
+		c->nr_pinned += step;
+		md->dma.pinned += step;
+		up_write(&md->dma.sem);
+		done += step;
+	}
+	return 0;
+}
+
+/* Pages of [first_pfn, last_pfn] (iova >> PAGE_SHIFT) not pinned yet. */
+static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
+				       u64 last_pfn)
+{
+	unsigned long missing = 0;
+	u64 pfn;
+
+	for (pfn = first_pfn; pfn <= last_pfn; pfn++) {
+		struct muser_dma_chunk *c;
+
+		c = xa_load(&md->dma.chunks, pfn >> (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT));
+		if (!c) {
+			/* The rest of this chunk is missing too. */
+			u64 next = (pfn | (MUSER_DMA_CHUNK_PAGES - 1)) + 1;
+
+			missing += min(next, last_pfn + 1) - pfn;
+			pfn = next - 1;
+			continue;
+		}
+		if (!c->pfn[pfn & (MUSER_DMA_CHUNK_PAGES - 1)])
+			missing++;
+	}
+	return missing;
+}
+
+/*
+ * Pin every page of [iova, iova + size), within the budget; with @hold,
+ * take a hold on each chunk of the range once all of it is pinned.
+ * Pages pinned before a failure stay pinned, on the LRU if unheld.
+ */
+static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
+			 bool write, bool hold)
+{
+	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
+	unsigned long lo = muser_iova_to_chunk(iova), hi = muser_iova_to_chunk(iova + size - 1);
+	unsigned long missing;
+	struct page **pages;
+	unsigned long idx;
+	int ret = 0;
+
+	lockdep_assert_held(&md->dma.lock);
+	if (!md->dma.open)
+		return -ENXIO;
+
+	missing = muser_dma_missing(md, first, last);
+	if (missing && !muser_dma_evict(md, missing, lo, hi)) {
+		muser_err(md, "dma: %lu more pages would exceed the budget of %lu pinned pages\n",
+			  missing, md->dma.budget_pages);
+		return -ENOSPC;
+	}
+
+	pages = kmalloc_array(MUSER_DMA_CHUNK_PAGES, sizeof(*pages), GFP_KERNEL);
+	if (!pages)
+		return -ENOMEM;
+
+	for (idx = lo; idx <= hi && !ret; idx++) {
+		u64 base = idx << (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT);
+		unsigned int i = max(first, base) - base;
+		unsigned int end = min(last, base + MUSER_DMA_CHUNK_PAGES - 1) - base + 1;
+		struct muser_dma_chunk *c = muser_dma_get_chunk(md, idx);
+
+		if (IS_ERR(c)) {
+			ret = PTR_ERR(c);
+			break;
+		}
+		while (i < end && !ret) {
+			unsigned int n;
+
+			if (c->pfn[i]) {
+				if (write && !(c->pfn[i] & MUSER_PFN_WRITABLE)) {
+					muser_err(md, "dma: iova 0x%llx is mapped read-only by the VMM\n",
+						  (base + i) << PAGE_SHIFT);
+					ret = -EPERM;
+				}
+				i++;
+				continue;
+			}
+			for (n = 0; i + n < end && !c->pfn[i + n]; n++)
+				;
+			ret = muser_dma_pin_run(md, c, i, n, write, pages);
+			i += n;
+		}
+		/* Unheld chunks are the LRU's, most recently used last. */
+		if (!c->holds && c->nr_pinned)
+			list_move_tail(&c->lru, &md->dma.lru);
+		else if (!c->holds && !c->nr_pinned) {
+			down_write(&md->dma.sem);
+			muser_dma_free_chunk(md, c);
+			up_write(&md->dma.sem);
+		}
+	}
+	kfree(pages);
+	if (ret || !hold)
+		return ret;
+
+	/* All of the range is pinned, so every chunk of it exists. */
+	for (idx = lo; idx <= hi; idx++) {
+		struct muser_dma_chunk *c = xa_load(&md->dma.chunks, idx);
+
+		if (!c->holds++)
+			list_del_init(&c->lru);
+	}
+	return 0;
+}
+
+static int muser_dma_check_range(struct muser_dev *md, u64 iova, u64 size,
+				 u32 flags)
+{
+	if (flags & ~MUSER_DMA_F_WRITE) {
+		muser_err(md, "dma: unknown flags 0x%x\n", flags);
+		return -EINVAL;
+	}
+	if (!size || iova > MUSER_DMA_MAX_IOVA ||
+	    size > MUSER_DMA_MAX_IOVA - iova + 1) {
+		muser_err(md, "dma: bad range iova 0x%llx size 0x%llx\n",
+			  iova, size);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int muser_dma_get_args(struct muser_dev *md, struct file *file,
+			      void __user *arg, struct muser_dma_map *m)
+{
+	if (copy_from_user(m, arg, sizeof(*m)))
+		return -EFAULT;
+	if (m->argsz < sizeof(*m)) {
+		muser_err(md, "dma: argsz %u < %zu\n", m->argsz, sizeof(*m));
+		return -EINVAL;
+	}
+	if (READ_ONCE(md->emulator) != file)
+		return -ENOTCONN;
+	return muser_dma_check_range(md, m->iova, m->size, m->flags);
+}
+
+int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
+{
+	struct muser_dma_map m;
+	int ret;
+
+	ret = muser_dma_get_args(md, file, arg, &m);
+	if (ret)
+		return ret;
+
+	mutex_lock(&md->dma.lock);
+	ret = muser_dma_pin(md, m.iova, m.size, m.flags & MUSER_DMA_F_WRITE,
+			    true);
+	mutex_unlock(&md->dma.lock);
+	if (ret)
+		return ret;
+
+	m.offset = MUSER_DMA_OFFSET + (m.iova & PAGE_MASK);
+	if (put_user(m.offset, (u64 __user *)(arg + offsetof(struct muser_dma_map, offset))))
+		return -EFAULT;
+	return 0;
+}
+
+/* Drop a hold; the chunk joins the LRU, or goes if nothing is pinned. */
+static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c)
+{
+	lockdep_assert_held(&md->dma.lock);
+	if (--c->holds)
+		return;
+	if (c->nr_pinned) {
+		list_add_tail(&c->lru, &md->dma.lru);
+	} else {
+		down_write(&md->dma.sem);
+		muser_dma_free_chunk(md, c);
+		up_write(&md->dma.sem);
+	}
+}
+
+int muser_dma_release(struct muser_dev *md, struct file *file,
+		      void __user *arg)
+{
+	struct muser_dma_chunk *c;
+	struct muser_dma_map m;
+	unsigned long lo, hi, idx;
+	int ret;
+
+	ret = muser_dma_get_args(md, file, arg, &m);
+	if (ret)
+		return ret;
+	lo = muser_iova_to_chunk(m.iova);
+	hi = muser_iova_to_chunk(m.iova + m.size - 1);
+
+	mutex_lock(&md->dma.lock);
+	for (idx = lo; idx <= hi; idx++) {
+		c = xa_load(&md->dma.chunks, idx);
+		if (!c || !c->holds) {
+			muser_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
+				  m.iova, m.size);
+			ret = -EINVAL;
+			goto out_unlock;
+		}
+	}
+	for (idx = lo; idx <= hi; idx++)
+		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx));
+out_unlock:
+	mutex_unlock(&md->dma.lock);
+	return ret;
+}
+
+/* The emulator detached: its holds go, the pins stay for the next one. */
+void muser_dma_drop_holds(struct muser_dev *md)
+{
+	struct muser_dma_chunk *c;
+	unsigned long idx;
+
+	mutex_lock(&md->dma.lock);
+	xa_for_each(&md->dma.chunks, idx, c) {
+		if (c->holds) {
+			c->holds = 1;
+			muser_dma_unhold(md, c);
+		}
+	}
+	mutex_unlock(&md->dma.lock);
+}
+
+/*
+ * The page holding @iova with a reference, pinning it (without a hold) if
+ * needed, or an ERR_PTR.
+ */
+static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
+				       u64 size, bool write)
+{
+	struct muser_dma_chunk *c;
+	struct page *page = NULL;
+	unsigned long entry;
+	int ret;
+
+	for (;;) {
+		down_read(&md->dma.sem);
+		c = xa_load(&md->dma.chunks, muser_iova_to_chunk(iova));
+		entry = c ? c->pfn[(iova >> PAGE_SHIFT) & (MUSER_DMA_CHUNK_PAGES - 1)] : 0;
+		if (entry && (!write || entry & MUSER_PFN_WRITABLE)) {
+			page = pfn_to_page(entry >> 2);
+			get_page(page);
+		}
+		up_read(&md->dma.sem);
+		if (page)
+			return page;
+		if (entry)
+			return ERR_PTR(-EPERM);
+
+		/* Pin the rest of the copy in one go. */
+		mutex_lock(&md->dma.lock);
+		ret = muser_dma_pin(md, iova & PAGE_MASK,
+				    PAGE_ALIGN(iova + size) - (iova & PAGE_MASK),
+				    write, false);
+		mutex_unlock(&md->dma.lock);
+		if (ret)
+			return ERR_PTR(ret);
+	}
+}
+
+int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
+{
+	struct muser_dma_rw rw;
+	u8 __user *data;
+	u64 done = 0;
+	bool write;
+	int ret;
+
+	if (copy_from_user(&rw, arg, sizeof(rw)))
+		return -EFAULT;
+	if (rw.argsz < sizeof(rw)) {
+		muser_err(md, "dma: argsz %u < %zu\n", rw.argsz, sizeof(rw));
+		return -EINVAL;
+	}
+	if (READ_ONCE(md->emulator) != file)
+		return -ENOTCONN;
+	ret = muser_dma_check_range(md, rw.iova, rw.size, rw.flags);
+	if (ret)
+		return ret;
+	if (rw.size > MUSER_DMA_RW_MAX) {
+		muser_err(md, "dma: copy of %llu bytes, at most %u\n", rw.size,
+			  MUSER_DMA_RW_MAX);
+		return -EINVAL;
+	}
+	write = rw.flags & MUSER_DMA_F_WRITE;
+	data = u64_to_user_ptr(rw.data);
+
+	/*
+	 * Copy with a page reference and no lock held, so faulting on the
+	 * emulator's buffer (even a DMA window mapping) cannot deadlock.
+	 */
+	while (done < rw.size) {
+		u64 iova = rw.iova + done;
+		size_t off = offset_in_page(iova);
+		size_t len = min_t(u64, PAGE_SIZE - off, rw.size - done);
+		struct page *page;
+		unsigned long left;
+		void *va;
+
+		page = muser_dma_get_page(md, iova, rw.size - done, write);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		va = kmap_local_page(page);
+		if (write)
+			left = copy_from_user(va + off, data + done, len);
+		else
+			left = copy_to_user(data + done, va + off, len);
+		kunmap_local(va);
+		if (write)
+			set_page_dirty_lock(page);
+		put_page(page);
+		if (left)
+			return -EFAULT;
+		done += len;
+	}
+	return 0;
+}
+
+static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct muser_dev *md = vma->vm_private_data;
+	u64 iova = ((u64)vmf->pgoff << PAGE_SHIFT) - MUSER_DMA_OFFSET;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+	struct muser_dma_chunk *c;
+	unsigned long entry = 0;
+
+	down_read(&md->dma.sem);
+	c = xa_load(&md->dma.chunks, muser_iova_to_chunk(iova));
+	if (c)
+		entry = c->pfn[(iova >> PAGE_SHIFT) & (MUSER_DMA_CHUNK_PAGES - 1)];
+	/* A writable mapping must not reach a read-only pin at all. */
+	if (entry && (entry & MUSER_PFN_WRITABLE || !(vma->vm_flags & VM_WRITE)))
+		ret = vmf_insert_pfn(vma, vmf->address, entry >> 2);
+	up_read(&md->dma.sem);
+
+	if (ret == VM_FAULT_SIGBUS)
+		muser_err(md, "dma: emulator touched iova 0x%llx, which is %s\n",
+			  iova, entry ? "read-only" : "not pinned");
+	return ret;
+}
+
+static const struct vm_operations_struct muser_dma_vm_ops = {
+	.fault = muser_dma_fault,
+};
+
+int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma)
+{
+	u64 len = vma->vm_end - vma->vm_start;
+	u64 start = (u64)vma->vm_pgoff << PAGE_SHIFT;
+
+	if (!(vma->vm_flags & VM_SHARED) || start < MUSER_DMA_OFFSET ||
+	    len > MUSER_DMA_MAX_IOVA + 1 - (start - MUSER_DMA_OFFSET)) {
+		muser_err(md, "dma: bad mmap of the DMA window (offset 0x%llx, 0x%llx bytes, %s)\n",
+			  start, len,
+			  vma->vm_flags & VM_SHARED ? "shared" : "private");
+		return -EINVAL;
+	}
+	if (!(vma->vm_flags & VM_WRITE))
+		muser_vm_flags_clear(vma, VM_MAYWRITE);
+	muser_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+			   VM_DONTDUMP | VM_DONTCOPY);
+	vma->vm_ops = &muser_dma_vm_ops;
+	vma->vm_private_data = md;
+	return 0;
+}
+
+void muser_dma_open(struct muser_dev *md)
+{
+	mutex_lock(&md->dma.lock);
+	md->dma.open = true;
+	mutex_unlock(&md->dma.lock);
+}
+
+/* The VMM is going: nothing may stay pinned past close_device. */
+void muser_dma_close(struct muser_dev *md)
+{
+	mutex_lock(&md->dma.lock);
+	muser_dma_revoke(md, 0, MUSER_DMA_MAX_IOVA + 1);
+	md->dma.open = false;
+	mutex_unlock(&md->dma.lock);
+	muser_post_dma_unmap(md, 0, ~0ull);
+}
+
+/*
+ * vfio's dma_unmap callback: every pin in the range must be gone when it
+ * returns, and the VMM may hold its own locks, so nothing here waits for
+ * the emulator.
+ */
+void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
+{
+	if (!size || iova > MUSER_DMA_MAX_IOVA)
+		return;
+	size = min(size, MUSER_DMA_MAX_IOVA - iova + 1);
+	mutex_lock(&md->dma.lock);
+	muser_dma_revoke(md, iova, size);
+	md->dma.unmaps++;
+	mutex_unlock(&md->dma.lock);
+	muser_post_dma_unmap(md, iova, size);
+}
+
+void muser_dma_destroy(struct muser_dev *md)
+{
+	struct muser_dma_chunk *c;
+	unsigned long idx;
+
+	/* close_device unpinned everything; only empty chunks may be left. */
+	xa_for_each(&md->dma.chunks, idx, c) {
+		WARN_ON_ONCE(c->nr_pinned);
+		kfree(c);
+	}
+	xa_destroy(&md->dma.chunks);
+	mutex_destroy(&md->dma.lock);
+}
+
+/* sysfs: /sys/bus/mdev/devices/UUID/muser/ */
+static struct muser_dev *dev_to_muser(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+static ssize_t dma_pinned_pages_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	struct muser_dev *md = dev_to_muser(dev);
+	unsigned long pinned;
+
+	mutex_lock(&md->dma.lock);
+	pinned = md->dma.pinned;
+	mutex_unlock(&md->dma.lock);
+	return sysfs_emit(buf, "%lu\n", pinned);
+}
+static DEVICE_ATTR_RO(dma_pinned_pages);
+
+static ssize_t dma_mapped_pages_show(struct device *dev,
+				     struct device_attribute *attr, char *buf)
+{
+	struct muser_dev *md = dev_to_muser(dev);
+	struct muser_dma_chunk *c;
+	unsigned long idx, mapped = 0;
+
+	mutex_lock(&md->dma.lock);
+	xa_for_each(&md->dma.chunks, idx, c)
+		if (c->holds)
+			mapped += c->nr_pinned;
+	mutex_unlock(&md->dma.lock);
+	return sysfs_emit(buf, "%lu\n", mapped);
+}
+static DEVICE_ATTR_RO(dma_mapped_pages);
+
+static ssize_t dma_evictions_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct muser_dev *md = dev_to_muser(dev);
+
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(md->dma.evictions));
+}
+static DEVICE_ATTR_RO(dma_evictions);
+
+static ssize_t dma_budget_mb_show(struct device *dev,
+				  struct device_attribute *attr, char *buf)
+{
+	struct muser_dev *md = dev_to_muser(dev);
+
+	return sysfs_emit(buf, "%lu\n",
+			  READ_ONCE(md->dma.budget_pages) >> (20 - PAGE_SHIFT));
+}
+
+static ssize_t dma_budget_mb_store(struct device *dev,
+				   struct device_attribute *attr,
+				   const char *buf, size_t count)
+{
+	struct muser_dev *md = dev_to_muser(dev);
+	unsigned int mb;
+	int ret;
+
+	ret = kstrtouint(buf, 0, &mb);
+	if (ret)
+		return ret;
+	if (!mb || mb > (ULONG_MAX >> 20))
+		return -EINVAL;
+	mutex_lock(&md->dma.lock);
+	md->dma.budget_pages = (unsigned long)mb << (20 - PAGE_SHIFT);
+	/* Shrinking takes effect now for what nobody holds. */
+	muser_dma_evict(md, 0, 1, 0);
+	mutex_unlock(&md->dma.lock);
+	return count;
+}
+static DEVICE_ATTR_RW(dma_budget_mb);
+
+static struct attribute *muser_dma_attrs[] = {
+	&dev_attr_dma_pinned_pages.attr,
+	&dev_attr_dma_mapped_pages.attr,
+	&dev_attr_dma_evictions.attr,
+	&dev_attr_dma_budget_mb.attr,
+	NULL
+};
+
+static const struct attribute_group muser_dma_group = {
+	.name = "muser",
+	.attrs = muser_dma_attrs,
+};
+
+const struct attribute_group *muser_dev_groups[] = {
+	&muser_dma_group,
+	NULL
+};
