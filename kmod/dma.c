@@ -676,7 +676,7 @@ static struct muser_dev *dev_to_muser(struct device *dev)
 }
 
 static ssize_t pinned_pages_show(struct device *dev,
-				     struct device_attribute *attr, char *buf)
+				 struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	unsigned long pinned;
@@ -689,7 +689,7 @@ static ssize_t pinned_pages_show(struct device *dev,
 static DEVICE_ATTR_RO(pinned_pages);
 
 static ssize_t mapped_pages_show(struct device *dev,
-				     struct device_attribute *attr, char *buf)
+				 struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	struct muser_dma_chunk *c;
@@ -705,7 +705,7 @@ static ssize_t mapped_pages_show(struct device *dev,
 static DEVICE_ATTR_RO(mapped_pages);
 
 static ssize_t evictions_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
+			      struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 
@@ -714,7 +714,7 @@ static ssize_t evictions_show(struct device *dev,
 static DEVICE_ATTR_RO(evictions);
 
 static ssize_t budget_mb_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
+			      struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 
@@ -723,7 +723,7 @@ static ssize_t budget_mb_show(struct device *dev,
 }
 
 static ssize_t budget_mb_store(struct device *dev,
-				   struct device_attribute *attr,
+			       struct device_attribute *attr,
 				   const char *buf, size_t count)
 {
 	struct muser_dev *md = dev_to_muser(dev);
