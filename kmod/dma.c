@@ -724,7 +724,7 @@ static ssize_t budget_mb_show(struct device *dev,
 
 static ssize_t budget_mb_store(struct device *dev,
 			       struct device_attribute *attr,
-				   const char *buf, size_t count)
+			       const char *buf, size_t count)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	unsigned int mb;
