@@ -13,6 +13,8 @@
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
 #   6a. dma                   guest memory: pin, map, revoke, budget (harness)
+#   6b. lib_dma               libmuser's guest memory API (harness)
+#   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
 #   7. concurrency            16 devices, 8 VMM threads, one emulator (harness)
 #   8. vfio_client            a VMM against the sample (kselftest harness)
 #   9. muser/bite.sh          the tests fail against a wrongly answering sample
@@ -210,6 +212,8 @@ if muser_loaded; then
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
 	want dma && run_harness dma 600 "$TEST_BIN_DIR/dma"
+	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
+	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
