@@ -24,6 +24,10 @@
  *      MUSER_REQ_F_REPLAYED, for the next emulator. A VMM access waits for an
  *      emulator at most the module parameter timeout_ms, then fails with
  *      ETIMEDOUT.
+ *   5. When the last VMM closes the device, the kernel unpins the guest
+ *      memory the emulator used, drops the VMM's interrupt eventfds and
+ *      posts MUSER_REQ_DMA_UNMAP, MUSER_REQ_IRQ_STATE and
+ *      MUSER_REQ_VMM_CLOSE, in that order.
  *
  * Wire format
  *   read() returns one or more whole requests: a struct muser_req followed by
