@@ -281,7 +281,8 @@ struct muser_irq_state {
  * mapped, so copies never see stale memory.
  *
  * Holds belong to the attached emulator: detaching drops them (the pins
- * stay for the next emulator). Pinning needs an open VMM: ENXIO otherwise.
+ * stay for the next emulator), and only it may map the DMA window
+ * (ENOTCONN). Pinning needs an open VMM: ENXIO otherwise.
  */
 #define MUSER_DMA_OFFSET	(1ULL << 62)
 #define MUSER_DMA_MAX_IOVA	(MUSER_DMA_OFFSET - 1)
