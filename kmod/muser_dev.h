@@ -199,6 +199,7 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 int muser_devmem_mmap(struct muser_dev *md,
 		      const struct muser_device_info *info,
 		      struct vm_area_struct *vma, bool vmm);
+int muser_state_mmap(struct muser_dev *md, struct vm_area_struct *vma);
 int muser_region_caps(const struct muser_device_info *info, u32 index,
 		      struct vfio_info_cap *caps);
 void muser_devmem_free(struct muser_dev *md);

@@ -122,6 +122,19 @@ struct muser_mmap_area {
 #define MUSER_REGION_SHIFT	40
 #define MUSER_REGION_OFFSET(index)	((__u64)(index) << MUSER_REGION_SHIFT)
 
+/*
+ * The state area: up to MUSER_STATE_SIZE bytes of memory muser.ko keeps per
+ * device for its emulators, zeroed when the device is created and never
+ * touched by the kernel again. The attached emulator maps it (MAP_SHARED)
+ * at MUSER_STATE_OFFSET of the control node; pages are allocated on first
+ * touch. What an emulator keeps there survives its exit, so the next one
+ * can pick up where it left off (libmuser keeps config space and interrupt
+ * state there, and gives the device room for its own).
+ */
+#define MUSER_STATE_INDEX	15
+#define MUSER_STATE_OFFSET	MUSER_REGION_OFFSET(MUSER_STATE_INDEX)
+#define MUSER_STATE_SIZE	(4u << 20)
+
 /* muser_device_info.flags */
 #define MUSER_DEV_F_RESET	(1u << 0)	/* VFIO_DEVICE_RESET reaches the emulator */
 
