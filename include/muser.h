@@ -619,6 +619,23 @@ MUSER_EXPORT int muser_realize(struct muser_dev *dev);
  */
 
 /**
+ * muser_takeover - muser_realize() in place of a running emulator of the
+ * same device (an upgrade without a gap).
+ *
+ * The running emulator finishes the requests it has already read; this
+ * one gets everything after, and recovers the state the other one saved
+ * (muser_recovered(), the recover callback). The call returns once the
+ * other emulator has answered what it held (at most the module parameter
+ * timeout_ms; what it leaves is delivered again to this one). The old
+ * emulator's muser_dispatch() and muser_run() then fail with ENOTCONN: it
+ * should stop touching the device and exit. Without a running emulator
+ * this is muser_realize().
+ * Returns 0, or -1 with errno as muser_realize() (EBUSY: the running
+ * emulator describes a different device).
+ */
+MUSER_EXPORT int muser_takeover(struct muser_dev *dev);
+
+/**
  * muser_recover_cb - muser_realize() recovered the state of a previous
  * emulator of this device.
  *

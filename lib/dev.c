@@ -152,7 +152,7 @@ MUSER_EXPORT void *muser_dev_get_priv(const struct muser_dev *dev)
 	return dev->priv;
 }
 
-MUSER_EXPORT int muser_realize(struct muser_dev *dev)
+static int realize(struct muser_dev *dev, unsigned long attach)
 {
 	int e;
 
@@ -167,7 +167,7 @@ MUSER_EXPORT int muser_realize(struct muser_dev *dev)
 	}
 	muser_pcicfg_init(dev);
 	muser_build_device_info(dev, &dev->info);
-	if (dev->io->ioctl(dev, MUSER_IOC_ATTACH, &dev->info) < 0) {
+	if (dev->io->ioctl(dev, attach, &dev->info) < 0) {
 		e = errno;
 		muser_err(dev, "attach: %s", strerror(e));
 		errno = e;
@@ -192,4 +192,14 @@ err_detach:
 	dev->recovered = false;
 	errno = e;
 	return -1;
+}
+
+MUSER_EXPORT int muser_realize(struct muser_dev *dev)
+{
+	return realize(dev, MUSER_IOC_ATTACH);
+}
+
+MUSER_EXPORT int muser_takeover(struct muser_dev *dev)
+{
+	return realize(dev, MUSER_IOC_TAKEOVER);
 }

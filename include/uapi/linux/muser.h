@@ -366,6 +366,16 @@ struct muser_dma_range {
 #define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
 /* Read the VMM's interrupt configuration: struct muser_irq_state. */
 #define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x03)
+/*
+ * Attach in place of the running emulator (an upgrade): struct
+ * muser_device_info, which must equal the running emulator's layout (else
+ * EBUSY). From then on requests go to the caller; the previous emulator may
+ * still answer those it had read (its read() and poll() report ENOTCONN /
+ * EPOLLERR: it should finish and exit). Returns once it has answered them,
+ * at most timeout_ms later (what it leaves is delivered again, replayed).
+ * Without a running emulator it is MUSER_IOC_ATTACH.
+ */
+#define MUSER_IOC_TAKEOVER	_IO(MUSER_IOC_MAGIC, 0x07)
 /* Pin and hold guest memory: struct muser_dma_map. */
 #define MUSER_IOC_DMA_MAP	_IO(MUSER_IOC_MAGIC, 0x04)
 /* Release a hold: struct muser_dma_map. */
