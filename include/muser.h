@@ -736,6 +736,18 @@ MUSER_EXPORT int muser_stop(struct muser_dev *dev);
 MUSER_EXPORT bool muser_req_replayed(const struct muser_dev *dev);
 
 /**
+ * muser_req_id - the id of the request being handled.
+ *
+ * Call from a callback. Ids are unique for the life of the device, across
+ * emulators. A device whose registers have side effects can record, in its
+ * state area, the id of the last request it applied and what it answered:
+ * a replayed request with that id was applied already, and answering it
+ * again from the record makes the access happen exactly once.
+ * Returns the id, or 0 outside callbacks.
+ */
+MUSER_EXPORT uint64_t muser_req_id(const struct muser_dev *dev);
+
+/**
  * muser_config_read - read the library's copy of config space.
  * @buf:    receives @count bytes
  * @offset: config space offset; @offset + @count at most the config size

@@ -21,6 +21,11 @@ MUSER_EXPORT bool muser_req_replayed(const struct muser_dev *dev)
 	return dev->cur_req_flags & MUSER_REQ_F_REPLAYED;
 }
 
+MUSER_EXPORT uint64_t muser_req_id(const struct muser_dev *dev)
+{
+	return dev->cur_req_id;
+}
+
 /* Handle one batch read from the control node and write its replies. */
 static int serve_batch(struct muser_dev *dev, size_t len,
 		       unsigned int *handled, bool *refused)

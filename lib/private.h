@@ -162,6 +162,7 @@ struct muser_dev {
 	struct muser_pcicfg pcicfg;
 	struct muser_device_info info;	/* as attached */
 	uint16_t cur_req_flags;		/* MUSER_REQ_F_* of the request in hand */
+	uint64_t cur_req_id;		/* its id; 0 outside callbacks */
 
 	uint8_t *in_buf;		/* MUSER_IN_BUF_SIZE */
 	uint8_t *out_buf;		/* MUSER_OUT_BUF_SIZE */

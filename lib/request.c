@@ -95,6 +95,7 @@ static int handle_one(struct muser_dev *dev, const struct muser_req *req,
 	int err;
 
 	dev->cur_req_flags = req->flags;
+	dev->cur_req_id = req->id;
 	switch (req->type) {
 	case MUSER_REQ_READ:
 	case MUSER_REQ_WRITE:
@@ -108,6 +109,7 @@ static int handle_one(struct muser_dev *dev, const struct muser_req *req,
 		break;
 	}
 	dev->cur_req_flags = 0;
+	dev->cur_req_id = 0;
 
 	muser_dbg(dev, "req %llu %s%s region %u offset %#llx len %u: %s",
 		  (unsigned long long)req->id, type_name(req->type),

@@ -38,6 +38,20 @@ static struct muser_dev *dev;
 static int bad_reply;
 
 /*
+ * What survives the emulator, in its state area: per register, one 64-bit
+ * word with the reads so far (low 24 bits) and the id of the last one (the
+ * rest). One store updates both, so a crash leaves either the old or the
+ * new word; a replayed read that was already counted is answered again the
+ * same way, and each read counts once.
+ */
+#define COUNT_BITS	24
+#define COUNT_MASK	((1u << COUNT_BITS) - 1)
+
+struct idio16_state {
+	uint64_t last[2];
+};
+
+/*
  * Register 0 (outputs 0-7) and register 1 (inputs 0-7) each return their
  * own counter: drivers that cache output state (6.12's regmap-based one)
  * still read the inputs from the device.
@@ -45,11 +59,24 @@ static int bad_reply;
 static ssize_t bar2_access(struct muser_dev *d, void *priv, void *buf,
 			   size_t count, uint64_t offset, bool is_write)
 {
-	unsigned int *reads = muser_state(d, NULL);
+	struct idio16_state *st = muser_state(d, NULL);
+	uint64_t id = muser_req_id(d) & (UINT64_MAX >> COUNT_BITS);
+	uint64_t last;
+	uint32_t reads;
 
 	(void)priv;
-	if (offset < 2 && !is_write)
-		*(uint8_t *)buf = reads[offset]++ / 3 + bad_reply;
+	if (offset >= 2 || is_write)
+		return count;
+	last = st->last[offset];
+	reads = last & COUNT_MASK;
+	if (muser_req_replayed(d) && last >> COUNT_BITS == id) {
+		reads--;	/* counted already */
+	} else {
+		__atomic_store_n(&st->last[offset],
+				 id << COUNT_BITS | ((reads + 1) & COUNT_MASK),
+				 __ATOMIC_RELAXED);
+	}
+	*(uint8_t *)buf = reads / 3 + bad_reply;
 	return count;
 }
 

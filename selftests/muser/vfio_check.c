@@ -7,26 +7,81 @@
  * Exit status: 0 the device matches, 1 it does not, 2 the check could not
  * run. bite.sh runs this against the sample in its wrong-reply mode and
  * requires exit status 1.
+ *
+ * vfio_check --sequence N [--delay-ms D] UUID: read BAR2 offset 1 N times,
+ * D ms apart (default 10), and require the sample's counter i / 3 on read
+ * i, with no access failing; upgrade.sh replaces and kills the emulator
+ * meanwhile.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common.h"
+
+/* Read i must give i / 3; returns 0, 1 on a mismatch, 2 on a failure. */
+static int check_sequence(struct vfio_client *c, long n, int delay_ms)
+{
+	int64_t worst = 0;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		int64_t t = now_ms();
+		uint8_t b;
+		ssize_t r;
+
+		r = region_read(c, VFIO_PCI_BAR2_REGION_INDEX, 1, &b, 1);
+		if (r != 1) {
+			fprintf(stderr, "vfio_check: read %ld failed: %s\n", i,
+				strerror(r < 0 ? -r : EIO));
+			return 2;
+		}
+		if (now_ms() - t > worst)
+			worst = now_ms() - t;
+		if (b != (uint8_t)(i / 3)) {
+			fprintf(stderr, "vfio_check: read %ld gave %u, expected %u\n",
+				i, b, (unsigned int)(uint8_t)(i / 3));
+			return 1;
+		}
+		sleep_ms(delay_ms);
+	}
+	printf("vfio_check: %ld reads in sequence, slowest %lld ms\n", n,
+	       (long long)worst);
+	return 0;
+}
 
 int main(int argc, char **argv)
 {
 	struct vfio_client c;
 	const char *step = "?";
-	int ret;
+	long sequence = 0;
+	int delay_ms = 10, ret;
 
+	while (argc > 2 && !strncmp(argv[1], "--", 2)) {
+		if (!strcmp(argv[1], "--sequence"))
+			sequence = atol(argv[2]);
+		else if (!strcmp(argv[1], "--delay-ms"))
+			delay_ms = atoi(argv[2]);
+		else
+			break;
+		argc -= 2;
+		argv += 2;
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s UUID\n", argv[0]);
+		fprintf(stderr, "usage: %s [--sequence N [--delay-ms D]] UUID\n",
+			argv[0]);
 		return 2;
 	}
 	ret = vfio_client_open(&c, argv[1], &step);
 	if (ret) {
 		fprintf(stderr, "vfio_check: %s: %s\n", step, strerror(-ret));
 		return 2;
+	}
+	if (sequence) {
+		ret = check_sequence(&c, sequence, delay_ms);
+		vfio_client_close(&c);
+		return ret;
 	}
 	ret = check_sample_device(&c);
 	vfio_client_close(&c);
