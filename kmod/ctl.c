@@ -170,25 +170,37 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 	old = md->emulator;
 	md->emulator = file;
 	spin_unlock(&md->req_lock);
+	if (md->attached_once)
+		md->restarts++;
+	md->attached_once = true;
+	WRITE_ONCE(md->emulator_pid, task_tgid_nr(current));
 
 	wake_up_all(&md->attach_wq);
 	wake_up_all(&md->req_wq);
 	muser_info(md, "emulator %s (pid %d)\n",
-		   old ? "took over" : "attached", task_tgid_nr(current));
+		   old ? "took over" : "attached", md->emulator_pid);
 out_unlock:
 	mutex_unlock(&md->lock);
+	if (ret)
+		return ret;
+	muser_nl_event(md, MUSER_EVENT_EMULATOR_ATTACHED,
+		       task_tgid_nr(current), 0, 0);
 	if (old)
 		muser_takeover_wait(md, old);
-	return ret;
+	return 0;
 }
 
 static int muser_detach(struct muser_dev *md, struct file *file)
 {
+	pid_t pid;
+
 	mutex_lock(&md->lock);
 	if (md->emulator != file) {
 		mutex_unlock(&md->lock);
 		return -ENOTCONN;
 	}
+	pid = md->emulator_pid;
+	WRITE_ONCE(md->emulator_pid, 0);
 	spin_lock(&md->req_lock);
 	md->emulator = NULL;
 	muser_requeue_inflight(md, file);
@@ -202,6 +214,7 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 	/* Readers of the old file must notice they are no longer attached. */
 	wake_up_all(&md->req_wq);
 	muser_info(md, "emulator detached\n");
+	muser_nl_event(md, MUSER_EVENT_EMULATOR_DETACHED, pid, 0, 0);
 	return 0;
 }
 

@@ -684,6 +684,7 @@ void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 	md->dma.unmaps++;
 	mutex_unlock(&md->dma.lock);
 	muser_post_dma_unmap(md, iova, size);
+	muser_nl_event(md, MUSER_EVENT_DMA_UNMAPPED, 0, iova, size);
 }
 
 void muser_dma_destroy(struct muser_dev *md)
@@ -719,10 +720,9 @@ static ssize_t pinned_pages_show(struct device *dev,
 }
 static DEVICE_ATTR_RO(pinned_pages);
 
-static ssize_t mapped_pages_show(struct device *dev,
-				 struct device_attribute *attr, char *buf)
+/* Pinned pages of chunks the emulator holds. */
+unsigned long muser_dma_mapped_pages(struct muser_dev *md)
 {
-	struct muser_dev *md = dev_to_muser(dev);
 	struct muser_dma_chunk *c;
 	unsigned long idx, mapped = 0;
 
@@ -731,7 +731,13 @@ static ssize_t mapped_pages_show(struct device *dev,
 		if (c->holds)
 			mapped += c->nr_pinned;
 	mutex_unlock(&md->dma.lock);
-	return sysfs_emit(buf, "%lu\n", mapped);
+	return mapped;
+}
+
+static ssize_t mapped_pages_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", muser_dma_mapped_pages(dev_to_muser(dev)));
 }
 static DEVICE_ATTR_RO(mapped_pages);
 

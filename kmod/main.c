@@ -54,6 +54,7 @@ static int muser_probe(struct mdev_device *mdev)
 		goto err_unregister;
 
 	dev_set_drvdata(&mdev->dev, md);
+	muser_nl_add_device(md);
 	muser_info(md, "created\n");
 	return 0;
 
@@ -74,6 +75,7 @@ static void muser_remove(struct mdev_device *mdev)
 	 */
 	vfio_unregister_group_dev(&md->vdev);
 	muser_ctl_destroy(md);
+	muser_nl_del_device(md);
 	muser_info(md, "removed\n");
 	vfio_put_device(&md->vdev);
 }
@@ -114,9 +116,13 @@ static int __init muser_init(void)
 	if (ret)
 		goto err_destroy_class;
 
-	ret = mdev_register_driver(&muser_mdev_driver);
+	ret = muser_nl_init();
 	if (ret)
 		goto err_ctl_exit;
+
+	ret = mdev_register_driver(&muser_mdev_driver);
+	if (ret)
+		goto err_nl_exit;
 
 	muser_parent_dev = device_create(muser_class, NULL, 0, NULL, "muser");
 	if (IS_ERR(muser_parent_dev)) {
@@ -137,6 +143,8 @@ err_unregister_parent_dev:
 	device_unregister(muser_parent_dev);
 err_unregister_driver:
 	mdev_unregister_driver(&muser_mdev_driver);
+err_nl_exit:
+	muser_nl_exit();
 err_ctl_exit:
 	muser_ctl_exit();
 err_destroy_class:
@@ -149,6 +157,7 @@ static void __exit muser_exit(void)
 	mdev_unregister_parent(&muser_parent);
 	device_unregister(muser_parent_dev);
 	mdev_unregister_driver(&muser_mdev_driver);
+	muser_nl_exit();
 	muser_ctl_exit();
 	class_destroy(muser_class);
 }

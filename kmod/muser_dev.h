@@ -103,6 +103,7 @@ struct muser_dma {
  * @vdev:       must be first (vfio_alloc_device); its refcount is the
  *              lifetime of this structure, and @cdev holds one reference
  * @uuid:       the mdev's UUID string, for logs that outlive the mdev
+ * @node:       on the list of devices (netlink.c, its own mutex)
  * @minor:      minor of the control node
  * @cdev:       the control node /dev/muser/UUID
  * @ctl_dev:    the class device behind the control node
@@ -115,6 +116,9 @@ struct muser_dma {
  * @has_info:   @info is valid (also read locklessly with acquire)
  * @open_count: VMM opens (open_device/close_device)
  * @dead:       the mdev is being removed; no new attach or request
+ * @emulator_pid: the attached emulator's process, 0 if none
+ * @attached_once: an emulator has attached before
+ * @restarts:   emulators attached after the first
  * @attach_wq:  VMM threads waiting for a layout
  *
  * @devmem:     device memory pages, keyed by muser_devmem_key(); the
@@ -135,11 +139,14 @@ struct muser_dma {
  * @next_id:    id of the last request
  * @posted:     MUSER_POSTED_* notices for the emulator to read
  * @unmaps:     @nr_unmaps unmapped ranges to post as MUSER_REQ_DMA_UNMAP
+ * @nr_requests, @nr_failed, @last_error: requests settled, those that
+ *              failed (an error reply or a timeout), the last one's errno
  * @req_wq:     emulator readers and pollers
  */
 struct muser_dev {
 	struct vfio_device vdev;
 	char uuid[UUID_STRING_LEN + 1];
+	struct list_head node;
 	int minor;
 	struct cdev cdev;
 	struct device *ctl_dev;
@@ -150,6 +157,9 @@ struct muser_dev {
 	bool has_info;
 	unsigned int open_count;
 	bool dead;
+	pid_t emulator_pid;
+	bool attached_once;
+	unsigned int restarts;
 	wait_queue_head_t attach_wq;
 
 	struct xarray devmem;
@@ -169,6 +179,9 @@ struct muser_dev {
 	u32 posted;
 	unsigned int nr_unmaps;
 	struct muser_dma_range unmaps[MUSER_MAX_UNMAP_EVENTS];
+	u64 nr_requests;
+	u64 nr_failed;
+	u32 last_error;
 	wait_queue_head_t req_wq;
 };
 
@@ -243,6 +256,7 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
 int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
 void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf);
+unsigned long muser_dma_mapped_pages(struct muser_dev *md);
 
 /* ctl.c */
 int muser_ctl_create(struct muser_dev *md, struct device *parent);
@@ -258,6 +272,14 @@ int muser_irq_trigger(struct muser_dev *md, unsigned long arg);
 int muser_irq_get_state(struct muser_dev *md, unsigned long arg);
 void muser_irq_request(struct muser_dev *md, unsigned int count);
 void muser_irq_release_all(struct muser_dev *md);
+
+/* netlink.c */
+int muser_nl_init(void);
+void muser_nl_exit(void);
+void muser_nl_add_device(struct muser_dev *md);
+void muser_nl_del_device(struct muser_dev *md);
+void muser_nl_event(struct muser_dev *md, u32 event, u32 pid, u64 iova,
+		    u64 size);
 
 /* vfio.c */
 extern const struct vfio_device_ops muser_vfio_ops;

@@ -23,6 +23,17 @@ static void muser_wake_emulator(struct muser_dev *md)
 	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
 }
 
+/* A request settled with @error (0 or -errno): the netlink figures. */
+static void muser_count_request(struct muser_dev *md, int error)
+{
+	lockdep_assert_held(&md->req_lock);
+	md->nr_requests++;
+	if (error) {
+		md->nr_failed++;
+		md->last_error = -error;
+	}
+}
+
 int muser_request(struct muser_dev *md, struct muser_wait *w)
 {
 	unsigned long timeout;
@@ -46,6 +57,7 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
 	if (!w->finished) {
 		list_del(&w->node);
 		w->error = left < 0 ? -EINTR : -ETIMEDOUT;
+		muser_count_request(md, w->error);
 		if (!left)
 			muser_err(md, "request %llu (type %u) timed out after %u ms%s\n",
 				  w->hdr.id, w->hdr.type,
@@ -320,6 +332,7 @@ static int muser_settle(struct muser_dev *md, struct muser_wait *w,
 			memcpy(w->data, data, r->len);
 	}
 	w->finished = true;
+	muser_count_request(md, w->error);
 	list_del(&w->node);
 	complete(&w->done);
 	return r->len != want ? -EINVAL : 0;

@@ -45,6 +45,7 @@ static int muser_vfio_open(struct vfio_device *vdev)
 	md->open_count++;
 	mutex_unlock(&md->lock);
 	muser_dma_open(md);
+	muser_nl_event(md, MUSER_EVENT_VMM_OPENED, 0, 0, 0);
 	return 0;
 }
 
@@ -59,6 +60,7 @@ static void muser_vfio_close(struct vfio_device *vdev)
 	md->open_count--;
 	mutex_unlock(&md->lock);
 	muser_post(md, MUSER_POSTED_IRQ_STATE | MUSER_POSTED_VMM_CLOSE);
+	muser_nl_event(md, MUSER_EVENT_VMM_CLOSED, 0, 0, 0);
 }
 
 /* One request of at most MUSER_MAX_DATA bytes. */

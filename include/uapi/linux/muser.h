@@ -383,4 +383,74 @@ struct muser_dma_range {
 /* Copy to or from guest memory: struct muser_dma_rw. */
 #define MUSER_IOC_DMA_RW	_IO(MUSER_IOC_MAGIC, 0x06)
 
+/*
+ * Generic netlink family MUSER_GENL_NAME, version MUSER_GENL_VERSION.
+ *
+ * MUSER_CMD_GET_DEVICE: with MUSER_ATTR_UUID, that device (ENODEV if there
+ * is none); as a dump, every device. Replies carry the MUSER_ATTR_* below
+ * from UUID to LAST_ERROR. Needs no privilege.
+ *
+ * Multicast group MUSER_GENL_MCGRP_EVENTS: MUSER_CMD_EVENT messages with
+ * MUSER_ATTR_EVENT (enum muser_event) and MUSER_ATTR_UUID, plus
+ * MUSER_ATTR_EMULATOR_PID for emulator events and MUSER_ATTR_IOVA and
+ * MUSER_ATTR_SIZE for MUSER_EVENT_DMA_UNMAPPED.
+ */
+#define MUSER_GENL_NAME		"muser"
+#define MUSER_GENL_VERSION	1
+#define MUSER_GENL_MCGRP_EVENTS	"events"
+
+enum muser_cmd {
+	MUSER_CMD_UNSPEC,
+	MUSER_CMD_GET_DEVICE,
+	MUSER_CMD_EVENT,
+	__MUSER_CMD_MAX,
+};
+
+#define MUSER_CMD_MAX	(__MUSER_CMD_MAX - 1)
+
+/*
+ * MUSER_ATTR_REQUESTS counts requests settled (answered or timed out),
+ * MUSER_ATTR_REQUESTS_FAILED those answered with an error or timed out,
+ * MUSER_ATTR_RESTARTS emulators attached after the first, and
+ * MUSER_ATTR_LAST_ERROR is the errno of the last failed one (0: none).
+ */
+enum muser_attr {
+	MUSER_ATTR_UNSPEC,
+	MUSER_ATTR_PAD,
+	MUSER_ATTR_UUID,		/* string, 36 characters */
+	MUSER_ATTR_STATE,		/* u32, enum muser_dev_state */
+	MUSER_ATTR_EMULATOR_PID,	/* u32, 0: none attached */
+	MUSER_ATTR_VMM_OPEN,		/* u32, VMM opens of the VFIO device */
+	MUSER_ATTR_PINNED_PAGES,	/* u64 */
+	MUSER_ATTR_MAPPED_PAGES,	/* u64, pinned pages the emulator holds */
+	MUSER_ATTR_REQUESTS,		/* u64 */
+	MUSER_ATTR_REQUESTS_FAILED,	/* u64 */
+	MUSER_ATTR_RESTARTS,		/* u32 */
+	MUSER_ATTR_LAST_ERROR,		/* u32 */
+	MUSER_ATTR_EVENT,		/* u32, enum muser_event */
+	MUSER_ATTR_IOVA,		/* u64 */
+	MUSER_ATTR_SIZE,		/* u64 */
+	__MUSER_ATTR_MAX,
+};
+
+#define MUSER_ATTR_MAX	(__MUSER_ATTR_MAX - 1)
+
+/* MUSER_ATTR_STATE */
+enum muser_dev_state {
+	MUSER_STATE_NEW,	/* no emulator has attached yet */
+	MUSER_STATE_ATTACHED,	/* an emulator serves it */
+	MUSER_STATE_WAITING,	/* its emulator went: requests wait */
+	MUSER_STATE_REMOVING,	/* the mdev is being removed */
+};
+
+enum muser_event {
+	MUSER_EVENT_CREATED = 1,
+	MUSER_EVENT_REMOVED,
+	MUSER_EVENT_EMULATOR_ATTACHED,
+	MUSER_EVENT_EMULATOR_DETACHED,
+	MUSER_EVENT_VMM_OPENED,
+	MUSER_EVENT_VMM_CLOSED,
+	MUSER_EVENT_DMA_UNMAPPED,
+};
+
 #endif /* _UAPI_LINUX_MUSER_H */
