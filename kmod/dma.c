@@ -272,7 +272,10 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 	return 0;
 }
 
-/* Pages of [first_pfn, last_pfn] (iova >> PAGE_SHIFT) not pinned yet. */
+/*
+ * Pages of [first_pfn, last_pfn] (iova >> PAGE_SHIFT) not pinned yet; the
+ * count stops past the budget, so a huge range costs no more than that.
+ */
 static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
 				       u64 last_pfn)
 {
@@ -280,6 +283,8 @@ static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
 	u64 pfn;
 
 	for (pfn = first_pfn; pfn <= last_pfn; pfn++) {
+		if (missing > md->dma.budget_pages)
+			break;
 		struct muser_dma_chunk *c;
 
 		c = xa_load(&md->dma.chunks, pfn >> (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT));

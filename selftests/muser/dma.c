@@ -326,6 +326,8 @@ TEST_F(dma, argument_errors)
 	EXPECT_EQ(-EINVAL, dma_map(self->ctl, GUEST_IOVA, PG, 0x80, NULL));
 	EXPECT_EQ(-EINVAL, dma_map(self->ctl, MUSER_DMA_MAX_IOVA, 2, 0, NULL));
 	EXPECT_EQ(-EINVAL, dma_map(self->ctl, ~0ull - 1, 16, 0, NULL));
+	/* The largest range is refused at once, not walked. */
+	EXPECT_EQ(-ENOSPC, dma_map(self->ctl, 0, MUSER_DMA_MAX_IOVA + 1, 0, NULL));
 	m.argsz = sizeof(m) - 1;
 	EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_DMA_MAP, &m));
 	EXPECT_EQ(EINVAL, errno);
