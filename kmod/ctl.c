@@ -39,9 +39,12 @@ static int muser_fs_init_fs_context(struct fs_context *fc)
 	return init_pseudo(fc, MUSER_FS_MAGIC) ? 0 : -ENOMEM;
 }
 
+/*
+ * No .owner: a mount would pin the module, and idle devices must not stop
+ * rmmod. Every device (and with it the mount) is gone before module exit.
+ */
 static struct file_system_type muser_fs_type = {
 	.name = "muser",
-	.owner = THIS_MODULE,
 	.init_fs_context = muser_fs_init_fs_context,
 	.kill_sb = kill_anon_super,
 };

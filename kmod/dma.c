@@ -166,6 +166,24 @@ static bool muser_dma_evict(struct muser_dev *md, unsigned long want,
 	return md->dma.pinned + want <= md->dma.budget_pages;
 }
 
+/*
+ * A chunk just used: unheld ones are the LRU's, most recently used last,
+ * and go when nothing in them is pinned.
+ */
+static void muser_dma_settle(struct muser_dev *md, struct muser_dma_chunk *c)
+{
+	lockdep_assert_held(&md->dma.lock);
+	if (c->holds)
+		return;
+	if (c->nr_pinned) {
+		list_move_tail(&c->lru, &md->dma.lru);
+		return;
+	}
+	down_write(&md->dma.sem);
+	muser_dma_free_chunk(md, c);
+	up_write(&md->dma.sem);
+}
+
 static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_dev *md,
 						   unsigned long index)
 {
@@ -336,14 +354,7 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 			ret = muser_dma_pin_run(md, c, i, n, write, pages);
 			i += n;
 		}
-		/* Unheld chunks are the LRU's, most recently used last. */
-		if (!c->holds && c->nr_pinned)
-			list_move_tail(&c->lru, &md->dma.lru);
-		else if (!c->holds && !c->nr_pinned) {
-			down_write(&md->dma.sem);
-			muser_dma_free_chunk(md, c);
-			up_write(&md->dma.sem);
-		}
+		muser_dma_settle(md, c);
 	}
 	kfree(pages);
 	if (ret || !hold)
@@ -415,15 +426,8 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c)
 {
 	lockdep_assert_held(&md->dma.lock);
-	if (--c->holds)
-		return;
-	if (c->nr_pinned) {
-		list_add_tail(&c->lru, &md->dma.lru);
-	} else {
-		down_write(&md->dma.sem);
-		muser_dma_free_chunk(md, c);
-		up_write(&md->dma.sem);
-	}
+	c->holds--;
+	muser_dma_settle(md, c);
 }
 
 int muser_dma_release(struct muser_dev *md, struct file *file,
@@ -665,14 +669,14 @@ void muser_dma_destroy(struct muser_dev *md)
 	mutex_destroy(&md->dma.lock);
 }
 
-/* sysfs: /sys/bus/mdev/devices/UUID/muser/ */
+/* sysfs: /sys/bus/mdev/devices/UUID/dma/ */
 static struct muser_dev *dev_to_muser(struct device *dev)
 {
 	return dev_get_drvdata(dev);
 }
 
-static ssize_t dma_pinned_pages_show(struct device *dev,
-				     struct device_attribute *attr, char *buf)
+static ssize_t pinned_pages_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	unsigned long pinned;
@@ -682,10 +686,10 @@ static ssize_t dma_pinned_pages_show(struct device *dev,
 	mutex_unlock(&md->dma.lock);
 	return sysfs_emit(buf, "%lu\n", pinned);
 }
-static DEVICE_ATTR_RO(dma_pinned_pages);
+static DEVICE_ATTR_RO(pinned_pages);
 
-static ssize_t dma_mapped_pages_show(struct device *dev,
-				     struct device_attribute *attr, char *buf)
+static ssize_t mapped_pages_show(struct device *dev,
+				 struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	struct muser_dma_chunk *c;
@@ -698,19 +702,19 @@ static ssize_t dma_mapped_pages_show(struct device *dev,
 	mutex_unlock(&md->dma.lock);
 	return sysfs_emit(buf, "%lu\n", mapped);
 }
-static DEVICE_ATTR_RO(dma_mapped_pages);
+static DEVICE_ATTR_RO(mapped_pages);
 
-static ssize_t dma_evictions_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
+static ssize_t evictions_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 
 	return sysfs_emit(buf, "%lu\n", READ_ONCE(md->dma.evictions));
 }
-static DEVICE_ATTR_RO(dma_evictions);
+static DEVICE_ATTR_RO(evictions);
 
-static ssize_t dma_budget_mb_show(struct device *dev,
-				  struct device_attribute *attr, char *buf)
+static ssize_t budget_mb_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 
@@ -718,9 +722,9 @@ static ssize_t dma_budget_mb_show(struct device *dev,
 			  READ_ONCE(md->dma.budget_pages) >> (20 - PAGE_SHIFT));
 }
 
-static ssize_t dma_budget_mb_store(struct device *dev,
-				   struct device_attribute *attr,
-				   const char *buf, size_t count)
+static ssize_t budget_mb_store(struct device *dev,
+			       struct device_attribute *attr,
+			       const char *buf, size_t count)
 {
 	struct muser_dev *md = dev_to_muser(dev);
 	unsigned int mb;
@@ -738,18 +742,18 @@ static ssize_t dma_budget_mb_store(struct device *dev,
 	mutex_unlock(&md->dma.lock);
 	return count;
 }
-static DEVICE_ATTR_RW(dma_budget_mb);
+static DEVICE_ATTR_RW(budget_mb);
 
 static struct attribute *muser_dma_attrs[] = {
-	&dev_attr_dma_pinned_pages.attr,
-	&dev_attr_dma_mapped_pages.attr,
-	&dev_attr_dma_evictions.attr,
-	&dev_attr_dma_budget_mb.attr,
+	&dev_attr_pinned_pages.attr,
+	&dev_attr_mapped_pages.attr,
+	&dev_attr_evictions.attr,
+	&dev_attr_budget_mb.attr,
 	NULL
 };
 
 static const struct attribute_group muser_dma_group = {
-	.name = "muser",
+	.name = "dma",
 	.attrs = muser_dma_attrs,
 };
 

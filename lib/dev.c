@@ -129,6 +129,7 @@ MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev)
 
 	if (!dev)
 		return;
+	muser_dma_free(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	close(dev->stop_fd);

@@ -159,8 +159,14 @@ void muser_pcicfg_reset(struct muser_dev *dev)
  */
 int muser_reset(struct muser_dev *dev, enum muser_reset_reason reason)
 {
+	static const char *const why[] = {
+		[MUSER_RESET_VFIO] = "VFIO",
+		[MUSER_RESET_FLR] = "FLR",
+		[MUSER_RESET_VMM_CLOSE] = "VMM closed",
+	};
+
 	muser_pcicfg_reset(dev);
-	muser_dbg(dev, "reset (%s)", reason == MUSER_RESET_FLR ? "FLR" : "VFIO");
+	muser_dbg(dev, "reset (%s)", why[reason]);
 	if (dev->reset_cb && dev->reset_cb(dev, dev->reset_priv, reason) < 0)
 		return -1;
 	return 0;

@@ -130,6 +130,9 @@ struct muser_dev {
 	void *reset_priv;
 	muser_irq_state_cb irq_state_cb;
 	void *irq_state_priv;
+	muser_dma_revoke_cb dma_revoke_cb;
+	void *dma_revoke_priv;
+	struct muser_dma_cache *dma;	/* guest memory mapped; NULL: none yet */
 	struct muser_bar rom;		/* size 0: none */
 	struct muser_bar vga;		/* size 0 or MUSER_VGA_SIZE */
 	unsigned int config_size;	/* 0: chosen from the capabilities */
@@ -192,6 +195,11 @@ void muser_caps_init(struct muser_dev *dev);
 void muser_caps_reset(struct muser_dev *dev);
 int muser_caps_written(struct muser_dev *dev, unsigned int off, size_t len);
 void muser_caps_free(struct muser_dev *dev);
+
+/* dma.c */
+struct muser_dma_cache;
+void muser_dma_revoked(struct muser_dev *dev, uint64_t iova, uint64_t size);
+void muser_dma_free(struct muser_dev *dev);
 
 /* irq.c */
 int muser_irq_send(struct muser_dev *dev, unsigned int index,

@@ -21,6 +21,8 @@ static const char *type_name(uint16_t type)
 	case MUSER_REQ_WRITE:	return "write";
 	case MUSER_REQ_RESET:	return "reset";
 	case MUSER_REQ_IRQ_STATE: return "irq state";
+	case MUSER_REQ_DMA_UNMAP: return "dma unmap";
+	case MUSER_REQ_VMM_CLOSE: return "vmm close";
 	default:		return "unknown";
 	}
 }
@@ -115,6 +117,32 @@ static int handle_one(struct muser_dev *dev, const struct muser_req *req,
 	return err;
 }
 
+/* A notice from the kernel (id 0): nothing to answer. */
+static void handle_posted(struct muser_dev *dev, const struct muser_req *req,
+			  const uint8_t *data)
+{
+	struct muser_dma_range range;
+
+	switch (req->type) {
+	case MUSER_REQ_IRQ_STATE:
+		muser_irq_vmm_changed(dev);
+		return;
+	case MUSER_REQ_DMA_UNMAP:
+		if (req->data_len != sizeof(range))
+			break;
+		memcpy(&range, data, sizeof(range));
+		muser_dma_revoked(dev, range.iova, range.size);
+		return;
+	case MUSER_REQ_VMM_CLOSE:
+		if (muser_reset(dev, MUSER_RESET_VMM_CLOSE) < 0)
+			muser_err(dev, "reset after the VMM closed: %s",
+				  strerror(errno));
+		return;
+	}
+	muser_err(dev, "unknown notice type %u (%u bytes), ignored", req->type,
+		  req->data_len);
+}
+
 /*
  * Handle the requests in @in (@in_len bytes, as read from the control node)
  * and append their replies to @out. Stops early when @out (@out_cap bytes,
@@ -145,10 +173,10 @@ size_t muser_handle_requests(struct muser_dev *dev, uint8_t *in, size_t in_len,
 		}
 		memcpy(&req, in + pos, sizeof(req));
 		framed = req.data_len <= avail - sizeof(req);
-		if (req.type == MUSER_REQ_IRQ_STATE && !req.data_len) {
+		if (!req.id && framed) {
 			/* Posted: no reply. */
-			muser_irq_vmm_changed(dev);
-			pos += sizeof(req);
+			handle_posted(dev, &req, in + pos + sizeof(req));
+			pos += sizeof(req) + MUSER_ALIGN_UP(req.data_len);
 			continue;
 		}
 

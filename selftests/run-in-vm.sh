@@ -12,6 +12,7 @@
 #   4. emulator_proto         raw protocol tests (kselftest harness)
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
+#   6a. dma                   guest memory: pin, map, revoke, budget (harness)
 #   7. concurrency            16 devices, 8 VMM threads, one emulator (harness)
 #   8. vfio_client            a VMM against the sample (kselftest harness)
 #   9. muser/bite.sh          the tests fail against a wrongly answering sample
@@ -208,6 +209,7 @@ if muser_loaded; then
 	want emulator_proto && run_harness emulator_proto 900 "$TEST_BIN_DIR/emulator_proto"
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
+	want dma && run_harness dma 600 "$TEST_BIN_DIR/dma"
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"

@@ -666,6 +666,12 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 	case MUSER_REQ_IRQ_STATE:	/* posted: no reply */
 		t->nr_irq_state++;
 		return;
+	case MUSER_REQ_DMA_UNMAP:
+		t->nr_dma_unmap++;
+		return;
+	case MUSER_REQ_VMM_CLOSE:
+		t->nr_vmm_close++;
+		return;
 	default:
 		t->errors++;
 		n = emu_reply(t->ctl, r->hdr.id, EINVAL, NULL, 0);

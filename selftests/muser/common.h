@@ -144,7 +144,8 @@ struct emu_thread {
 	int ctl;
 	int stop;		/* eventfd */
 	bool running;
-	volatile int nr_read, nr_write, nr_reset, nr_replayed, nr_irq_state, errors;
+	volatile int nr_read, nr_write, nr_reset, nr_replayed, nr_irq_state,
+		nr_dma_unmap, nr_vmm_close, errors;
 };
 
 int emu_thread_start(struct emu_thread *t, int ctl);

@@ -86,12 +86,20 @@ static long check_pat(const volatile uint8_t *p, unsigned int seed,
 	return -1;
 }
 
-/* No request is pending for the emulator (ctl must be O_NONBLOCK). */
+/*
+ * No request is pending for the emulator (ctl must be O_NONBLOCK); posted
+ * notices (id 0, e.g. the VMM closing) are not requests.
+ */
 static bool no_request(int ctl)
 {
-	struct emu_req r;
+	static struct emu_req r[8];
+	int n, i;
 
-	return emu_read(ctl, &r, 1) == -EAGAIN;
+	while ((n = emu_read(ctl, r, 8)) > 0)
+		for (i = 0; i < n && i < 8; i++)
+			if (r[i].hdr.id)
+				return false;
+	return n == -EAGAIN;
 }
 
 /* A VMM access on a helper thread, with a buffer bigger than async_access. */

@@ -266,7 +266,7 @@ struct muser_irq_state {
  * raises SIGBUS). MUSER_IOC_DMA_RELEASE drops the hold. Pins outlive holds:
  * the kernel keeps released ranges pinned, so mapping them again costs no
  * new pin, and unpins the least recently used released ones when the
- * device's budget (sysfs dma_budget_mb) would be exceeded. Held ranges are
+ * device's budget (sysfs dma/budget_mb) would be exceeded. Held ranges are
  * never evicted: DMA_MAP fails with ENOSPC instead.
  *
  * When the VMM unmaps guest memory (or closes the device), muser.ko
