@@ -238,8 +238,10 @@ static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 	struct muser_dev *md = file_to_muser(file);
 	int ret = -ENODEV;
 
+	/* Guest memory is for the device's emulator only. */
 	if (vma->vm_pgoff >= MUSER_DMA_OFFSET >> PAGE_SHIFT)
-		return muser_dma_mmap(md, vma);
+		return READ_ONCE(md->emulator) == file ?
+		       muser_dma_mmap(md, vma) : -ENOTCONN;
 
 	mutex_lock(&md->lock);
 	if (md->has_info)

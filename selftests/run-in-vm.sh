@@ -13,11 +13,16 @@
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
 #   6a. dma                   guest memory: pin, map, revoke, budget (harness)
+#   6b. lib_dma               libmuser's guest memory API (harness)
+#   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
 #   7. concurrency            16 devices, 8 VMM threads, one emulator (harness)
 #   8. vfio_client            a VMM against the sample (kselftest harness)
-#   9. muser/bite.sh          the tests fail against a wrongly answering sample
-#  10. e2e/*.sh               every executable one (exit 4 = skip)
-#  11. rmmod muser; lsmod must no longer list it
+#   9. config_space           config space emulated by libmuser, through
+#                             VFIO: header, BARs, ROM, capabilities, resets
+#                             (harness, against muser/cfgdev)
+#  10. muser/bite.sh          the tests fail against a wrongly answering sample
+#  11. e2e/*.sh               every executable one (exit 4 = skip)
+#  12. rmmod muser; lsmod must no longer list it
 #
 # Each harness test is reported on its own. After every test the kernel log
 # since its start must be free of warnings (selftests/lib.sh KERNEL_BAD),
@@ -204,17 +209,20 @@ else
 fi
 
 if muser_loaded; then
-	# 3-9.
+	# 3-10.
 	want mdev_sysfs && run_script mdev_sysfs 300 "$SELFTESTS_DIR/muser/mdev_sysfs.sh"
 	want emulator_proto && run_harness emulator_proto 900 "$TEST_BIN_DIR/emulator_proto"
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
 	want dma && run_harness dma 600 "$TEST_BIN_DIR/dma"
+	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
+	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
+	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
 
-	# 10. End-to-end tests.
+	# 11. End-to-end tests.
 	if [ -z "$no_e2e" ]; then
 		for t in "$SELFTESTS_DIR"/e2e/*.sh; do
 			if [ ! -f "$t" ] || [ ! -x "$t" ]; then
@@ -226,7 +234,7 @@ if muser_loaded; then
 		done
 	fi
 
-	# 11. Unload.
+	# 12. Unload.
 	tidy
 	kmsg_mark rmmod
 	rmmod_mark=$KMSG_MARK

@@ -342,6 +342,8 @@ TEST_F(dma, argument_errors)
 	ASSERT_LE(0, other);
 	EXPECT_EQ(-ENOTCONN, dma_map(other, GUEST_IOVA, PG, 0, NULL));
 	EXPECT_EQ(-ENOTCONN, dma_rw(other, GUEST_IOVA, b, 8, false));
+	EXPECT_EQ(NULL, map_fd(other, MUSER_DMA_OFFSET, PG, MAP_SHARED));
+	EXPECT_EQ(ENOTCONN, errno);
 	close(other);
 
 	/* A private or oversized mapping of the window. */

@@ -24,6 +24,10 @@
  *      MUSER_REQ_F_REPLAYED, for the next emulator. A VMM access waits for an
  *      emulator at most the module parameter timeout_ms, then fails with
  *      ETIMEDOUT.
+ *   5. When the last VMM closes the device, the kernel unpins the guest
+ *      memory the emulator used, drops the VMM's interrupt eventfds and
+ *      posts MUSER_REQ_DMA_UNMAP, MUSER_REQ_IRQ_STATE and
+ *      MUSER_REQ_VMM_CLOSE, in that order.
  *
  * Wire format
  *   read() returns one or more whole requests: a struct muser_req followed by
@@ -277,7 +281,8 @@ struct muser_irq_state {
  * mapped, so copies never see stale memory.
  *
  * Holds belong to the attached emulator: detaching drops them (the pins
- * stay for the next emulator). Pinning needs an open VMM: ENXIO otherwise.
+ * stay for the next emulator), and only it may map the DMA window
+ * (ENOTCONN). Pinning needs an open VMM: ENXIO otherwise.
  */
 #define MUSER_DMA_OFFSET	(1ULL << 62)
 #define MUSER_DMA_MAX_IOVA	(MUSER_DMA_OFFSET - 1)
