@@ -45,6 +45,7 @@ int main(int argc, char *argv[])
 	static struct vblk v;
 	struct pollfd pfd;
 	bool more = false;
+	unsigned int i;
 
 	if (argc != 3 + verbose) {
 		fprintf(stderr, "usage: %s [-v] UUID FILE\n", argv[0]);
@@ -83,10 +84,13 @@ int main(int argc, char *argv[])
 		more = vblk_process(&v);
 	}
 	printf("stats: in %lu out %lu flush %lu get_id %lu discard %lu write_zeroes %lu "
-	       "unsupp %lu ioerr %lu resets %lu revokes %lu\n",
+	       "unsupp %lu ioerr %lu resets %lu revokes %lu queues",
 	       v.blk.n_in, v.blk.n_out, v.blk.n_flush, v.blk.n_get_id,
 	       v.blk.n_discard, v.blk.n_zeroes, v.blk.n_unsupp, v.blk.n_ioerr,
 	       v.resets, v.revokes);
+	for (i = 0; i < VBLK_NQ; i++)
+		printf("%c%lu", i ? '/' : ' ', v.q[i].served);
+	printf("\n");
 	vblk_reset(&v);		/* releases the mappings */
 	muser_dev_destroy(v.dev);
 	close(v.blk.fd);

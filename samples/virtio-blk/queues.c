@@ -220,6 +220,7 @@ static int serve(struct vblk *v, struct vblk_queue *q, uint16_t head)
 	}
 	release_request(v);
 	vq_push(&q->vq, head, written);
+	q->served++;
 	return 0;
 
 fail:
@@ -235,6 +236,7 @@ fail:
 	}
 	v->blk.n_ioerr++;
 	vq_push(&q->vq, head, written);
+	q->served++;
 	return 0;
 }
 

@@ -50,6 +50,7 @@ struct vblk_queue {
 	struct muser_sg map[RING_N];
 	struct vq vq;
 	bool notified;			/* work to look for */
+	unsigned long served;		/* requests completed */
 };
 
 struct vblk {

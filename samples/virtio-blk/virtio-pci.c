@@ -382,8 +382,11 @@ void vblk_reset(struct vblk *v)
 	unsigned int i;
 
 	for (i = 0; i < VBLK_NQ; i++) {
+		unsigned long served = v->q[i].served;
+
 		vblk_queue_release(v, &v->q[i]);
 		memset(&v->q[i], 0, sizeof(v->q[i]));
+		v->q[i].served = served;
 		v->q[i].size = VBLK_QSIZE;
 		v->q[i].msix_vector = VIRTIO_MSI_NO_VECTOR;
 	}

@@ -29,7 +29,8 @@
 #                  checks are skipped)
 # Environment: see lib.sh; also VBLK_SAMPLE (default
 # BUILD_DIR/samples/virtio-blk), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
-# for the nested guest, default 420), NESTED_APPEND, QEMU_EXTRA.
+# for the nested guest, default 420), NESTED_SMP (its vCPUs, default 2: as
+# many queues), NESTED_APPEND, QEMU_EXTRA.
 # shellcheck source=selftests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 e2e_init nested-virtio-blk 600 "$@"
@@ -40,6 +41,7 @@ KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/samples/virtio-blk}
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-420}
+SMP=${NESTED_SMP:-2}		# 2 vCPUs: virtio_blk uses both queues
 DISK_MB=64
 FS_KB=16384			# the file system: the first 16 MiB
 # O_DIRECT writes, BS:SEEK:COUNT (dd units), all beyond the file system
@@ -162,7 +164,7 @@ CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG: a few minutes)"
 t0=$(date +%s)
 # shellcheck disable=SC2086
-timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp 1 \
+timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp "$SMP" \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" \
 	-append "console=ttyS0 quiet panic=-1 ${NESTED_APPEND:-}" \
@@ -209,6 +211,7 @@ case $disk in none | "") fail "no /dev/vda in the nested guest" ;; esac
 
 sectors=$((DISK_MB * 2048))
 [[ " $disk " == *" sectors=$sectors "* ]] || fail "disk: expected $sectors sectors: $disk"
+[[ " $disk " == *" hwqueues=$SMP "* ]] || fail "disk: expected $SMP queues: $disk"
 [[ " $disk " == *" serial=disk.img "* ]] || fail "disk: expected serial disk.img (GET_ID): $disk"
 [[ " $disk " == *" discard_max="[1-9]* ]] || fail "disk: no discard: $disk"
 log "disk: $disk"
