@@ -605,6 +605,75 @@ MUSER_EXPORT void *muser_bar_map(struct muser_dev *dev, int bar,
 MUSER_EXPORT int muser_realize(struct muser_dev *dev);
 
 /* ---------------------------------------------------------------------- */
+/* Surviving restarts                                                      */
+
+/*
+ * muser.ko keeps a state area per device (MUSER_STATE_SIZE bytes of
+ * <linux/muser.h>) that outlives emulator processes. The library keeps its
+ * own state there (config space, MSI-X table and pending bits, held
+ * interrupts) and gives the device the rest. When an emulator attaches to
+ * a device whose state area holds the library's state for the same device
+ * description, muser_realize() recovers it instead of starting from power-on
+ * values: the guest sees no change. Requests the previous emulator had read
+ * but not answered are delivered again (muser_req_replayed()).
+ */
+
+/**
+ * muser_takeover - muser_realize() in place of a running emulator of the
+ * same device (an upgrade without a gap).
+ *
+ * The running emulator finishes the requests it has already read; this
+ * one gets everything after, and recovers the state the other one saved
+ * (muser_recovered(), the recover callback). The call returns once the
+ * other emulator has answered what it held (at most the module parameter
+ * timeout_ms; what it leaves is delivered again to this one). The old
+ * emulator's muser_dispatch() and muser_run() then fail with ENOTCONN: it
+ * should stop touching the device and exit. Without a running emulator
+ * this is muser_realize().
+ * Returns 0, or -1 with errno as muser_realize() (EBUSY: the running
+ * emulator describes a different device).
+ */
+MUSER_EXPORT int muser_takeover(struct muser_dev *dev);
+
+/**
+ * muser_recover_cb - muser_realize() recovered the state of a previous
+ * emulator of this device.
+ *
+ * Rebuild what the device keeps outside its state area (open files,
+ * threads, mappings of guest memory) from what it kept in it. Called once,
+ * at the end of muser_realize(), before any request is served.
+ * Returns 0, or -1 with errno set: muser_realize() then fails with it.
+ */
+typedef int (*muser_recover_cb)(struct muser_dev *dev, void *priv);
+
+/**
+ * muser_set_recover_cb - be told when state is recovered.
+ * Call before muser_realize(). Returns 0, or -1 with errno EBUSY (already
+ * realized).
+ */
+MUSER_EXPORT int muser_set_recover_cb(struct muser_dev *dev,
+				      muser_recover_cb cb, void *priv);
+
+/**
+ * muser_state - the device's part of the state area.
+ * @size: receives its size in bytes (nonzero)
+ *
+ * Zeroed for a new device, or when the previous emulator described a
+ * different device; otherwise it holds what the previous emulator left.
+ * Keep there what the device needs to carry on after a crash (registers,
+ * queue indices), in a layout that the next version of the device can
+ * read. Valid from muser_realize() to muser_dev_destroy().
+ * Returns the address, or NULL with errno EINVAL (not realized).
+ */
+MUSER_EXPORT void *muser_state(struct muser_dev *dev, size_t *size);
+
+/**
+ * muser_recovered - whether muser_realize() recovered a previous
+ * emulator's state (false for a new device). Never fails.
+ */
+MUSER_EXPORT bool muser_recovered(const struct muser_dev *dev);
+
+/* ---------------------------------------------------------------------- */
 /* Serving requests                                                        */
 
 /**

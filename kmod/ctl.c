@@ -21,7 +21,7 @@ static DEFINE_IDA(muser_minors);
 
 static struct muser_dev *file_to_muser(struct file *file)
 {
-	return file->private_data;
+	return ((struct muser_ctl_file *)file->private_data)->md;
 }
 
 /*
@@ -78,8 +78,14 @@ static int muser_ctl_open(struct inode *inode, struct file *file)
 {
 	struct muser_dev *md = container_of(inode->i_cdev, struct muser_dev,
 					    cdev);
+	struct muser_ctl_file *cf;
 
-	file->private_data = md;
+	cf = kzalloc(sizeof(*cf), GFP_KERNEL_ACCOUNT);
+	if (!cf)
+		return -ENOMEM;
+	cf->md = md;
+	xa_init(&cf->holds);
+	file->private_data = cf;
 	file->f_mapping = md->inode->i_mapping;
 	return stream_open(inode, file);
 }
@@ -96,10 +102,31 @@ static bool muser_same_layout(const struct muser_device_info *a,
 		       a->num_mmap_areas * sizeof(a->mmap_areas[0]));
 }
 
+/*
+ * Let the emulator @old finish the requests it has read, at most
+ * timeout_ms; what it leaves is delivered again to the new one.
+ */
+static void muser_takeover_wait(struct muser_dev *md, struct file *old)
+{
+	long left;
+
+	left = wait_event_killable_timeout(md->req_wq,
+					   !muser_owns_inflight(md, old),
+					   msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
+	if (left > 0)
+		return;
+	spin_lock(&md->req_lock);
+	muser_requeue_inflight(md, old);
+	spin_unlock(&md->req_lock);
+	wake_up_all(&md->req_wq);
+	muser_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
+}
+
 static int muser_attach(struct muser_dev *md, struct file *file,
-			void __user *arg)
+			void __user *arg, bool takeover)
 {
 	struct muser_device_info info;
+	struct file *old = NULL;
 	int ret;
 
 	if (copy_from_user(&info, arg, sizeof(info)))
@@ -117,7 +144,13 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 		ret = -ENODEV;
 		goto out_unlock;
 	}
-	if (md->emulator) {
+	if (md->emulator == file ||
+	    (md->emulator && !takeover)) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	if (md->emulator && !muser_same_layout(&md->info, &info)) {
+		muser_err(md, "takeover: layout differs from the running emulator's\n");
 		ret = -EBUSY;
 		goto out_unlock;
 	}
@@ -134,14 +167,18 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 	}
 
 	spin_lock(&md->req_lock);
+	old = md->emulator;
 	md->emulator = file;
 	spin_unlock(&md->req_lock);
 
 	wake_up_all(&md->attach_wq);
 	wake_up_all(&md->req_wq);
-	muser_info(md, "emulator attached (pid %d)\n", task_tgid_nr(current));
+	muser_info(md, "emulator %s (pid %d)\n",
+		   old ? "took over" : "attached", task_tgid_nr(current));
 out_unlock:
 	mutex_unlock(&md->lock);
+	if (old)
+		muser_takeover_wait(md, old);
 	return ret;
 }
 
@@ -154,13 +191,13 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 	}
 	spin_lock(&md->req_lock);
 	md->emulator = NULL;
-	muser_requeue_inflight(md);
+	muser_requeue_inflight(md, file);
 	/* Unmap notices were about the holds, which go with it. */
 	md->posted &= ~MUSER_POSTED_UNMAP_ALL;
 	md->nr_unmaps = 0;
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);
-	muser_dma_drop_holds(md);
+	muser_dma_drop_holds(md, file->private_data);
 
 	/* Readers of the old file must notice they are no longer attached. */
 	wake_up_all(&md->req_wq);
@@ -170,10 +207,19 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 
 static int muser_ctl_release(struct inode *inode, struct file *file)
 {
-	struct muser_dev *md = file_to_muser(file);
+	struct muser_ctl_file *cf = file->private_data;
+	struct muser_dev *md = cf->md;
 
-	if (READ_ONCE(md->emulator) == file)
-		muser_detach(md, file);
+	if (muser_detach(md, file) == -ENOTCONN) {
+		/* Taken over, or never attached: only what it still holds. */
+		spin_lock(&md->req_lock);
+		muser_requeue_inflight(md, file);
+		spin_unlock(&md->req_lock);
+		wake_up_all(&md->req_wq);
+		muser_dma_drop_holds(md, cf);
+	}
+	xa_destroy(&cf->holds);
+	kfree(cf);
 	return 0;
 }
 
@@ -213,7 +259,9 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 
 	switch (cmd) {
 	case MUSER_IOC_ATTACH:
-		return muser_attach(md, file, (void __user *)arg);
+		return muser_attach(md, file, (void __user *)arg, false);
+	case MUSER_IOC_TAKEOVER:
+		return muser_attach(md, file, (void __user *)arg, true);
 	case MUSER_IOC_DETACH:
 		return muser_detach(md, file);
 	case MUSER_IOC_TRIGGER_IRQ:
@@ -238,10 +286,13 @@ static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 	struct muser_dev *md = file_to_muser(file);
 	int ret = -ENODEV;
 
-	/* Guest memory is for the device's emulator only. */
+	/* Guest memory and the state area are the emulator's only. */
 	if (vma->vm_pgoff >= MUSER_DMA_OFFSET >> PAGE_SHIFT)
 		return READ_ONCE(md->emulator) == file ?
 		       muser_dma_mmap(md, vma) : -ENOTCONN;
+	if (vma->vm_pgoff >= MUSER_STATE_OFFSET >> PAGE_SHIFT)
+		return READ_ONCE(md->emulator) == file ?
+		       muser_state_mmap(md, vma) : -ENOTCONN;
 
 	mutex_lock(&md->lock);
 	if (md->has_info)

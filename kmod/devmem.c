@@ -199,6 +199,24 @@ int muser_devmem_mmap(struct muser_dev *md,
 	return 0;
 }
 
+/* The emulator's mapping of the state area: device memory of its own. */
+int muser_state_mmap(struct muser_dev *md, struct vm_area_struct *vma)
+{
+	u64 start = ((u64)vma->vm_pgoff << PAGE_SHIFT) - MUSER_STATE_OFFSET;
+	u64 len = vma->vm_end - vma->vm_start;
+
+	if (!(vma->vm_flags & VM_SHARED) || start >= MUSER_STATE_SIZE ||
+	    len > MUSER_STATE_SIZE - start) {
+		muser_err(md, "bad mmap of the state area (offset 0x%llx, 0x%llx bytes)\n",
+			  start, len);
+		return -EINVAL;
+	}
+	muser_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &muser_devmem_vm_ops;
+	vma->vm_private_data = md;
+	return 0;
+}
+
 /*
  * VFIO region info capabilities: a sparse mmap capability when the areas do
  * not cover the whole region.

@@ -297,13 +297,44 @@ static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
 	return missing;
 }
 
+static unsigned long muser_file_holds(struct muser_ctl_file *cf,
+				      unsigned long idx)
+{
+	void *v = xa_load(&cf->holds, idx);
+
+	return v ? xa_to_value(v) : 0;
+}
+
+/* Count @delta holds of @cf on chunk @idx; only a decrement cannot fail. */
+static int muser_file_hold(struct muser_ctl_file *cf, unsigned long idx,
+			   long delta)
+{
+	unsigned long n = muser_file_holds(cf, idx) + delta;
+
+	if (!n) {
+		xa_erase(&cf->holds, idx);
+		return 0;
+	}
+	return xa_err(xa_store(&cf->holds, idx, xa_mk_value(n),
+			       GFP_KERNEL_ACCOUNT));
+}
+
+/* Drop a hold; the chunk joins the LRU, or goes if nothing is pinned. */
+static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
+			     unsigned int n)
+{
+	lockdep_assert_held(&md->dma.lock);
+	c->holds -= n;
+	muser_dma_settle(md, c);
+}
+
 /*
- * Pin every page of [iova, iova + size), within the budget; with @hold,
- * take a hold on each chunk of the range once all of it is pinned.
+ * Pin every page of [iova, iova + size), within the budget; with @cf, take
+ * a hold for that file on each chunk of the range once all of it is pinned.
  * Pages pinned before a failure stay pinned, on the LRU if unheld.
  */
 static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
-			 bool write, bool hold)
+			 bool write, struct muser_ctl_file *cf)
 {
 	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
 	unsigned long lo = muser_iova_to_chunk(iova), hi = muser_iova_to_chunk(iova + size - 1);
@@ -357,13 +388,21 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 		muser_dma_settle(md, c);
 	}
 	kfree(pages);
-	if (ret || !hold)
+	if (ret || !cf)
 		return ret;
 
 	/* All of the range is pinned, so every chunk of it exists. */
 	for (idx = lo; idx <= hi; idx++) {
 		struct muser_dma_chunk *c = xa_load(&md->dma.chunks, idx);
 
+		ret = muser_file_hold(cf, idx, 1);
+		if (ret) {
+			while (idx-- > lo) {
+				muser_file_hold(cf, idx, -1);
+				muser_dma_unhold(md, xa_load(&md->dma.chunks, idx), 1);
+			}
+			return ret;
+		}
 		if (!c->holds++)
 			list_del_init(&c->lru);
 	}
@@ -411,7 +450,7 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 
 	mutex_lock(&md->dma.lock);
 	ret = muser_dma_pin(md, m.iova, m.size, m.flags & MUSER_DMA_F_WRITE,
-			    true);
+			    file->private_data);
 	mutex_unlock(&md->dma.lock);
 	if (ret)
 		return ret;
@@ -422,18 +461,10 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 	return 0;
 }
 
-/* Drop a hold; the chunk joins the LRU, or goes if nothing is pinned. */
-static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c)
-{
-	lockdep_assert_held(&md->dma.lock);
-	c->holds--;
-	muser_dma_settle(md, c);
-}
-
 int muser_dma_release(struct muser_dev *md, struct file *file,
 		      void __user *arg)
 {
-	struct muser_dma_chunk *c;
+	struct muser_ctl_file *cf = file->private_data;
 	struct muser_dma_map m;
 	unsigned long lo, hi, idx;
 	int ret;
@@ -446,33 +477,33 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 
 	mutex_lock(&md->dma.lock);
 	for (idx = lo; idx <= hi; idx++) {
-		c = xa_load(&md->dma.chunks, idx);
-		if (!c || !c->holds) {
+		if (!muser_file_holds(cf, idx)) {
 			muser_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
 				  m.iova, m.size);
 			ret = -EINVAL;
 			goto out_unlock;
 		}
 	}
-	for (idx = lo; idx <= hi; idx++)
-		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx));
+	for (idx = lo; idx <= hi; idx++) {
+		muser_file_hold(cf, idx, -1);
+		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx), 1);
+	}
 out_unlock:
 	mutex_unlock(&md->dma.lock);
 	return ret;
 }
 
-/* The emulator detached: its holds go, the pins stay for the next one. */
-void muser_dma_drop_holds(struct muser_dev *md)
+/* An emulator file is going: its holds go, the pins stay for the next one. */
+void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf)
 {
-	struct muser_dma_chunk *c;
 	unsigned long idx;
+	void *v;
 
 	mutex_lock(&md->dma.lock);
-	xa_for_each(&md->dma.chunks, idx, c) {
-		if (c->holds) {
-			c->holds = 1;
-			muser_dma_unhold(md, c);
-		}
+	xa_for_each(&cf->holds, idx, v) {
+		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx),
+				 xa_to_value(v));
+		xa_erase(&cf->holds, idx);
 	}
 	mutex_unlock(&md->dma.lock);
 }
@@ -507,7 +538,7 @@ static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
 		mutex_lock(&md->dma.lock);
 		ret = muser_dma_pin(md, iova & PAGE_MASK,
 				    PAGE_ALIGN(iova + size) - (iova & PAGE_MASK),
-				    write, false);
+				    write, NULL);
 		mutex_unlock(&md->dma.lock);
 		if (ret)
 			return ERR_PTR(ret);

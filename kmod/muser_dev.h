@@ -34,6 +34,7 @@ extern unsigned int muser_timeout_ms;
  * struct muser_wait - a request a VMM thread is waiting on. Lives on the
  * waiter's stack; the waiter never returns while it is on a list.
  * @node:     on muser_dev.pending or .inflight (req_lock)
+ * @owner:    the emulator file that read it, while on .inflight (req_lock)
  * @done:     completed by the reply
  * @hdr:      what the emulator reads; id and flags set under req_lock
  * @data:     hdr.len bytes: the payload of a write, the result of a read
@@ -42,6 +43,7 @@ extern unsigned int muser_timeout_ms;
  */
 struct muser_wait {
 	struct list_head node;
+	struct file *owner;
 	struct completion done;
 	struct muser_req hdr;
 	void *data;
@@ -170,6 +172,17 @@ struct muser_dev {
 	wait_queue_head_t req_wq;
 };
 
+/**
+ * struct muser_ctl_file - one open file of a control node.
+ * @md:    its device
+ * @holds: DMA holds this file took, as xa_mk_value() counts by chunk
+ *         index (md->dma.lock)
+ */
+struct muser_ctl_file {
+	struct muser_dev *md;
+	struct xarray holds;
+};
+
 #define muser_err(md, fmt, ...) \
 	pr_err_ratelimited("%s: " fmt, (md)->uuid, ##__VA_ARGS__)
 #define muser_info(md, fmt, ...) \
@@ -199,6 +212,7 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 int muser_devmem_mmap(struct muser_dev *md,
 		      const struct muser_device_info *info,
 		      struct vm_area_struct *vma, bool vmm);
+int muser_state_mmap(struct muser_dev *md, struct vm_area_struct *vma);
 int muser_region_caps(const struct muser_device_info *info, u32 index,
 		      struct vfio_info_cap *caps);
 void muser_devmem_free(struct muser_dev *md);
@@ -209,7 +223,8 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 		      char __user *buf, size_t count);
 ssize_t muser_complete(struct muser_dev *md, struct file *file,
 		       const char __user *buf, size_t count);
-void muser_requeue_inflight(struct muser_dev *md);
+void muser_requeue_inflight(struct muser_dev *md, struct file *file);
+bool muser_owns_inflight(struct muser_dev *md, struct file *file);
 void muser_post(struct muser_dev *md, u32 posted);
 void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size);
 bool muser_has_requests(struct muser_dev *md);
@@ -227,7 +242,7 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 		      void __user *arg);
 int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
 int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
-void muser_dma_drop_holds(struct muser_dev *md);
+void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf);
 
 /* ctl.c */
 int muser_ctl_create(struct muser_dev *md, struct device *parent);

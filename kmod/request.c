@@ -56,16 +56,41 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
 	return w->error;
 }
 
-/* Caller holds req_lock and has just detached the emulator. */
-void muser_requeue_inflight(struct muser_dev *md)
+/*
+ * @file, an emulator that is going, read these requests and did not answer
+ * them: deliver them again. Delivered requests are older than pending ones,
+ * so they go first, in their order.
+ */
+void muser_requeue_inflight(struct muser_dev *md, struct file *file)
 {
-	struct muser_wait *w;
+	struct muser_wait *w, *tmp;
+	struct list_head *pos = &md->pending;
 
 	lockdep_assert_held(&md->req_lock);
-	list_for_each_entry(w, &md->inflight, node)
+	list_for_each_entry_safe(w, tmp, &md->inflight, node) {
+		if (w->owner != file)
+			continue;
 		w->hdr.flags |= MUSER_REQ_F_REPLAYED;
-	/* Delivered requests are older than pending ones: they go first. */
-	list_splice_init(&md->inflight, &md->pending);
+		list_move(&w->node, pos);
+		pos = &w->node;
+	}
+}
+
+/* Whether @file still has requests to answer. */
+bool muser_owns_inflight(struct muser_dev *md, struct file *file)
+{
+	struct muser_wait *w;
+	bool owns = false;
+
+	spin_lock(&md->req_lock);
+	list_for_each_entry(w, &md->inflight, node) {
+		if (w->owner == file) {
+			owns = true;
+			break;
+		}
+	}
+	spin_unlock(&md->req_lock);
+	return owns;
 }
 
 /* Post MUSER_POSTED_* notices; each is read once however often posted. */
@@ -198,6 +223,7 @@ static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 			memset(stage + used + sizeof(w->hdr) + w->hdr.data_len,
 			       0, need - sizeof(w->hdr) - w->hdr.data_len);
 		}
+		w->owner = file;
 		list_move_tail(&w->node, &md->inflight);
 		used += need;
 	}
@@ -302,22 +328,24 @@ static int muser_settle(struct muser_dev *md, struct muser_wait *w,
 static int muser_complete_one(struct muser_dev *md, struct file *file,
 			      const struct muser_reply *r, const void *data)
 {
+	bool retiring = false;
 	struct muser_wait *w;
-	int ret = -ENOENT;
+	int ret;
 
 	spin_lock(&md->req_lock);
-	if (md->emulator != file) {
-		ret = -ENOTCONN;
-		goto out_unlock;
-	}
+	/* A taken-over emulator still answers what it had read. */
+	ret = md->emulator == file ? -ENOENT : -ENOTCONN;
 	list_for_each_entry(w, &md->inflight, node) {
-		if (w->hdr.id == r->id) {
+		if (w->hdr.id == r->id && w->owner == file) {
 			ret = muser_settle(md, w, r, data);
+			retiring = md->emulator != file;
 			break;
 		}
 	}
-out_unlock:
 	spin_unlock(&md->req_lock);
+	/* The takeover waits for the old emulator's answers. */
+	if (retiring)
+		wake_up_all(&md->req_wq);
 	return ret;
 }
 

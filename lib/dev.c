@@ -130,6 +130,7 @@ MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev)
 	if (!dev)
 		return;
 	muser_dma_free(dev);
+	muser_state_free(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	close(dev->stop_fd);
@@ -151,7 +152,7 @@ MUSER_EXPORT void *muser_dev_get_priv(const struct muser_dev *dev)
 	return dev->priv;
 }
 
-MUSER_EXPORT int muser_realize(struct muser_dev *dev)
+static int realize(struct muser_dev *dev, unsigned long attach)
 {
 	int e;
 
@@ -166,13 +167,39 @@ MUSER_EXPORT int muser_realize(struct muser_dev *dev)
 	}
 	muser_pcicfg_init(dev);
 	muser_build_device_info(dev, &dev->info);
-	if (dev->io->ioctl(dev, MUSER_IOC_ATTACH, &dev->info) < 0) {
+	if (dev->io->ioctl(dev, attach, &dev->info) < 0) {
 		e = errno;
 		muser_err(dev, "attach: %s", strerror(e));
 		errno = e;
 		return -1;
 	}
+	if (muser_state_attach(dev) < 0)
+		goto err_detach;
 	dev->realized = true;
+	if (dev->recovered && dev->recover_cb &&
+	    dev->recover_cb(dev, dev->recover_priv) < 0) {
+		muser_err(dev, "recover callback: %s", strerror(errno));
+		dev->realized = false;
+		goto err_detach;
+	}
 	muser_info(dev, "attached");
 	return 0;
+
+err_detach:
+	e = errno;
+	dev->io->ioctl(dev, MUSER_IOC_DETACH, NULL);
+	muser_state_free(dev);
+	dev->recovered = false;
+	errno = e;
+	return -1;
+}
+
+MUSER_EXPORT int muser_realize(struct muser_dev *dev)
+{
+	return realize(dev, MUSER_IOC_ATTACH);
+}
+
+MUSER_EXPORT int muser_takeover(struct muser_dev *dev)
+{
+	return realize(dev, MUSER_IOC_TAKEOVER);
 }

@@ -128,30 +128,39 @@ static int check_vector(const struct muser_dev *dev, unsigned int index,
 	return 0;
 }
 
-MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
-				   unsigned int vector)
+/* Whether the vector is held rather than sent (state to save). */
+static bool hold(struct muser_dev *dev, unsigned int index,
+		 unsigned int vector)
 {
-	if (check_vector(dev, index, vector))
-		return -1;
 	switch (index) {
 	case VFIO_PCI_INTX_IRQ_INDEX:
 		set_intx_status(dev, true);
 		if (intx_disabled(dev)) {
 			muser_dbg(dev, "INTx disabled by the guest, held");
 			dev->intx_held = true;
-			return 0;
+			return true;
 		}
-		break;
+		return false;
 	case VFIO_PCI_MSI_IRQ_INDEX:
-		if (muser_msi_hold(dev, vector))
-			return 0;
-		break;
+		return muser_msi_hold(dev, vector);
 	case VFIO_PCI_MSIX_IRQ_INDEX:
-		if (muser_msix_hold(dev, vector))
-			return 0;
-		break;
+		return muser_msix_hold(dev, vector);
 	}
-	return muser_irq_send(dev, index, vector);
+	return false;
+}
+
+MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
+				   unsigned int vector)
+{
+	bool held;
+
+	if (check_vector(dev, index, vector))
+		return -1;
+	held = hold(dev, index, vector);
+	/* Pending bits and INTx status survive a crash from here on. */
+	if (held || index == VFIO_PCI_INTX_IRQ_INDEX)
+		muser_state_save(dev);
+	return held ? 0 : muser_irq_send(dev, index, vector);
 }
 
 MUSER_EXPORT int muser_irq_intx_deassert(struct muser_dev *dev)
@@ -160,6 +169,7 @@ MUSER_EXPORT int muser_irq_intx_deassert(struct muser_dev *dev)
 		return -1;
 	set_intx_status(dev, false);
 	dev->intx_held = false;
+	muser_state_save(dev);
 	return 0;
 }
 

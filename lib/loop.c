@@ -36,6 +36,8 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 			return -1;
 		}
 		pos += used;
+		/* Answered only once saved: a crash replays what is not. */
+		muser_state_save(dev);
 		if (out_len && muser_write_replies(dev, dev->out_buf, out_len) < 0) {
 			if (errno != EINVAL)
 				return -1;

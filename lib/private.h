@@ -133,6 +133,11 @@ struct muser_dev {
 	muser_dma_revoke_cb dma_revoke_cb;
 	void *dma_revoke_priv;
 	struct muser_dma_cache *dma;	/* guest memory mapped; NULL: none yet */
+	muser_recover_cb recover_cb;
+	void *recover_priv;
+	void *state;			/* the state area (MUSER_STATE_SIZE) */
+	bool state_mapped;		/* the kernel's, not this process's */
+	bool recovered;			/* realize found a previous emulator's */
 	struct muser_bar rom;		/* size 0: none */
 	struct muser_bar vga;		/* size 0 or MUSER_VGA_SIZE */
 	unsigned int config_size;	/* 0: chosen from the capabilities */
@@ -195,6 +200,11 @@ void muser_caps_init(struct muser_dev *dev);
 void muser_caps_reset(struct muser_dev *dev);
 int muser_caps_written(struct muser_dev *dev, unsigned int off, size_t len);
 void muser_caps_free(struct muser_dev *dev);
+
+/* state.c */
+int muser_state_attach(struct muser_dev *dev);
+void muser_state_save(struct muser_dev *dev);
+void muser_state_free(struct muser_dev *dev);
 
 /* dma.c */
 struct muser_dma_cache;

@@ -8,9 +8,14 @@
  * offset 1 (isolated inputs 0-7, GPIO line 16) does the same with a counter
  * of its own. Other registers read 0; writes are accepted and ignored.
  *
+ * The counters live in the device's state area, so a restarted emulator
+ * carries on where the last one stopped, and `--takeover` replaces a
+ * running one in place (an upgrade): the guest sees no gap either way.
+ *
  *   echo $UUID > /sys/class/muser/muser/mdev_supported_types/muser-1/create
  *   gpio-pci-idio-16 $UUID
  *   qemu-system-x86_64 ... -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID
+ *   gpio-pci-idio-16 --takeover $UUID     # the old one exits
  */
 #include <err.h>
 #include <errno.h>
@@ -40,9 +45,8 @@ static int bad_reply;
 static ssize_t bar2_access(struct muser_dev *d, void *priv, void *buf,
 			   size_t count, uint64_t offset, bool is_write)
 {
-	static unsigned int reads[2];
+	unsigned int *reads = muser_state(d, NULL);
 
-	(void)d;
 	(void)priv;
 	if (offset < 2 && !is_write)
 		*(uint8_t *)buf = reads[offset]++ / 3 + bad_reply;
@@ -62,6 +66,7 @@ static void usage(FILE *f, const char *prog)
 		"Emulate an ACCES PCI-IDIO-16 on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached; SIGINT or SIGTERM stop it.\n"
 		"  -v, --verbose   log every request\n"
+		"  --takeover      replace the emulator running on UUID\n"
 		"  --bad-reply     answer wrongly on purpose (BAR2 offsets 0 and 1\n"
 		"                  read their counter + 1), to check that tests\n"
 		"                  catch it;\n"
@@ -74,12 +79,13 @@ int main(int argc, char *argv[])
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "bad-reply", no_argument, NULL, 'b' },
+		{ "takeover", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	const char *broken = getenv("MUSER_IDIO16_BROKEN");
-	bool verbose = false;
+	bool verbose = false, takeover = false;
 	int opt;
 
 	bad_reply = broken && strcmp(broken, "1") == 0;
@@ -90,6 +96,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'b':
 			bad_reply = 1;
+			break;
+		case 't':
+			takeover = true;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -119,18 +128,21 @@ int main(int argc, char *argv[])
 	if (muser_setup_bar(dev, IDIO16_BAR, IDIO16_BAR_SIZE, MUSER_BAR_MEM32,
 			    bar2_access, NULL) < 0)
 		err(EXIT_FAILURE, "muser_setup_bar");
-	if (muser_realize(dev) < 0)
-		err(EXIT_FAILURE, "muser_realize");
+	if ((takeover ? muser_takeover(dev) : muser_realize(dev)) < 0)
+		err(EXIT_FAILURE, "attaching");
 
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
 		err(EXIT_FAILURE, "sigaction");
 
-	printf("ready\n");
+	printf("ready%s\n", muser_recovered(dev) ? " (recovered)" : "");
 	fflush(stdout);
 
-	if (muser_run(dev) < 0)
-		err(EXIT_FAILURE, "muser_run");
+	if (muser_run(dev) < 0) {
+		if (errno != ENOTCONN)
+			err(EXIT_FAILURE, "muser_run");
+		printf("taken over\n");
+	}
 	muser_dev_destroy(dev);
 	return EXIT_SUCCESS;
 }

@@ -8,15 +8,21 @@
  *   BAR0 0x004  number of MSI-X vectors   (read-only)
  *   BAR0 0x008  interrupts raised so far  (read-only)
  *   BAR0 0x1000 + 4 * V: write V + 1 to ring vector V's doorbell
+ *   BAR0 0x1800  the --stamp value, written by this process (else 0)
  *
  * Guest writes to the doorbell page trap nowhere: this process polls the
  * page and raises vector V through the kernel when its doorbell is rung.
  * selftests/e2e/guest/muser_doorbell_guest.c is a guest driver for it.
  *
- *   msix-doorbell [-v] UUID
+ *   msix-doorbell [-v] [--stamp VALUE] UUID
+ *
+ * -v logs every request and each change of the MSI-X setup (the guest's
+ * MSI-X Enable, the VMM's eventfds); --stamp lets a test see device memory
+ * this process wrote (selftests/e2e/qemu-hmp-msix.sh).
  */
 #include <err.h>
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,6 +40,7 @@
 #define DB_BAR		0
 #define DB_BAR_SIZE	0x2000
 #define DB_PAGE		0x1000
+#define DB_STAMP	0x800		/* in the doorbell page, past the doorbells */
 #define MSIX_BAR	2
 #define MSIX_BAR_SIZE	0x2000
 #define POLL_MS		1
@@ -86,6 +93,22 @@ static void poll_doorbells(volatile uint32_t *db)
 	}
 }
 
+/* Log each change of the MSI-X setup (with -v): the guest's and the VMM's. */
+static void irq_state(struct muser_dev *d, void *priv, unsigned int index,
+		      unsigned int changed)
+{
+	struct muser_irq_state vmm;
+	int guest;
+
+	(void)priv;
+	if (index != VFIO_PCI_MSIX_IRQ_INDEX || muser_irq_vmm_state(d, index, &vmm) < 0)
+		return;
+	guest = muser_irq_guest_state(d, index, 0);
+	muser_log(d, LOG_INFO, "MSI-X changed %#x: guest %s, VMM %u vectors, eventfds %#llx",
+		  changed, guest > 0 && (guest & MUSER_IRQ_S_ENABLED) ? "enabled" : "disabled",
+		  vmm.count, (unsigned long long)vmm.enabled[0]);
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -94,16 +117,31 @@ static void on_signal(int sig)
 
 int main(int argc, char *argv[])
 {
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "stamp", required_argument, NULL, 's' },
+		{ 0 }
+	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+	unsigned long stamp = 0;
+	bool verbose = false;
 	volatile uint32_t *db;
 	struct pollfd pfd;
+	int opt, bad = 0;
 
-	if (argc != 2 + verbose) {
-		fprintf(stderr, "usage: %s [-v] UUID\n", argv[0]);
+	while ((opt = getopt_long(argc, argv, "v", opts, NULL)) != -1) {
+		if (opt == 'v')
+			verbose = true;
+		else if (opt == 's')
+			stamp = strtoul(optarg, NULL, 0);
+		else
+			bad = 1;
+	}
+	if (bad || optind != argc - 1) {
+		fprintf(stderr, "usage: %s [-v] [--stamp VALUE] UUID\n", argv[0]);
 		return EXIT_FAILURE;
 	}
-	dev = muser_dev_create(argv[1 + verbose], 0);
+	dev = muser_dev_create(argv[optind], 0);
 	if (!dev)
 		err(EXIT_FAILURE, "muser_dev_create");
 	if (muser_set_log(dev, NULL, verbose ? LOG_DEBUG : LOG_WARNING) < 0)
@@ -124,11 +162,14 @@ int main(int argc, char *argv[])
 		err(EXIT_FAILURE, "muser_add_cap_pm");
 	if (muser_add_cap_msix(dev, DB_NVEC, MSIX_BAR, 0, MSIX_BAR, 0x1000) < 0)
 		err(EXIT_FAILURE, "muser_add_cap_msix");
+	if (muser_set_irq_state_cb(dev, irq_state, NULL) < 0)
+		err(EXIT_FAILURE, "muser_set_irq_state_cb");
 	if (muser_realize(dev) < 0)
 		err(EXIT_FAILURE, "muser_realize");
 	db = muser_bar_map(dev, DB_BAR, DB_PAGE, DB_BAR_SIZE - DB_PAGE);
 	if (!db)
 		err(EXIT_FAILURE, "muser_bar_map");
+	db[DB_STAMP / 4] = stamp;
 
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)

@@ -102,6 +102,90 @@ qmp_close() {
 	QMP_PID=""
 }
 
+# --- QEMU with its CPUs stopped (-S), driven over QMP/HMP ----------------------
+
+# qemu_start_stopped MACHINE DEVICE [QEMU ARGS...]: start QEMU without default
+# devices, with -device DEVICE (output in qemu.log), open the QMP session and
+# wait until QEMU answers, which it does once every device is realized.
+qemu_start_stopped() {
+	local machine=$1 dev=$2
+	shift 2
+	log "starting $QEMU -machine $machine -S -device $dev${*:+ $*}"
+	timeout -k 10 240 "$QEMU" -S -nodefaults -display none -machine "$machine" -accel tcg \
+		-m 128 -qmp "unix:$WORK/qmp.sock,server=on,wait=off" -device "$dev" "$@" \
+		>"$WORK/qemu.log" 2>&1 &
+	QEMU_PID=$!
+	qmp_open "$WORK/qmp.sock" 120 "$QEMU_PID"
+	qmp hmp info version >/dev/null || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
+	log "QEMU is up"
+}
+
+# Config cycles to the device at BDF (bus:slot.fn) and HMP commands. These
+# fail the test; inside $(...) they end only the subshell, hence the
+# "|| exit" after each such assignment.
+hmp() { qmp hmp "$@" || fail "HMP '$*' failed"; }
+cfg_read() { qmp cfg-read "$BDF" "$@" || fail "config read $* failed"; }
+cfg_write() { qmp cfg-write "$BDF" "$@" || fail "config write $* failed"; }
+hex() { printf '0x%0*x' "$1" "$2"; }
+
+# bar_mask N: write all ones to BAR N and print what it reads back then.
+bar_mask() {
+	cfg_write $((0x10 + 4 * $1)) 4 0xffffffff
+	cfg_read $((0x10 + 4 * $1))
+}
+
+# bars_absent N...: each of these BARs must size as 0 (not implemented).
+bars_absent() {
+	local b v m
+	for b in "$@"; do
+		v=$(cfg_read $((0x10 + 4 * b))) || exit "$KSFT_FAIL"
+		m=$(bar_mask "$b") || exit "$KSFT_FAIL"
+		[ $((m)) -eq 0 ] || fail "BAR$b should be absent: sizing gave $m (was $v)"
+	done
+}
+
+# bar_set N ADDR: program BAR N (memory or I/O) and check it reads back.
+bar_set() {
+	local got
+	cfg_write $((0x10 + 4 * $1)) 4 "$2"
+	got=$(cfg_read $((0x10 + 4 * $1))) || exit "$KSFT_FAIL"
+	[ $((got & ~0xf)) -eq $(($2)) ] || fail "BAR$1 reads back $got after writing $2"
+}
+
+# cmd_enable BITS: set BITS in the command register (1 I/O, 2 memory, 4 bus
+# master); they must stick. Leaves the register's value in CMD.
+CMD=""
+cmd_enable() {
+	CMD=$(cfg_read 4 2) || exit "$KSFT_FAIL"
+	cfg_write 4 2 $((CMD | $1))
+	CMD=$(cfg_read 4 2) || exit "$KSFT_FAIL"
+	[ $((CMD & $1)) -eq $(($1)) ] || fail "command register $CMD: $(hex 1 $(($1))) did not stick"
+}
+
+# qemu_quit: QEMU must exit with status 0 and have printed nothing but
+# warnings (e.g. "Could not enable error recovery" for a device without an
+# ERR interrupt).
+qemu_quit() {
+	local rc bad
+	qmp quit
+	qmp_close
+	wait_pid "$QEMU_PID" 30 || fail "QEMU did not exit after quit"
+	wait "$QEMU_PID"
+	rc=$?
+	QEMU_PID=""
+	[ $rc -eq 0 ] || fail "QEMU exited with status $rc"
+	bad=$(grep -v 'warning:' "$WORK/qemu.log")
+	[ -z "$bad" ] || fail "QEMU reported: $(head -n 3 <<<"$bad")"
+}
+
+# sample_finish: the sample must have survived; stop it, remove the mdev.
+sample_finish() {
+	kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving QEMU"
+	stop_pid "$SAMPLE_PID" 5
+	SAMPLE_PID=""
+	mdev_remove || fail "removing the mdev failed"
+}
+
 need_cmd() {
 	local c
 	for c in "$@"; do

@@ -50,22 +50,7 @@ else
 	DEVARG="edu,addr=$SLOT.0"
 fi
 
-SOCK=$WORK/qmp.sock
-log "starting $QEMU -machine $MACHINE -S -device $DEVARG"
-timeout -k 10 240 "$QEMU" -S -nodefaults -display none -machine "$MACHINE" -accel tcg -m 128 \
-	-qmp "unix:$SOCK,server=on,wait=off" -device "$DEVARG" >"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
-# QEMU answers on the monitor only once every device is realized.
-qmp_open "$SOCK" 120 $QEMU_PID
-qmp hmp info version >/dev/null || fail "QEMU did not come up: $(tail -n 5 "$WORK/qemu.log")"
-log "QEMU is up"
-
-# These fail the test; inside $(...) they end only the subshell, hence the
-# "|| exit" after each such assignment.
-hmp() { qmp hmp "$@" || fail "HMP '$*' failed"; }
-cfg_read() { qmp cfg-read $BDF "$@" || fail "config read $* failed"; }
-cfg_write() { qmp cfg-write $BDF "$@" || fail "config write $* failed"; }
-hex() { printf '0x%0*x' "$1" "$2"; }
+qemu_start_stopped "$MACHINE" "$DEVARG"
 
 # --- configuration space through real config cycles ---------------------------
 id=$(cfg_read 0) || exit "$KSFT_FAIL"
@@ -78,8 +63,7 @@ pin=$(cfg_read 0x3d 1) || exit "$KSFT_FAIL"
 
 BAR_OFF=$((0x10 + 4 * BAR))
 orig=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
-cfg_write $BAR_OFF 4 0xffffffff
-mask=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
+mask=$(bar_mask $BAR) || exit "$KSFT_FAIL"
 if [ $((mask & 1)) -eq 1 ]; then
 	BAR_IO=1
 	size=$(((~(mask & ~3) & 0xffff) + 1))
@@ -91,23 +75,11 @@ else
 fi
 log "BAR$BAR: original $orig, sizing mask $mask: $([ $BAR_IO = 1 ] && echo I/O || echo memory), size $(hex 1 $size)"
 [ "$size" -eq $((BAR_SIZE)) ] || fail "BAR$BAR size $(hex 1 $size), expected $BAR_SIZE"
-if [ "$MODE" = muser ]; then
-	for b in 0 1 3 4 5; do
-		v=$(cfg_read $((0x10 + 4 * b))) || exit "$KSFT_FAIL"
-		cfg_write $((0x10 + 4 * b)) 4 0xffffffff
-		m=$(cfg_read $((0x10 + 4 * b))) || exit "$KSFT_FAIL"
-		[ $((m)) -eq 0 ] || fail "BAR$b should be absent: sizing gave $m (was $v)"
-	done
-fi
+[ "$MODE" = muser ] && bars_absent 0 1 3 4 5
 
-cfg_write $BAR_OFF 4 $addr
-got=$(cfg_read $BAR_OFF) || exit "$KSFT_FAIL"
-[ $((got & ~0xf)) -eq $((addr)) ] || fail "BAR$BAR reads back $got after writing $addr"
-cmd=$(cfg_read 4 2) || exit "$KSFT_FAIL"
-cfg_write 4 2 $((cmd | (BAR_IO ? 1 : 2)))
-cmd=$(cfg_read 4 2) || exit "$KSFT_FAIL"
-[ $((cmd & (BAR_IO ? 1 : 2))) -ne 0 ] || fail "command register $cmd: enable bit did not stick"
-log "BAR$BAR at $(hex 1 $addr), command $cmd"
+bar_set $BAR $addr
+cmd_enable $((BAR_IO ? 1 : 2))
+log "BAR$BAR at $(hex 1 $addr), command $CMD"
 
 info=$(hmp "info pci") || exit "$KSFT_FAIL"
 echo "$info" | tr -d '\r' | awk -v s="device   $SLOT," 'index($0, s) { f = 1 } f && /id ""/ { print; exit } f'
@@ -147,19 +119,6 @@ id=$(cfg_read 0) || exit "$KSFT_FAIL"
 [ "$id" = "$VENDOR_DEVICE" ] || fail "vendor/device reads $id after BAR traffic"
 
 # --- orderly shutdown ---------------------------------------------------------
-qmp quit
-qmp_close
-wait_pid $QEMU_PID 30 || fail "QEMU did not exit after quit"
-wait $QEMU_PID
-rc=$?
-QEMU_PID=""
-[ $rc -eq 0 ] || fail "QEMU exited with status $rc"
-# Warnings are fine (e.g. "Could not enable error recovery": the sample has
-# no ERR interrupt); anything else QEMU prints is not.
-bad=$(grep -v 'warning:' "$WORK/qemu.log")
-[ -z "$bad" ] || fail "QEMU reported: $(head -n 3 <<<"$bad")"
-kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving QEMU"
-stop_pid "$SAMPLE_PID" 5
-SAMPLE_PID=""
-mdev_remove || fail "removing the mdev failed"
+qemu_quit
+sample_finish
 exit 0

@@ -122,6 +122,19 @@ struct muser_mmap_area {
 #define MUSER_REGION_SHIFT	40
 #define MUSER_REGION_OFFSET(index)	((__u64)(index) << MUSER_REGION_SHIFT)
 
+/*
+ * The state area: up to MUSER_STATE_SIZE bytes of memory muser.ko keeps per
+ * device for its emulators, zeroed when the device is created and never
+ * touched by the kernel again. The attached emulator maps it (MAP_SHARED)
+ * at MUSER_STATE_OFFSET of the control node; pages are allocated on first
+ * touch. What an emulator keeps there survives its exit, so the next one
+ * can pick up where it left off (libmuser keeps config space and interrupt
+ * state there, and gives the device room for its own).
+ */
+#define MUSER_STATE_INDEX	15
+#define MUSER_STATE_OFFSET	MUSER_REGION_OFFSET(MUSER_STATE_INDEX)
+#define MUSER_STATE_SIZE	(4u << 20)
+
 /* muser_device_info.flags */
 #define MUSER_DEV_F_RESET	(1u << 0)	/* VFIO_DEVICE_RESET reaches the emulator */
 
@@ -353,6 +366,16 @@ struct muser_dma_range {
 #define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
 /* Read the VMM's interrupt configuration: struct muser_irq_state. */
 #define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x03)
+/*
+ * Attach in place of the running emulator (an upgrade): struct
+ * muser_device_info, which must equal the running emulator's layout (else
+ * EBUSY). From then on requests go to the caller; the previous emulator may
+ * still answer those it had read (its read() and poll() report ENOTCONN /
+ * EPOLLERR: it should finish and exit). Returns once it has answered them,
+ * at most timeout_ms later (what it leaves is delivered again, replayed).
+ * Without a running emulator it is MUSER_IOC_ATTACH.
+ */
+#define MUSER_IOC_TAKEOVER	_IO(MUSER_IOC_MAGIC, 0x07)
 /* Pin and hold guest memory: struct muser_dma_map. */
 #define MUSER_IOC_DMA_MAP	_IO(MUSER_IOC_MAGIC, 0x04)
 /* Release a hold: struct muser_dma_map. */
