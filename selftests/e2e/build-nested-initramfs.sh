@@ -34,17 +34,13 @@ OUT=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BUILD_DIR=${BUILD_DIR:-$here/../../build/cmake}
 GPIO_READ=${GPIO_READ:-$BUILD_DIR/selftests/e2e/gpio-read}
-BUSYBOX=${BUSYBOX:-/bin/busybox}
-MODDIR=/lib/modules/$KVER
 DRIVER=gpio-pci-idio-16
+# shellcheck source=selftests/e2e/initramfs.sh
+. "$here/initramfs.sh"
 
-[ -f "$MODDIR/modules.dep" ] || { echo "no $MODDIR/modules.dep" >&2; exit 1; }
-[ -x "$BUSYBOX" ] || { echo "no $BUSYBOX (install busybox-static)" >&2; exit 1; }
-
-stage=$(mktemp -d "${TMPDIR:-/tmp}/nested-initramfs.XXXXXX")
-trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,dev,proc,sys,modules}
-cp "$BUSYBOX" "$stage/bin/busybox"
+initramfs_begin "$KVER"
+trap 'rm -rf "$STAGE"' EXIT
+stage=$STAGE
 
 if [ -x "$GPIO_READ" ]; then
 	cp "$GPIO_READ" "$stage/gpio-read"
@@ -53,32 +49,7 @@ else
 	gcc -O2 -Wall -static -o "$stage/gpio-read" "$here/gpio-read.c"
 fi
 
-# add_module NAME: NAME's dependencies first, then NAME, each once.
-add_module() {
-	local name=$1 line path dep base
-	line=$(grep -E "(^|/)$name\.ko(\.xz|\.zst|\.gz)?:" "$MODDIR/modules.dep") || {
-		# built into the kernel?
-		grep -Eq "(^|/)$name\.ko$" "$MODDIR/modules.builtin" 2>/dev/null && return 0
-		echo "module $name not found for $KVER" >&2
-		return 1
-	}
-	for dep in ${line#*:}; do
-		dep=$(basename "$dep")
-		add_module "${dep%%.ko*}"
-	done
-	path=${line%%:*}
-	base=$(basename "$path")
-	base=${base%%.ko*}.ko
-	[ -e "$stage/modules/$base" ] && return 0
-	case $path in
-	*.xz) xz -dc "$MODDIR/$path" >"$stage/modules/$base" ;;
-	*.zst) zstd -qdc "$MODDIR/$path" >"$stage/modules/$base" ;;
-	*.gz) gzip -dc "$MODDIR/$path" >"$stage/modules/$base" ;;
-	*) cp "$MODDIR/$path" "$stage/modules/$base" ;;
-	esac
-	echo "$base" >>"$stage/modules/order"
-}
-add_module "$DRIVER"
+initramfs_add_module "$DRIVER"
 
 cat >"$stage/init" <<'EOF'
 #!/bin/busybox sh
@@ -141,7 +112,6 @@ poweroff -f
 EOF
 chmod +x "$stage/init"
 
-mkdir -p "$(dirname "$OUT")"
-(cd "$stage" && find . | sort | cpio -o -H newc --quiet | gzip -1) >"$OUT.tmp"
-mv "$OUT.tmp" "$OUT"
-echo "nested initramfs for $KVER: $OUT ($(du -k "$OUT" | cut -f1) KiB; modules: $(tr '\n' ' ' <"$stage/modules/order"))"
+modules=$(tr '\n' ' ' <"$stage/modules/order")
+initramfs_pack "$OUT"
+echo "nested initramfs for $KVER: $OUT ($(du -k "$OUT" | cut -f1) KiB; modules: $modules)"

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2119,SC2120
 # Shared helpers of the end-to-end tests in selftests/e2e/. Sourced, not run
 # (deliberately not executable: the runner executes every executable *.sh).
 #
@@ -244,10 +244,12 @@ mdev_remove() {
 	UUID=""
 }
 
+# sample_start [ARGS...]: start $SAMPLE $SAMPLE_ARGS $UUID ARGS... and wait
+# for it to print "ready".
 sample_start() {
 	need_sample
 	# shellcheck disable=SC2086
-	"$SAMPLE" $SAMPLE_ARGS "$UUID" >"$WORK/sample.log" 2>&1 &
+	"$SAMPLE" $SAMPLE_ARGS "$UUID" "$@" >"$WORK/sample.log" 2>&1 &
 	SAMPLE_PID=$!
 	for _ in $(seq 200); do
 		grep -q ready "$WORK/sample.log" && break

@@ -1,0 +1,281 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# End to end with guest DMA: an unmodified QEMU (TCG inside the test VM,
+# default anonymous guest RAM) boots the same Debian kernel with the
+# virtio-blk sample as -device vfio-pci, backed by a 64 MiB file. The
+# nested guest's in-tree virtio_pci and virtio_blk drivers bind to it, and
+# its /init (busybox):
+#   1. reports the disk (/sys/block/vda: size, serial = GET_ID, queues,
+#      discard and write-zeroes limits);
+#   2. writes a random pattern with O_DIRECT (dd oflag=direct) at several
+#      offsets (4 KiB blocks, one crossing 32 MiB, the last 64 KiB of the
+#      disk, and odd 512-byte sectors), reads each back with O_DIRECT and
+#      prints its md5;
+#   3. writes the pattern, discards it (blkdiscard) and reads zeros back;
+#   4. makes an ext2 file system on the first 16 MiB (busybox mke2fs),
+#      mounts it with the ext4 module, writes a file, syncs, remounts,
+#      prints the file's md5, unmounts; powers off.
+# Then, in the test VM: the md5s must match the pattern, the backing file
+# must hold exactly those bytes at those offsets and zeros where discarded,
+# debugfs must read the same file from the image and e2fsck find it clean,
+# muser's dma/pinned_pages must be back to 0 once QEMU exited, and the
+# sample must exit cleanly on SIGTERM having served reads, writes, flushes,
+# GET_ID and discards without an I/O error.
+#
+# Usage: nested-virtio-blk.sh [--qemu-device]
+#   --qemu-device  no muser: QEMU's own virtio-blk-pci on the same backing
+#                  file instead (checks the test itself; the muser-only
+#                  checks are skipped)
+# Environment: see lib.sh; also VBLK_SAMPLE (default
+# BUILD_DIR/samples/virtio-blk), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
+# for the nested guest, default 420), NESTED_SMP (its vCPUs, default 2: as
+# many queues), NESTED_APPEND, QEMU_EXTRA.
+# shellcheck source=selftests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+e2e_init nested-virtio-blk 600 "$@"
+
+MODE=muser
+[ "${1:-}" = "--qemu-device" ] && MODE=qemu
+KVER=$(uname -r)
+KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/samples/virtio-blk}
+BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-420}
+SMP=${NESTED_SMP:-2}		# 2 vCPUs: virtio_blk uses both queues
+DISK_MB=64
+FS_KB=16384			# the file system: the first 16 MiB
+# O_DIRECT writes, BS:SEEK:COUNT (dd units), all beyond the file system
+DIRECT="4096:5000:16 4096:8184:16 4096:16368:16 512:100001:7"
+DISCARD="4096:12288:16"		# written, then discarded
+FILE_COPIES=4			# the file: the 64 KiB pattern 4 times
+
+need_cmd "$QEMU" timeout cpio gzip xz md5sum
+[ -r "$KERNEL" ] || skip "cannot read $KERNEL"
+if [ "$MODE" = muser ]; then
+	need_muser
+	need_sample
+fi
+
+# --- the nested guest's initramfs ---------------------------------------
+# shellcheck source=selftests/e2e/initramfs.sh
+. "$E2E_DIR/initramfs.sh"
+TMPDIR=$WORK initramfs_begin "$KVER" >"$WORK/build.log" 2>&1 ||
+	fail "initramfs: $(tail -n 1 "$WORK/build.log")"
+# ext4 asks the crypto API for crc32c, which cannot load modules itself here
+for m in virtio_pci virtio_blk crc32c_generic ext4; do
+	initramfs_add_module $m >>"$WORK/build.log" 2>&1 ||
+		fail "initramfs: $(tail -n 1 "$WORK/build.log")"
+done
+PATTERN=$WORK/pattern
+head -c 65536 /dev/urandom >"$PATTERN"
+cp "$PATTERN" "$STAGE/pattern"
+IFS=: read -r bs at n <<<"$DISCARD"
+discard_off=$((bs * at))
+discard_len=$((bs * n))
+cat >"$STAGE/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp /mnt
+stamp() { read -r up _ </proc/uptime; echo "E2E-TIME \$1 \$up"; }
+err() { echo "E2E-ERROR \$*"; rc=1; }
+# dd_direct in|out BS:SEEK:COUNT [FILE]: one O_DIRECT transfer with /dev/vda
+dd_direct() {
+	local IFS=:
+	set -- \$1 \$2
+	local bs=\$2 at=\$3 n=\$4
+	if [ "\$1" = out ]; then
+		dd if=/pattern of=/dev/vda bs=\$bs seek=\$at count=\$n oflag=direct conv=notrunc 2>/tmp/dd.err
+	else
+		dd if=/dev/vda of=/tmp/back bs=\$bs skip=\$at count=\$n iflag=direct 2>/tmp/dd.err
+	fi || { err "dd \$*: \$(tail -n 1 /tmp/dd.err)"; return 1; }
+}
+rc=0
+echo "E2E-BEGIN kernel \$(uname -r)"
+for m in \$(cat /modules/order); do
+	insmod /modules/\$m || err "insmod \$m"
+done
+echo "E2E-MODULES \$(cat /modules/order | tr '\n' ' ')"
+stamp modules-loaded
+for i in \$(seq 100); do
+	[ -b /dev/vda ] && break
+	sleep 0.1
+done
+q=/sys/block/vda
+if [ ! -b /dev/vda ]; then
+	echo E2E-NODISK
+else
+	echo "E2E-DISK sectors=\$(cat \$q/size) serial=\$(cat \$q/serial) hwqueues=\$(ls \$q/mq | wc -l) lbs=\$(cat \$q/queue/logical_block_size) discard_max=\$(cat \$q/queue/discard_max_bytes) write_zeroes_max=\$(cat \$q/queue/write_zeroes_max_bytes) cache=\$(cat \$q/queue/write_cache)"
+	for d in $DIRECT; do
+		dd_direct out \$d
+	done
+	sync /dev/vda || err "fsync /dev/vda"	# a FLUSH request
+	for d in $DIRECT; do
+		dd_direct in \$d && echo "E2E-DIRECT \$d \$(md5sum </tmp/back | cut -d' ' -f1)"
+	done
+	stamp direct
+	dd_direct out $DISCARD
+	blkdiscard -o $discard_off -l $discard_len /dev/vda || err "blkdiscard"
+	dd_direct in $DISCARD && echo "E2E-DISCARD $DISCARD \$(md5sum </tmp/back | cut -d' ' -f1)"
+	stamp discard
+	mkdir -p /mnt
+	if ! mke2fs -F -b 1024 /dev/vda $FS_KB >/tmp/mkfs.log 2>&1; then
+		err "mke2fs: \$(tail -n 1 /tmp/mkfs.log)"
+	elif ! mount -t ext4 /dev/vda /mnt; then
+		err "mount"
+	else
+		for i in \$(seq $FILE_COPIES); do cat /pattern; done >/mnt/file || err "writing the file"
+		sync
+		umount /mnt || err "umount"
+		echo 3 >/proc/sys/vm/drop_caches
+		mount -t ext4 -o ro /dev/vda /mnt || err "mount again"
+		echo "E2E-FS file \$(md5sum </mnt/file | cut -d' ' -f1) \$(wc -c </mnt/file)"
+		umount /mnt || err "umount again"
+	fi
+	stamp fs
+fi
+dmesg | grep -E 'virtio|vda|EXT[24]|blk_update|I/O error|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
+echo "E2E-END rc=\$rc"
+poweroff -f
+INIT
+chmod +x "$STAGE/init"
+INITRD=$WORK/initrd.cpio.gz
+modules=$(tr '\n' ' ' <"$STAGE/modules/order")
+initramfs_pack "$INITRD" || fail "packing the initramfs"
+log "nested initramfs: $(du -k "$INITRD" | cut -f1) KiB, modules: $modules"
+
+# --- the device -------------------------------------------------------------
+DISK=$WORK/disk.img
+truncate -s ${DISK_MB}M "$DISK"
+if [ "$MODE" = muser ]; then
+	mdev_create
+	sample_start "$DISK"
+	PINNED=/sys/bus/mdev/devices/$UUID/dma/pinned_pages
+	DEVARGS=(-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0")
+else
+	DEVARGS=(-drive "file=$DISK,if=none,id=disk,format=raw,discard=unmap"
+		-device "virtio-blk-pci,drive=disk,disable-legacy=on,serial=disk.img,addr=04.0")
+fi
+
+CONSOLE=$WORK/console.log
+log "booting the nested guest ($KVER, TCG inside TCG: a few minutes)"
+t0=$(date +%s)
+# shellcheck disable=SC2086
+timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp "$SMP" \
+	-nodefaults -display none -no-reboot \
+	-kernel "$KERNEL" -initrd "$INITRD" \
+	-append "console=ttyS0 quiet panic=-1 ${NESTED_APPEND:-}" \
+	-serial "file:$CONSOLE" \
+	"${DEVARGS[@]}" ${QEMU_EXTRA:-} \
+	>"$WORK/qemu.log" 2>&1 &
+QEMU_PID=$!
+wait $QEMU_PID
+qrc=$?
+QEMU_PID=""
+log "nested guest finished after $(($(date +%s) - t0)) s (QEMU status $qrc)"
+
+# --- what the guest saw -----------------------------------------------------
+declare -A direct=()
+begin="" end="" errors="" disk="" discard="" fsline="" crash=""
+while IFS= read -r line; do
+	line=${line%$'\r'}
+	[[ $line == E2E-* ]] && echo "  $line"
+	case $line in
+	E2E-BEGIN*) begin=$line ;;
+	E2E-END*) end=${line#E2E-END } ;;
+	E2E-ERROR*) errors+="$line; " ;;
+	E2E-NODISK*) disk=none ;;
+	E2E-DISK*) disk=${line#E2E-DISK } ;;
+	E2E-DIRECT*)
+		read -r _ spec sum <<<"$line"
+		direct[$spec]=$sum
+		;;
+	E2E-DISCARD*) discard=${line##* } ;;
+	E2E-FS*) fsline=${line#E2E-FS } ;;
+	E2E-DMESG*"I/O error"* | E2E-DMESG*blk_update*) errors+="$line; " ;;
+	esac
+	[[ $line =~ Kernel\ panic|BUG:|Oops|WARNING:|Call\ Trace ]] && crash+="$line; "
+done <"$CONSOLE"
+
+[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
+[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
+[ -n "$begin" ] || fail "the nested guest's /init did not start"
+[ -n "$end" ] || fail "the nested guest's /init did not finish"
+[ -z "$crash" ] || fail "the nested kernel reports problems: $crash"
+case $disk in none | "") fail "no /dev/vda in the nested guest" ;; esac
+[ -z "$errors" ] || fail "errors in the nested guest: $errors"
+[ "$end" = rc=0 ] || fail "the nested guest reports failure ($end)"
+
+sectors=$((DISK_MB * 2048))
+[[ " $disk " == *" sectors=$sectors "* ]] || fail "disk: expected $sectors sectors: $disk"
+[[ " $disk " == *" hwqueues=$SMP "* ]] || fail "disk: expected $SMP queues: $disk"
+[[ " $disk " == *" serial=disk.img "* ]] || fail "disk: expected serial disk.img (GET_ID): $disk"
+[[ " $disk " == *" discard_max="[1-9]* ]] || fail "disk: no discard: $disk"
+log "disk: $disk"
+
+# --- the guest's data in the backing file ---------------------------------
+md5() { md5sum | cut -d' ' -f1; }
+# region BS:SEEK:COUNT: the bytes of the backing file there
+region() {
+	local bs at n
+	IFS=: read -r bs at n <<<"$1"
+	dd if="$DISK" bs="$bs" skip="$at" count="$n" status=none
+}
+for d in $DIRECT; do
+	IFS=: read -r bs _ n <<<"$d"
+	want=$(head -c $((bs * n)) "$PATTERN" | md5)
+	[ "${direct[$d]:-}" = "$want" ] || fail "O_DIRECT $d: the guest read back ${direct[$d]:-nothing}, wrote $want"
+	got=$(region "$d" | md5)
+	[ "$got" = "$want" ] || fail "O_DIRECT $d: the backing file holds $got, the guest wrote $want"
+done
+log "O_DIRECT: $(wc -w <<<"$DIRECT") regions read back and found in the backing file"
+
+IFS=: read -r bs _ n <<<"$DISCARD"
+zeros=$(head -c $((bs * n)) /dev/zero | md5)
+[ "$discard" = "$zeros" ] || fail "discarded blocks read back as $discard in the guest, not zeros"
+[ "$(region "$DISCARD" | md5)" = "$zeros" ] || fail "discarded blocks are not zeros in the backing file"
+log "discard: zeros in the guest and in the backing file"
+
+want=$(for _ in $(seq $FILE_COPIES); do cat "$PATTERN"; done | md5)
+[ "$fsline" = "file $want $((FILE_COPIES * 65536))" ] || fail "the file read back in the guest: '$fsline', expected $want"
+if command -v debugfs >/dev/null && command -v e2fsck >/dev/null; then
+	got=$(debugfs -R "cat /file" "$DISK" 2>/dev/null | md5)
+	[ "$got" = "$want" ] || fail "debugfs reads the file from the backing file as $got, expected $want"
+	e2fsck -fn "$DISK" >"$WORK/e2fsck.log" 2>&1 || fail "e2fsck: the file system is not clean: $(tail -n 3 "$WORK/e2fsck.log")"
+	log "file system: the file matches in the guest and in the backing file (debugfs); e2fsck clean"
+else
+	log "file system: the file matches in the guest (no debugfs/e2fsck here to check the image)"
+fi
+
+[ "$MODE" = qemu ] && exit 0
+
+# --- clean-up state -----------------------------------------------------------
+pinned=""
+for _ in $(seq 50); do
+	pinned=$(cat "$PINNED")
+	[ "$pinned" = 0 ] && break
+	sleep 0.1
+done
+[ "$pinned" = 0 ] || fail "$PINNED is $pinned after QEMU exited"
+log "dma/pinned_pages: 0 after QEMU exited"
+
+kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest: $(tail -n 3 "$WORK/sample.log")"
+kill -TERM "$SAMPLE_PID"
+wait_pid "$SAMPLE_PID" 5 || fail "the sample did not exit on SIGTERM"
+wait "$SAMPLE_PID"
+src=$?
+SAMPLE_PID=""
+[ $src -eq 0 ] || fail "the sample exited with status $src: $(tail -n 3 "$WORK/sample.log")"
+stats=$(grep '^stats:' "$WORK/sample.log")
+log "sample $stats"
+for k in in out flush get_id discard; do
+	if ! [[ $stats =~ \ $k\ ([1-9][0-9]*) ]]; then
+		fail "the sample served no $k request: $stats"
+	fi
+done
+[[ $stats == *" ioerr 0 "* ]] || fail "the sample reported I/O errors: $stats"
+mdev_remove || fail "removing the mdev failed"
+exit 0
