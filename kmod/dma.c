@@ -207,10 +207,15 @@ static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_dev *md,
 	return c;
 }
 
-/* What vfio_pin_pages() said, as the uapi documents it. */
+/*
+ * What vfio_pin_pages() said, as the uapi documents it; logged unless the
+ * emulator only probes (MUSER_DMA_F_PROBE).
+ */
 static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
-			       int npage)
+			       int npage, u32 flags)
 {
+	if (flags & MUSER_DMA_F_PROBE)
+		return ret == -EINVAL ? -EFAULT : ret;
 	switch (ret) {
 	case -EINVAL:
 		muser_err(md, "dma: iova 0x%llx (+%d pages) is not mapped by the VMM\n",
@@ -235,7 +240,7 @@ static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
  * pins that way is writable. Read-only mappings are found page by page.
  */
 static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
-			     unsigned int first, unsigned int n, bool write,
+			     unsigned int first, unsigned int n, u32 flags,
 			     struct page **pages)
 {
 	unsigned int done = 0, i;
@@ -248,7 +253,7 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 
 		ret = vfio_pin_pages(&md->vdev, at, step,
 				     IOMMU_READ | IOMMU_WRITE, pages);
-		if (ret == -EPERM && !write) {
+		if (ret == -EPERM && !(flags & MUSER_DMA_F_WRITE)) {
 			step = 1;
 			ret = vfio_pin_pages(&md->vdev, at, 1,
 					     IOMMU_READ | IOMMU_WRITE, pages);
@@ -259,7 +264,7 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 			}
 		}
 		if (ret != step)
-			return muser_dma_pin_error(md, ret, at, step);
+			return muser_dma_pin_error(md, ret, at, step, flags);
 
 		down_write(&md->dma.sem);
 		for (i = 0; i < step; i++)
@@ -339,7 +344,7 @@ static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
  * Pages pinned before a failure stay pinned, on the LRU if unheld.
  */
 static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
-			 bool write, struct muser_ctl_file *cf)
+			 u32 flags, struct muser_ctl_file *cf)
 {
 	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
 	unsigned long lo = muser_iova_to_chunk(iova), hi = muser_iova_to_chunk(iova + size - 1);
@@ -354,8 +359,9 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 
 	missing = muser_dma_missing(md, first, last);
 	if (missing && !muser_dma_evict(md, missing, lo, hi)) {
-		muser_err(md, "dma: %lu more pages would exceed the budget of %lu pinned pages\n",
-			  missing, md->dma.budget_pages);
+		if (!(flags & MUSER_DMA_F_PROBE))
+			muser_err(md, "dma: %lu more pages would exceed the budget of %lu pinned pages\n",
+				  missing, md->dma.budget_pages);
 		return -ENOSPC;
 	}
 
@@ -377,17 +383,17 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 			unsigned int n;
 
 			if (c->pfn[i]) {
-				if (write && !(c->pfn[i] & MUSER_PFN_WRITABLE)) {
-					muser_err(md, "dma: iova 0x%llx is mapped read-only by the VMM\n",
-						  (base + i) << PAGE_SHIFT);
-					ret = -EPERM;
-				}
+				if (flags & MUSER_DMA_F_WRITE &&
+				    !(c->pfn[i] & MUSER_PFN_WRITABLE))
+					ret = muser_dma_pin_error(md, -EPERM,
+								  (base + i) << PAGE_SHIFT,
+								  1, flags);
 				i++;
 				continue;
 			}
 			for (n = 0; i + n < end && !c->pfn[i + n]; n++)
 				;
-			ret = muser_dma_pin_run(md, c, i, n, write, pages);
+			ret = muser_dma_pin_run(md, c, i, n, flags, pages);
 			i += n;
 		}
 		muser_dma_settle(md, c);
@@ -417,7 +423,7 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 static int muser_dma_check_range(struct muser_dev *md, u64 iova, u64 size,
 				 u32 flags)
 {
-	if (flags & ~MUSER_DMA_F_WRITE) {
+	if (flags & ~(MUSER_DMA_F_WRITE | MUSER_DMA_F_PROBE)) {
 		muser_err(md, "dma: unknown flags 0x%x\n", flags);
 		return -EINVAL;
 	}
@@ -454,8 +460,7 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 		return ret;
 
 	mutex_lock(&md->dma.lock);
-	ret = muser_dma_pin(md, m.iova, m.size, m.flags & MUSER_DMA_F_WRITE,
-			    file->private_data);
+	ret = muser_dma_pin(md, m.iova, m.size, m.flags, file->private_data);
 	mutex_unlock(&md->dma.lock);
 	if (ret)
 		return ret;
@@ -543,7 +548,7 @@ static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
 		mutex_lock(&md->dma.lock);
 		ret = muser_dma_pin(md, iova & PAGE_MASK,
 				    PAGE_ALIGN(iova + size) - (iova & PAGE_MASK),
-				    write, NULL);
+				    write ? MUSER_DMA_F_WRITE : 0, NULL);
 		mutex_unlock(&md->dma.lock);
 		if (ret)
 			return ERR_PTR(ret);

@@ -97,12 +97,12 @@ static bool known_all(const struct dma_chunk *c, unsigned int first,
 }
 
 static int dma_ioctl(struct muser_dev *dev, unsigned long req, uint64_t iova,
-		     uint64_t size)
+		     uint64_t size, uint32_t flags)
 {
 	/* Always for writing: read-only guest memory cannot be mapped. */
 	struct muser_dma_map m = {
 		.argsz = sizeof(m),
-		.flags = MUSER_DMA_F_WRITE,
+		.flags = MUSER_DMA_F_WRITE | flags,
 		.iova = iova,
 		.size = size,
 	};
@@ -162,19 +162,20 @@ static int chunk_prepare(struct muser_dev *dev, struct dma_chunk *c,
 	if (c->held && known_all(c, first, n))
 		return 0;
 	if (!c->held) {
-		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, base, CHUNK_SIZE) == 0) {
+		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, base, CHUNK_SIZE,
+			      MUSER_DMA_F_PROBE) == 0) {
 			known_set(c, 0, CHUNK_PAGES, true);
 			c->held = true;
 			return 0;
 		}
-		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, iova, size) < 0)
+		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, iova, size, 0) < 0)
 			return -1;
 		c->held = true;
 	} else {
 		/* Pin more of a held chunk, keeping one hold. */
-		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, iova, size) < 0)
+		if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, iova, size, 0) < 0)
 			return -1;
-		dma_ioctl(dev, MUSER_IOC_DMA_RELEASE, iova, size);
+		dma_ioctl(dev, MUSER_IOC_DMA_RELEASE, iova, size, 0);
 	}
 	known_set(c, first, n, true);
 	return 0;
@@ -191,7 +192,7 @@ static int chunk_unref(struct muser_dev *dev, struct dma_chunk *c)
 	/* Idle: the kernel may now unpin it to stay within the budget. */
 	c->held = false;
 	memset(c->known, 0, sizeof(c->known));
-	return dma_ioctl(dev, MUSER_IOC_DMA_RELEASE, c->index * CHUNK_SIZE, 1);
+	return dma_ioctl(dev, MUSER_IOC_DMA_RELEASE, c->index * CHUNK_SIZE, 1, 0);
 }
 
 static int dma_ready(struct muser_dev *dev)

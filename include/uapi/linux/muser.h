@@ -305,6 +305,8 @@ struct muser_irq_state {
 
 /* muser_dma_map.flags, muser_dma_rw.flags */
 #define MUSER_DMA_F_WRITE	(1u << 0)	/* the emulator writes guest memory */
+/* DMA_MAP: a guess the caller falls back from; failures are not logged. */
+#define MUSER_DMA_F_PROBE	(1u << 1)
 
 /**
  * struct muser_dma_map - pin and hold guest memory (MUSER_IOC_DMA_MAP), or
