@@ -47,6 +47,7 @@ static u32 muser_dev_state(struct muser_dev *md)
 		return MUSER_STATE_REMOVING;
 	if (READ_ONCE(md->emulator))
 		return MUSER_STATE_ATTACHED;
+	/* Pairs with the release in muser_attach(), as the layout's readers. */
 	return smp_load_acquire(&md->has_info) ? MUSER_STATE_WAITING :
 						MUSER_STATE_NEW;
 }
