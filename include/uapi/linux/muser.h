@@ -23,7 +23,10 @@
  *      Requests it had read but not answered are queued again, flagged
  *      MUSER_REQ_F_REPLAYED, for the next emulator. A VMM access waits for an
  *      emulator at most the module parameter timeout_ms, then fails with
- *      ETIMEDOUT.
+ *      ETIMEDOUT. What the next emulator needs is kept: the layout, device
+ *      memory, pinned guest memory, the VMM's eventfds, pending notices and
+ *      the state area (MUSER_STATE_OFFSET). MUSER_IOC_TAKEOVER replaces a
+ *      running emulator without a gap.
  *   5. When the last VMM closes the device, the kernel unpins the guest
  *      memory the emulator used, drops the VMM's interrupt eventfds and
  *      posts MUSER_REQ_DMA_UNMAP, MUSER_REQ_IRQ_STATE and
