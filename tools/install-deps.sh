@@ -17,6 +17,7 @@ base_pkgs=(
 	qemu-system-x86 busybox-static python3
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	libnl-3-dev libnl-genl-3-dev
+	dkms mdevctl udev	# tools/test-dkms.sh, selftests/ops
 )
 
 missing() {
