@@ -47,8 +47,8 @@ static u32 muser_dev_state(struct muser_dev *md)
 		return MUSER_STATE_REMOVING;
 	if (READ_ONCE(md->emulator))
 		return MUSER_STATE_ATTACHED;
-	return smp_load_acquire(&md->has_info) ? MUSER_STATE_WAITING :
-						MUSER_STATE_NEW;
+	/* Only the flag: nothing it publishes is read here. */
+	return READ_ONCE(md->has_info) ? MUSER_STATE_WAITING : MUSER_STATE_NEW;
 }
 
 /* The device's figures; read without the locks that order their updates. */
