@@ -23,6 +23,8 @@
 #                             (harness, against muser/cfgdev)
 #  10. muser/bite.sh          the tests fail against a wrongly answering sample
 #  10a. muser/upgrade.sh      takeover and SIGKILL under a reading VMM
+#  10b. muser/muserctl.sh     muserctl, the generic netlink family and its
+#                             events, samples/supervisor.sh
 #  11. e2e/*.sh               every executable one (exit 4 = skip)
 #  12. rmmod muser; lsmod must no longer list it
 #
@@ -225,6 +227,7 @@ if muser_loaded; then
 	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
 	want upgrade && run_script upgrade 300 "$SELFTESTS_DIR/muser/upgrade.sh"
+	want muserctl && run_script muserctl 300 "$SELFTESTS_DIR/muser/muserctl.sh"
 
 	# 11. End-to-end tests.
 	if [ -z "$no_e2e" ]; then
