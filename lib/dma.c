@@ -110,8 +110,11 @@ static int dma_ioctl(struct muser_dev *dev, unsigned long req, uint64_t iova,
 	return dev->io->ioctl(dev, req, &m);
 }
 
-/* Drop the mappings of idle chunks; their pins stay with the kernel. */
-static void dma_trim(struct muser_dev *dev)
+/*
+ * Drop the mappings of idle chunks but @keep; their pins stay with the
+ * kernel.
+ */
+static void dma_trim(struct muser_dev *dev, const struct dma_chunk *keep)
 {
 	struct muser_dma_cache *dc = dev->dma;
 	unsigned int b;
@@ -120,7 +123,7 @@ static void dma_trim(struct muser_dev *dev)
 		struct dma_chunk **pp = &dc->buckets[b], *c;
 
 		while ((c = *pp)) {
-			if (c->refs) {
+			if (c->refs || c == keep) {
 				pp = &c->next;
 				continue;
 			}
@@ -151,7 +154,7 @@ static int chunk_prepare(struct muser_dev *dev, struct dma_chunk *c,
 		void *p;
 
 		if (dc->nr_mapped >= DMA_MAX_MAPPED)
-			dma_trim(dev);
+			dma_trim(dev, c);
 		p = mmap(NULL, CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
 			 dev->fd, (off_t)(MUSER_DMA_OFFSET + base));
 		if (p == MAP_FAILED)
@@ -179,6 +182,55 @@ static int chunk_prepare(struct muser_dev *dev, struct dma_chunk *c,
 	}
 	known_set(c, first, n, true);
 	return 0;
+}
+
+/*
+ * @count chunks from @start that are neither mapped nor held: one mmap()
+ * and one DMA_MAP for all, rather than one of each per chunk (an emulator
+ * mapping all of guest memory again after a restart). If that cannot be
+ * done, e.g. the run reaches past guest memory, chunk_prepare() will.
+ */
+static void run_prepare(struct muser_dev *dev, uint64_t start, uint64_t count)
+{
+	struct muser_dma_cache *dc = dev->dma;
+	uint64_t base = start * CHUNK_SIZE, size = count * CHUNK_SIZE, i;
+	uint8_t *p;
+
+	if (count < 2 || dc->nr_mapped + count > DMA_MAX_MAPPED)
+		return;
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd,
+		 (off_t)(MUSER_DMA_OFFSET + base));
+	if (p == MAP_FAILED)
+		return;
+	if (dma_ioctl(dev, MUSER_IOC_DMA_MAP, base, size, MUSER_DMA_F_PROBE) < 0) {
+		munmap(p, size);
+		return;
+	}
+	/* Each chunk owns its part of the mapping: trimming unmaps parts. */
+	for (i = 0; i < count; i++) {
+		struct dma_chunk *c = chunk_find(dc, start + i);
+
+		c->addr = p + i * CHUNK_SIZE;
+		c->held = true;
+		known_set(c, 0, CHUNK_PAGES, true);
+	}
+	dc->nr_mapped += count;
+}
+
+static void runs_prepare(struct muser_dev *dev, uint64_t first, uint64_t last)
+{
+	uint64_t idx = first, start;
+	struct dma_chunk *c;
+
+	while (idx <= last) {
+		start = idx;
+		while (idx <= last && (c = chunk_get(dev->dma, idx)) &&
+		       !c->addr && !c->held)
+			idx++;
+		run_prepare(dev, start, idx - start);
+		if (idx == start)
+			idx++;
+	}
 }
 
 static int chunk_unref(struct muser_dev *dev, struct dma_chunk *c)
@@ -231,6 +283,8 @@ MUSER_EXPORT int muser_dma_map(struct muser_dev *dev, uint64_t iova,
 		return -1;
 	}
 
+	if (last_chunk > first_chunk)
+		runs_prepare(dev, first_chunk, last_chunk);
 	for (idx = first_chunk; idx <= last_chunk; idx++, n++) {
 		uint64_t base = idx * CHUNK_SIZE;
 		uint64_t lo = iova > base ? iova : base;

@@ -16,6 +16,11 @@
 #   6b. lib_dma               libmuser's guest memory API (harness)
 #   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
 #   6d. takeover              upgrading an emulator in place (harness)
+#   6e. restart               restartable emulators: the state area, libmuser
+#                             recovering config and device state, a SIGKILL
+#                             storm under VMM load, no emulator (harness)
+#   6f. restart_bench         figures: a restarted emulator's time to its
+#                             first request, with 1 vs 4 GiB pinned
 #   7. concurrency            16 devices, 8 VMM threads, one emulator (harness)
 #   8. vfio_client            a VMM against the sample (kselftest harness)
 #   9. config_space           config space emulated by libmuser, through
@@ -224,6 +229,8 @@ if muser_loaded; then
 	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
 	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
 	want takeover && run_harness takeover 300 "$TEST_BIN_DIR/takeover"
+	want restart && run_harness restart 900 "$TEST_BIN_DIR/restart"
+	want restart_bench && run_script restart_bench 1200 "$TEST_BIN_DIR/restart_bench"
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
