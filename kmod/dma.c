@@ -34,6 +34,7 @@ static_assert(MUSER_DMA_CHUNK_PAGES <= VFIO_PIN_PAGES_MAX_ENTRIES);
  * @holds:     DMA_MAP holds of the attached emulator (dma.lock)
  * @nr_pinned: entries of @pfn that are pinned (dma.lock, written under
  *             dma.sem too)
+ * @nr_readonly: of those, pinned read-only (dma.lock)
  * @lru:       on dma.lru while nobody holds it and something is pinned
  *             (dma.lock)
  * @pfn:       one entry per page (MUSER_PFN_*); written under dma.lock and
@@ -43,6 +44,7 @@ struct muser_dma_chunk {
 	unsigned long index;
 	unsigned int holds;
 	unsigned int nr_pinned;
+	unsigned int nr_readonly;
 	struct list_head lru;
 	unsigned long pfn[MUSER_DMA_CHUNK_PAGES];
 };
@@ -105,8 +107,11 @@ static void muser_dma_unpin(struct muser_dev *md, struct muser_dma_chunk *c,
 			i++;
 			continue;
 		}
-		for (run = 0; i + run < end && c->pfn[i + run]; run++)
+		for (run = 0; i + run < end && c->pfn[i + run]; run++) {
+			if (!(c->pfn[i + run] & MUSER_PFN_WRITABLE))
+				c->nr_readonly--;
 			c->pfn[i + run] = 0;
+		}
 		vfio_unpin_pages(&md->vdev,
 				 muser_chunk_iova(c) + ((u64)i << PAGE_SHIFT),
 				 run);
@@ -248,7 +253,7 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 	lockdep_assert_held(&md->dma.lock);
 	while (done < n) {
 		u64 at = muser_chunk_iova(c) + ((u64)(first + done) << PAGE_SHIFT);
-		unsigned long flags = MUSER_PFN_PINNED | MUSER_PFN_WRITABLE;
+		unsigned long pfn_flags = MUSER_PFN_PINNED | MUSER_PFN_WRITABLE;
 		int step = n - done, ret;
 
 		ret = vfio_pin_pages(&md->vdev, at, step,
@@ -258,7 +263,7 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 			ret = vfio_pin_pages(&md->vdev, at, 1,
 					     IOMMU_READ | IOMMU_WRITE, pages);
 			if (ret == -EPERM) {
-				flags = MUSER_PFN_PINNED;
+				pfn_flags = MUSER_PFN_PINNED;
 				ret = vfio_pin_pages(&md->vdev, at, 1,
 						     IOMMU_READ, pages);
 			}
@@ -268,8 +273,10 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 
 		down_write(&md->dma.sem);
 		for (i = 0; i < step; i++)
-			c->pfn[first + done + i] = page_to_pfn(pages[i]) << 2 | flags;
+			c->pfn[first + done + i] = page_to_pfn(pages[i]) << 2 | pfn_flags;
 		c->nr_pinned += step;
+		if (!(pfn_flags & MUSER_PFN_WRITABLE))
+			c->nr_readonly += step;
 		md->dma.pinned += step;
 		up_write(&md->dma.sem);
 		done += step;
@@ -293,11 +300,12 @@ static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
 		struct muser_dma_chunk *c;
 
 		c = xa_load(&md->dma.chunks, pfn >> (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT));
-		if (!c) {
-			/* The rest of this chunk is missing too. */
+		if (!c || c->nr_pinned == MUSER_DMA_CHUNK_PAGES) {
+			/* The rest of this chunk is missing too, or none is. */
 			u64 next = (pfn | (MUSER_DMA_CHUNK_PAGES - 1)) + 1;
 
-			missing += min(next, last_pfn + 1) - pfn;
+			if (!c)
+				missing += min(next, last_pfn + 1) - pfn;
 			pfn = next - 1;
 			continue;
 		}
@@ -379,6 +387,10 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 			ret = PTR_ERR(c);
 			break;
 		}
+		/* All pinned, and writable if need be: nothing to look at. */
+		if (c->nr_pinned == MUSER_DMA_CHUNK_PAGES &&
+		    (!c->nr_readonly || !(flags & MUSER_DMA_F_WRITE)))
+			i = end;
 		while (i < end && !ret) {
 			unsigned int n;
 

@@ -77,6 +77,10 @@ static void known_set(struct dma_chunk *c, unsigned int first, unsigned int n,
 {
 	unsigned int i;
 
+	if (!first && n == CHUNK_PAGES) {
+		memset(c->known, val ? 0xff : 0, sizeof(c->known));
+		return;
+	}
 	for (i = first; i < first + n; i++) {
 		if (val)
 			c->known[i / 64] |= 1ull << (i % 64);
