@@ -55,7 +55,9 @@ static void usage(FILE *f, const char *prog)
 		"  -v, --verbose   log every request\n"
 		"  --takeover      replace the emulator running on UUID (an upgrade);\n"
 		"                  that one prints \"taken over\" and exits\n"
-		"  -h, --help      this help\n", prog);
+		"  -h, --help      this help\n"
+		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
+		"Nth request it serves, after the I/O, before the used ring.\n", prog);
 }
 
 /* Attaches, recovering the state of a previous emulator if there is one. */
@@ -128,6 +130,9 @@ int main(int argc, char *argv[])
 		err(EXIT_FAILURE, "muser_dev_create");
 	if (muser_set_log(v.dev, NULL, verbose ? LOG_DEBUG : LOG_WARNING) < 0)
 		err(EXIT_FAILURE, "muser_set_log");
+	/* Testing the recovery: die in the middle of the Nth request. */
+	if (getenv("VBLK_DIE_IN_REQUEST"))
+		v.die_in_request = strtoul(getenv("VBLK_DIE_IN_REQUEST"), NULL, 0);
 	if (vblk_describe(&v) < 0)
 		err(EXIT_FAILURE, "describing the device");
 	attach(&v, takeover);
@@ -165,10 +170,10 @@ int main(int argc, char *argv[])
 		return EXIT_SUCCESS;
 	}
 	printf("stats: in %lu out %lu flush %lu get_id %lu discard %lu write_zeroes %lu "
-	       "unsupp %lu ioerr %lu resets %lu revokes %lu recoveries %lu queues",
+	       "unsupp %lu ioerr %lu resets %lu revokes %lu recoveries %lu redone %lu queues",
 	       v.blk.n_in, v.blk.n_out, v.blk.n_flush, v.blk.n_get_id,
 	       v.blk.n_discard, v.blk.n_zeroes, v.blk.n_unsupp, v.blk.n_ioerr,
-	       v.resets, v.revokes, v.recoveries);
+	       v.resets, v.revokes, v.recoveries, v.redone);
 	for (i = 0; i < VBLK_NQ; i++)
 		printf("%c%lu", i ? '/' : ' ', v.q[i].served);
 	printf("\n");

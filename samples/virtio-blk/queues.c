@@ -162,9 +162,11 @@ static void resync(struct vblk *v, struct vblk_queue *q)
 		muser_log(v->dev, LOG_WARNING,
 			  "queue %td: used index %u in guest memory, %u saved: using the guest's",
 			  q - v->q, guest, saved);
-	if (q->vq.last_avail != guest)
+	if (q->vq.last_avail != guest) {
 		muser_log(v->dev, LOG_INFO, "queue %td: serving again from avail %u (taken up to %u)",
 			  q - v->q, guest, q->vq.last_avail);
+		v->redone += (uint16_t)(q->vq.last_avail - guest);
+	}
 	q->vq.used_idx = guest;
 	q->vq.last_avail = guest;
 	q->resync = false;
@@ -261,6 +263,10 @@ static int serve(struct vblk *v, struct vblk_queue *q, uint16_t head)
 		req.nsg += got;
 	}
 	written = blk_request(&v->blk, req.iov, nout, req.iov + nout, req.nsg - nout);
+	if (v->die_in_request && --v->die_in_request == 0) {
+		vblk_save(v);	/* the request taken, done, not returned */
+		raise(SIGKILL);
+	}
 	if (written < 0) {
 		muser_log(v->dev, LOG_WARNING, "request without header or status byte");
 		written = 0;
@@ -310,6 +316,7 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 				continue;
 			break;
 		}
+		vblk_save(v);	/* taken: counted as redone if it must be */
 		in_flight = true;
 		r = serve(v, q, head);
 		in_flight = false;

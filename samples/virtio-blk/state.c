@@ -81,6 +81,7 @@ struct vblk_saved {
 	struct vblk_saved_queue q[VBLK_STATE_MAXQ];
 	uint64_t n_in, n_out, n_flush, n_get_id, n_discard, n_zeroes, n_unsupp, n_ioerr;
 	uint64_t resets, revokes, recoveries;
+	uint64_t redone;
 };
 
 struct vblk_state_hdr {
@@ -159,6 +160,7 @@ void vblk_save(struct vblk *v)
 	s->resets = v->resets;
 	s->revokes = v->revokes;
 	s->recoveries = v->recoveries;
+	s->redone = v->redone;
 	h->copy_size = sizeof(*s);
 	h->version = VBLK_STATE_VERSION;
 	/* The copy is whole before it becomes the current one. */
@@ -259,6 +261,7 @@ int vblk_recover(struct muser_dev *dev, void *priv)
 	v->resets = s.resets;
 	v->revokes = s.revokes;
 	v->recoveries = s.recoveries + 1;
+	v->redone = s.redone;
 	for (i = 0; i < VBLK_NQ; i++)
 		resume_queue(v, &v->q[i], &s.q[i]);
 	muser_log(v->dev, LOG_INFO, "recovered: status %#x, features %#llx",

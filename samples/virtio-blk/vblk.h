@@ -74,6 +74,8 @@ struct vblk {
 	uint64_t isr_read_id;		/* the last ISR read (request id) */
 	uint8_t isr_read_val;		/* and what it returned */
 	unsigned long revokes, resets, recoveries;
+	unsigned long redone;		/* requests served again after a restart */
+	unsigned long die_in_request;	/* testing: SIGKILL itself in this request */
 	uint32_t owner;			/* see vblk_claim() */
 	bool gone;			/* taken over: touch nothing */
 };
