@@ -243,13 +243,26 @@ QEMU_PID=$!
 
 # --- restarts during the stress phase ------------------------------------------
 SLOG=sample			# the running sample's log
-kills=0 takeovers=0 pins=""
-# restart N [--takeover]: SIGKILL the sample and start the next one at once,
-# or start the next one with --takeover; it must recover the state.
+kills=0 takeovers=0 dies=0 pins=""
+# restart N [--takeover|--die]: SIGKILL the sample and start the next one
+# at once, or start the next one with --takeover; it must recover the state.
+# --die: the next one SIGKILLs itself in its third request, after the I/O and
+# before the used ring (VBLK_DIE_IN_REQUEST), and one more starts then.
 restart() {
 	local n=$1 old=$SAMPLE_PID oldlog=$SLOG p rc
 	shift
-	if [ "${1:-}" = --takeover ]; then
+	if [ "${1:-}" = --die ]; then
+		DIE=1 restart "$n"
+		old=$SAMPLE_PID
+		wait_pid "$old" 60 || fail "the sample with VBLK_DIE_IN_REQUEST=3 did not die"
+		wait "$old"
+		rc=$?
+		[ $rc -eq 137 ] || fail "the sample with VBLK_DIE_IN_REQUEST=3 exited with status $rc"
+		p=$(cat "$PINNED")
+		SAMPLE_LOG=sample-$n-next SAMPLE_QUIET=1 sample_start "$DISK"
+		dies=$((dies + 1))
+		SLOG=sample-$n-next
+	elif [ "${1:-}" = --takeover ]; then
 		SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start --takeover "$DISK"
 		wait_pid "$old" 10 || fail "the sample taken over (pid $old) did not exit"
 		wait "$old"
@@ -258,15 +271,20 @@ restart() {
 		grep -q "taken over" "$WORK/$oldlog.log" || fail "the sample taken over does not say so: $(tail -n 3 "$WORK/$oldlog.log")"
 		takeovers=$((takeovers + 1))
 		p=takeover
+		SLOG=sample-$n
 	else
 		kill -KILL "$old"
 		wait "$old" 2>/dev/null
 		p=$(cat "$PINNED")
 		[ "$p" -gt 0 ] || fail "dma/pinned_pages is $p after the sample was killed: the pins went"
-		SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+		if [ -n "${DIE:-}" ]; then
+			VBLK_DIE_IN_REQUEST=3 SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+		else
+			SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+		fi
 		kills=$((kills + 1))
+		SLOG=sample-$n
 	fi
-	SLOG=sample-$n
 	grep -q "ready (recovered)" "$WORK/$SLOG.log" || fail "sample $n did not recover the state: $(head -n 3 "$WORK/$SLOG.log")"
 	pins+=" $p/$(cat "$PINNED")"
 }
@@ -284,11 +302,13 @@ if [ "$RESTARTS" -gt 0 ]; then
 			fi
 			if [ "$n" -eq $((RESTARTS / 2 + 1)) ]; then
 				restart "$n" --takeover
+			elif [ "$n" -eq 2 ]; then
+				restart "$n" --die
 			else
 				restart "$n"
 			fi
 		done
-		log "restarts: $kills SIGKILLs, $takeovers takeover; dma/pinned_pages after each kill/restart:$pins"
+		log "restarts: $kills SIGKILLs ($dies in a request), $takeovers takeover; dma/pinned_pages after each kill/restart:$pins"
 	fi
 fi
 
@@ -383,16 +403,23 @@ fi
 
 # the stress slots: each holds the last block its worker wrote there
 [ -n "$stress_end" ] || fail "the stress phase did not finish"
+head -c 65472 "$PATTERN" >"$WORK/pattern.tail"
+head -c 65536 /dev/zero >"$WORK/zeros.64k"
 for w in 0 1; do
 	n=${iterations[$w]:-}
 	[ "${n:-0}" -gt 0 ] || fail "stress worker $w did not finish an iteration"
+	# what the slots must hold: each one's last block (zeros if never written)
 	for k in $(seq 0 $((STRESS_SLOTS - 1))); do
-		[ "$k" -lt "$n" ] || break
-		i=$((k + (n - 1 - k) / STRESS_SLOTS * STRESS_SLOTS))
-		want=$({ printf '%-63s\n' "E2E stress worker $w iteration $i"; head -c 65472 "$PATTERN"; } | md5)
-		got=$(region "65536:$((STRESS_AT + w * STRESS_SLOTS + k)):1" | md5)
-		[ "$got" = "$want" ] || fail "stress worker $w slot $k: the backing file does not hold iteration $i"
-	done
+		if [ "$k" -lt "$n" ]; then
+			printf '%-63s\n' "E2E stress worker $w iteration $((k + (n - 1 - k) / STRESS_SLOTS * STRESS_SLOTS))"
+			cat "$WORK/pattern.tail"
+		else
+			cat "$WORK/zeros.64k"
+		fi
+	done >"$WORK/stress.want"
+	region "65536:$((STRESS_AT + w * STRESS_SLOTS)):$STRESS_SLOTS" >"$WORK/stress.got"
+	bad=$(cmp "$WORK/stress.want" "$WORK/stress.got" | head -n 1)
+	[ -z "$bad" ] || fail "stress worker $w: the backing file does not hold the last block of each slot: $bad (slot = byte / 65536)"
 done
 log "stress: ${iterations[0]} + ${iterations[1]} blocks written and read back in the guest; the last of each slot in the backing file"
 if [ "$RESTARTS" -gt 0 ]; then
@@ -426,7 +453,11 @@ for k in in out flush get_id discard; do
 	fi
 done
 [[ $stats == *" ioerr 0 "* ]] || fail "the sample reported I/O errors: $stats"
-[[ $stats == *" recoveries $((kills + takeovers)) "* ]] ||
-	fail "the sample should have recovered $((kills + takeovers)) times: $stats"
+[[ $stats == *" recoveries $((kills + takeovers + dies)) "* ]] ||
+	fail "the sample should have recovered $((kills + takeovers + dies)) times: $stats"
+redone=-1
+[[ $stats =~ \ redone\ ([0-9]+) ]] && redone=${BASH_REMATCH[1]}
+[ "$redone" -ge "$dies" ] ||
+	fail "the sample should have served again at least $dies request(s) taken by a killed one: $stats"
 mdev_remove || fail "removing the mdev failed"
 exit 0
