@@ -71,7 +71,11 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 				continue;
 			if (e == EAGAIN || e == EWOULDBLOCK)
 				break;
-			muser_err(dev, "read of requests: %s", strerror(e));
+			/* ENOTCONN: taken over or detached, as documented */
+			if (e == ENOTCONN)
+				muser_dbg(dev, "read of requests: %s", strerror(e));
+			else
+				muser_err(dev, "read of requests: %s", strerror(e));
 			errno = e;
 			return -1;
 		}

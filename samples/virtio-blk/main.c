@@ -9,6 +9,11 @@
  *   echo $UUID > /sys/class/muser/muser/mdev_supported_types/muser-1/create
  *   virtio-blk $UUID disk.img
  *   qemu-system-x86_64 ... -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID
+ *   virtio-blk --takeover $UUID disk.img     # upgrade in place: the old one exits
+ *
+ * The device's state lives in the state area (state.c): an emulator that
+ * is killed and started again, or replaced with --takeover, carries on
+ * with the queues where the last one left them; the guest sees no error.
  *
  * Device: PCI 1af4:1042 revision 1 (modern only), 2 request queues of up
  * to 256 entries, MSI-X (config + one vector per queue); features
@@ -20,6 +25,7 @@
  */
 #include <err.h>
 #include <errno.h>
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -38,60 +44,142 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
+static void usage(FILE *f, const char *prog)
+{
+	fprintf(f,
+		"usage: %s [-v] [--takeover] UUID FILE\n"
+		"Emulate a virtio-blk PCI device backed by FILE on the muser mdev UUID.\n"
+		"Prints \"ready\" once attached (\"ready (recovered)\" when it carries\n"
+		"on from a previous emulator); SIGINT or SIGTERM stop it and print\n"
+		"the request counts.\n"
+		"  -v, --verbose   log every request\n"
+		"  --takeover      replace the emulator running on UUID (an upgrade);\n"
+		"                  that one prints \"taken over\" and exits\n"
+		"  -h, --help      this help\n"
+		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
+		"Nth request it serves, after the I/O, before the used ring.\n", prog);
+}
+
+/* Attaches, recovering the state of a previous emulator if there is one. */
+static void attach(struct vblk *v, bool takeover)
+{
+	/* A running emulator is not serving the queues while we hold it. */
+	if (vblk_lock(v) < 0)
+		err(EXIT_FAILURE, "flock");
+	if ((takeover ? muser_takeover(v->dev) : muser_realize(v->dev)) < 0)
+		err(EXIT_FAILURE, takeover ? "muser_takeover" : "muser_realize");
+	if (!muser_recovered(v->dev))
+		vblk_state_init(v);
+	vblk_claim(v);
+	vblk_unlock(v);
+}
+
+/* Serves the notified queues, unless taken over. Returns true if work is left. */
+static bool process(struct vblk *v)
+{
+	bool more;
+
+	if (!vblk_pending(v))
+		return false;
+	if (vblk_lock(v) < 0)
+		err(EXIT_FAILURE, "flock");
+	more = vblk_owner(v) && vblk_process(v);
+	vblk_unlock(v);
+	return more;
+}
+
 int main(int argc, char *argv[])
 {
+	static const struct option opts[] = {
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "takeover", no_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 }
+	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	bool verbose = argc > 1 && strcmp(argv[1], "-v") == 0;
+	bool verbose = false, takeover = false, more = false;
 	static struct vblk v;
 	struct pollfd pfd;
-	bool more = false;
 	unsigned int i;
+	int opt;
 
-	if (argc != 3 + verbose) {
-		fprintf(stderr, "usage: %s [-v] UUID FILE\n", argv[0]);
+	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'v':
+			verbose = true;
+			break;
+		case 't':
+			takeover = true;
+			break;
+		case 'h':
+			usage(stdout, argv[0]);
+			return EXIT_SUCCESS;
+		default:
+			usage(stderr, argv[0]);
+			return EXIT_FAILURE;
+		}
+	}
+	if (optind != argc - 2) {
+		usage(stderr, argv[0]);
 		return EXIT_FAILURE;
 	}
-	if (blk_open(&v.blk, argv[2 + verbose]) < 0)
-		err(EXIT_FAILURE, "%s", argv[2 + verbose]);
-	v.dev = muser_dev_create(argv[1 + verbose], 0);
+	if (blk_open(&v.blk, argv[optind + 1]) < 0)
+		err(EXIT_FAILURE, "%s", argv[optind + 1]);
+	v.dev = muser_dev_create(argv[optind], 0);
 	if (!v.dev)
 		err(EXIT_FAILURE, "muser_dev_create");
 	if (muser_set_log(v.dev, NULL, verbose ? LOG_DEBUG : LOG_WARNING) < 0)
 		err(EXIT_FAILURE, "muser_set_log");
+	/* Testing the recovery: die in the middle of the Nth request. */
+	if (getenv("VBLK_DIE_IN_REQUEST"))
+		v.die_in_request = strtoul(getenv("VBLK_DIE_IN_REQUEST"), NULL, 0);
 	if (vblk_describe(&v) < 0)
 		err(EXIT_FAILURE, "describing the device");
-	if (muser_realize(v.dev) < 0)
-		err(EXIT_FAILURE, "muser_realize");
+	attach(&v, takeover);
 
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
 		err(EXIT_FAILURE, "sigaction");
-	printf("ready: %s, %llu sectors%s\n", argv[2 + verbose],
+	printf("ready%s: %s, %llu sectors%s\n",
+	       muser_recovered(v.dev) ? " (recovered)" : "", argv[optind + 1],
 	       (unsigned long long)v.blk.sectors, v.blk.ro ? ", read-only" : "");
 	fflush(stdout);
 
 	/* Requests and notifications wake us; queues are served after them. */
 	pfd.fd = muser_get_poll_fd(v.dev);
 	pfd.events = POLLIN;
-	while (!stop) {
+	while (!stop && !v.gone) {
 		if (poll(&pfd, 1, more ? 0 : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			err(EXIT_FAILURE, "poll");
 		}
-		if (pfd.revents && muser_dispatch(v.dev) < 0)
-			err(EXIT_FAILURE, "muser_dispatch");
-		more = vblk_process(&v);
+		if (pfd.revents && muser_dispatch(v.dev) < 0) {
+			if (errno != ENOTCONN)
+				err(EXIT_FAILURE, "muser_dispatch");
+			v.gone = true;
+			break;
+		}
+		more = process(&v);
+	}
+	if (v.gone) {
+		/* The new emulator has the device and the state: leave both. */
+		printf("taken over\n");
+		fflush(stdout);
+		muser_dev_destroy(v.dev);
+		return EXIT_SUCCESS;
 	}
 	printf("stats: in %lu out %lu flush %lu get_id %lu discard %lu write_zeroes %lu "
-	       "unsupp %lu ioerr %lu resets %lu revokes %lu queues",
+	       "unsupp %lu ioerr %lu resets %lu revokes %lu recoveries %lu redone %lu queues",
 	       v.blk.n_in, v.blk.n_out, v.blk.n_flush, v.blk.n_get_id,
 	       v.blk.n_discard, v.blk.n_zeroes, v.blk.n_unsupp, v.blk.n_ioerr,
-	       v.resets, v.revokes);
+	       v.resets, v.revokes, v.recoveries, v.redone);
 	for (i = 0; i < VBLK_NQ; i++)
 		printf("%c%lu", i ? '/' : ' ', v.q[i].served);
 	printf("\n");
-	vblk_reset(&v);		/* releases the mappings */
+	/* The mappings go; the state stays for a next emulator. */
+	for (i = 0; i < VBLK_NQ; i++)
+		vblk_queue_release(&v, &v.q[i]);
 	muser_dev_destroy(v.dev);
 	close(v.blk.fd);
 	return EXIT_SUCCESS;

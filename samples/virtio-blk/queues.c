@@ -13,6 +13,7 @@
  * under a SIGBUS guard that abandons the request (it is taken again later)
  * instead of crashing.
  */
+#include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -134,6 +135,54 @@ int vblk_queue_enable(struct vblk *v, struct vblk_queue *q)
 	return 0;
 }
 
+/*
+ * A recovered queue: map its rings now if the guest memory is there (else
+ * at its first use). Its indices are taken from guest memory in
+ * serve_queue(), under the SIGBUS guard.
+ */
+void vblk_queue_resync(struct vblk *v, struct vblk_queue *q)
+{
+	if (!q->mapped && map_rings(v, q) == 0)
+		install_guard();
+}
+
+/*
+ * The guest's used->idx, which only the device writes, counts the requests
+ * the device completed: each was published before the next was taken (see
+ * state.c). The saved used_idx is the same or, if the emulator was killed
+ * between publishing and saving, one behind. What was taken and not
+ * completed is taken again.
+ */
+static void resync(struct vblk *v, struct vblk_queue *q)
+{
+	uint16_t guest = le16toh(__atomic_load_n(&q->vq.used->idx, __ATOMIC_ACQUIRE));
+	uint16_t saved = q->vq.used_idx;
+
+	if (guest != saved && guest != (uint16_t)(saved + 1))
+		muser_log(v->dev, LOG_WARNING,
+			  "queue %td: used index %u in guest memory, %u saved: using the guest's",
+			  q - v->q, guest, saved);
+	if (q->vq.last_avail != guest) {
+		muser_log(v->dev, LOG_INFO, "queue %td: serving again from avail %u (taken up to %u)",
+			  q - v->q, guest, q->vq.last_avail);
+		v->redone += (uint16_t)(q->vq.last_avail - guest);
+	}
+	q->vq.used_idx = guest;
+	q->vq.last_avail = guest;
+	q->resync = false;
+}
+
+bool vblk_pending(const struct vblk *v)
+{
+	unsigned int i;
+
+	for (i = 0; i < VBLK_NQ; i++) {
+		if (v->q[i].enabled && v->q[i].notified)
+			return true;
+	}
+	return false;
+}
+
 void vblk_dma_revoke(struct muser_dev *dev, void *priv, uint64_t iova,
 		     uint64_t size)
 {
@@ -214,6 +263,10 @@ static int serve(struct vblk *v, struct vblk_queue *q, uint16_t head)
 		req.nsg += got;
 	}
 	written = blk_request(&v->blk, req.iov, nout, req.iov + nout, req.nsg - nout);
+	if (v->die_in_request && --v->die_in_request == 0) {
+		vblk_save(v);	/* the request taken, done, not returned */
+		raise(SIGKILL);
+	}
 	if (written < 0) {
 		muser_log(v->dev, LOG_WARNING, "request without header or status byte");
 		written = 0;
@@ -221,6 +274,7 @@ static int serve(struct vblk *v, struct vblk_queue *q, uint16_t head)
 	release_request(v);
 	vq_push(&q->vq, head, written);
 	q->served++;
+	vblk_save(v);		/* after the used element is published */
 	return 0;
 
 fail:
@@ -237,6 +291,7 @@ fail:
 	v->blk.n_ioerr++;
 	vq_push(&q->vq, head, written);
 	q->served++;
+	vblk_save(v);
 	return 0;
 }
 
@@ -245,8 +300,11 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 {
 	unsigned int done = 0;
 	uint16_t head;
+	bool irq;
 	int r;
 
+	if (q->resync)
+		resync(v, q);
 	for (;;) {
 		r = vq_pop(&q->vq, &head);
 		if (r < 0) {
@@ -258,6 +316,7 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 				continue;
 			break;
 		}
+		vblk_save(v);	/* taken: counted as redone if it must be */
 		in_flight = true;
 		r = serve(v, q, head);
 		in_flight = false;
@@ -268,8 +327,14 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 			break;
 		}
 	}
-	if (vq_need_interrupt(&q->vq))
+	irq = vq_need_interrupt(&q->vq);
+	if (q->kick) {
+		irq = true;
+		q->kick = false;
+	}
+	if (irq)
 		vblk_interrupt(v, q->msix_vector, ISR_QUEUE);
+	vblk_save(v);
 }
 
 /* serve_queue(busy_vblk, busy_queue) under the SIGBUS guard (no locals). */
@@ -281,8 +346,8 @@ static void serve_guarded(void)
 			  "queue %td: guest memory revoked while in use",
 			  busy_queue - busy_vblk->q);
 		release_request(busy_vblk);
-		if (in_flight)
-			busy_queue->vq.last_avail--;	/* take that request again */
+		if (in_flight)	/* take that request again; used->idx says */
+			busy_queue->resync = true;
 		vblk_queue_release(busy_vblk, busy_queue);
 		busy_queue->notified = true;
 		return;

@@ -6,6 +6,8 @@
  *                 registers, feature negotiation, device status and resets
  *   queues.c      virtqueues in guest memory: mapping the rings and the
  *                 buffers, serving requests, interrupts, revocation
+ *   state.c       what survives the emulator: the state area, recovery,
+ *                 which emulator serves the queues (takeover)
  *   vq.c, blk.c   split-ring and block-request logic (no libmuser)
  */
 #ifndef VBLK_H
@@ -50,6 +52,8 @@ struct vblk_queue {
 	struct muser_sg map[RING_N];
 	struct vq vq;
 	bool notified;			/* work to look for */
+	bool resync;			/* recovered: indices from guest memory */
+	bool kick;			/* recovered: send the interrupt once */
 	unsigned long served;		/* requests completed */
 };
 
@@ -67,7 +71,13 @@ struct vblk {
 	struct virtio_blk_config cfg;	/* little-endian image */
 	unsigned int pci_cfg_cap;	/* config offset of the PCI_CFG capability */
 	struct virtio_pci_cfg_cap pci_cfg; /* its registers */
-	unsigned long revokes, resets;
+	uint64_t isr_read_id;		/* the last ISR read (request id) */
+	uint8_t isr_read_val;		/* and what it returned */
+	unsigned long revokes, resets, recoveries;
+	unsigned long redone;		/* requests served again after a restart */
+	unsigned long die_in_request;	/* testing: SIGKILL itself in this request */
+	uint32_t owner;			/* see vblk_claim() */
+	bool gone;			/* taken over: touch nothing */
 };
 
 /* virtio-pci.c */
@@ -77,11 +87,22 @@ void vblk_needs_reset(struct vblk *v, const char *why);
 
 /* queues.c */
 int vblk_queue_enable(struct vblk *v, struct vblk_queue *q);
+void vblk_queue_resync(struct vblk *v, struct vblk_queue *q);
+bool vblk_pending(const struct vblk *v);	/* a queue was notified */
 void vblk_queue_release(struct vblk *v, struct vblk_queue *q);
 void vblk_dma_revoke(struct muser_dev *dev, void *priv, uint64_t iova,
 		     uint64_t size);
 /* Serves notified queues; returns true if work is left (call again soon). */
 bool vblk_process(struct vblk *v);
 void vblk_interrupt(struct vblk *v, uint16_t vector, uint8_t isr);
+
+/* state.c */
+void vblk_save(struct vblk *v);			/* into the state area */
+int vblk_recover(struct muser_dev *dev, void *priv);	/* muser_recover_cb */
+void vblk_state_init(struct vblk *v);		/* a new device */
+int vblk_lock(struct vblk *v);			/* serving the queues: flock */
+void vblk_unlock(struct vblk *v);
+void vblk_claim(struct vblk *v);		/* this emulator serves them now */
+bool vblk_owner(struct vblk *v);		/* still? (false: taken over) */
 
 #endif

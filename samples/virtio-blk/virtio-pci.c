@@ -236,7 +236,6 @@ static ssize_t bar0_access(struct muser_dev *dev, void *priv, void *buf,
 	uint64_t region = offset & ~(uint64_t)(VBLK_REGION_SIZE - 1);
 	uint64_t off = offset - region;
 
-	(void)dev;
 	if (off + count > VBLK_REGION_SIZE) {
 		errno = EINVAL;		/* spans two structures */
 		return -1;
@@ -246,10 +245,20 @@ static ssize_t bar0_access(struct muser_dev *dev, void *priv, void *buf,
 		common_access(v, buf, count, off, is_write);
 		break;
 	case VBLK_ISR:
-		/* Reading the ISR status clears it. */
+		/*
+		 * Reading the ISR status clears it: a replayed read that was
+		 * served already (its id recorded) gets the same answer.
+		 */
 		if (!is_write && off == 0) {
-			*(uint8_t *)buf = v->isr;
-			v->isr = 0;
+			uint64_t id = muser_req_id(dev);
+
+			if (!muser_req_replayed(dev) || id != v->isr_read_id) {
+				v->isr_read_id = id;
+				v->isr_read_val = v->isr;
+				v->isr = 0;
+			}
+			*(uint8_t *)buf = v->isr_read_val;
+			vblk_save(v);
 		}
 		break;
 	case VBLK_DEVCFG:
@@ -262,8 +271,11 @@ static ssize_t bar0_access(struct muser_dev *dev, void *priv, void *buf,
 		if (is_write && off % VBLK_NOTIFY_MULT == 0 &&
 		    off / VBLK_NOTIFY_MULT < VBLK_NQ)
 			v->q[off / VBLK_NOTIFY_MULT].notified = true;
-		break;
+		return count;	/* nothing to save: a new emulator looks anyway */
 	}
+	/* Saved before the reply: a crash before it replays the access. */
+	if (is_write)
+		vblk_save(v);
 	return count;
 }
 
@@ -309,6 +321,7 @@ static ssize_t config_access(struct muser_dev *dev, void *priv, void *buf,
 	}
 	if (off + count > data && window)
 		bar0_access(dev, v, c->pci_cfg_data, len, at, true);
+	vblk_save(v);
 	return count;
 }
 
@@ -364,6 +377,7 @@ static int reset_cb(struct muser_dev *dev, void *priv, enum muser_reset_reason w
 
 	muser_log(dev, LOG_INFO, "reset: %s", why < 3 ? names[why] : "?");
 	vblk_reset(v);
+	vblk_save(v);
 	return 0;
 }
 
@@ -375,6 +389,7 @@ void vblk_needs_reset(struct vblk *v, const char *why)
 	v->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 	if (v->status & VIRTIO_CONFIG_S_DRIVER_OK)
 		vblk_interrupt(v, v->msix_config, VIRTIO_PCI_ISR_CONFIG);
+	vblk_save(v);
 }
 
 void vblk_reset(struct vblk *v)
@@ -433,7 +448,8 @@ int vblk_describe(struct vblk *v)
 	v->pci_cfg.cap.cfg_type = VIRTIO_PCI_CAP_PCI_CFG;
 	if (muser_set_config_cb(dev, config_access, v) < 0 ||
 	    muser_set_reset_cb(dev, reset_cb, v) < 0 ||
-	    muser_set_dma_revoke_cb(dev, vblk_dma_revoke, v) < 0)
+	    muser_set_dma_revoke_cb(dev, vblk_dma_revoke, v) < 0 ||
+	    muser_set_recover_cb(dev, vblk_recover, v) < 0)
 		return -1;
 	return 0;
 }

@@ -245,19 +245,22 @@ mdev_remove() {
 }
 
 # sample_start [ARGS...]: start $SAMPLE $SAMPLE_ARGS $UUID ARGS... and wait
-# for it to print "ready".
+# for it to print "ready". Its output goes to $WORK/$SAMPLE_LOG.log (default
+# sample.log); SAMPLE_QUIET=1 logs nothing on success.
 sample_start() {
+	local out=$WORK/${SAMPLE_LOG:-sample}.log
 	need_sample
 	# shellcheck disable=SC2086
-	"$SAMPLE" $SAMPLE_ARGS "$UUID" "$@" >"$WORK/sample.log" 2>&1 &
+	"$SAMPLE" $SAMPLE_ARGS "$UUID" "$@" >"$out" 2>&1 &
 	SAMPLE_PID=$!
-	for _ in $(seq 200); do
-		grep -q ready "$WORK/sample.log" && break
-		kill -0 $SAMPLE_PID 2>/dev/null || { cat "$WORK/sample.log"; fail "sample exited before ready"; }
-		sleep 0.1
+	for _ in $(seq 400); do
+		grep -q ready "$out" && break
+		kill -0 $SAMPLE_PID 2>/dev/null || { cat "$out"; fail "sample exited before ready"; }
+		sleep 0.05
 	done
-	grep -q ready "$WORK/sample.log" || fail "sample not ready after 20 s"
-	log "sample running (pid $SAMPLE_PID${SAMPLE_ARGS:+, args: $SAMPLE_ARGS})"
+	grep -q ready "$out" || fail "sample not ready after 20 s"
+	[ -n "${SAMPLE_QUIET:-}" ] ||
+		log "sample running (pid $SAMPLE_PID${SAMPLE_ARGS:+, args: $SAMPLE_ARGS})"
 }
 
 # stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS.

@@ -15,13 +15,24 @@
 #   3. writes the pattern, discards it (blkdiscard) and reads zeros back;
 #   4. makes an ext2 file system on the first 16 MiB (busybox mke2fs),
 #      mounts it with the ext4 module, writes a file, syncs, remounts,
-#      prints the file's md5, unmounts; powers off.
+#      prints the file's md5, unmounts;
+#   5. restarts: for STRESS_SECS, one worker per vCPU (taskset) writes
+#      64 KiB blocks, each stamped with its worker and iteration, round
+#      robin over 32 slots of its own with O_DIRECT, reads each back with
+#      O_DIRECT and compares md5s; powers off.
+# Meanwhile, in the test VM, the emulator is SIGKILLed at random moments
+# and started again at once (RESTARTS times), and once replaced in place
+# with --takeover; each new one must have recovered the state, and muser's
+# dma/pinned_pages must stay nonzero (pins kept).
 # Then, in the test VM: the md5s must match the pattern, the backing file
 # must hold exactly those bytes at those offsets and zeros where discarded,
 # debugfs must read the same file from the image and e2fsck find it clean,
-# muser's dma/pinned_pages must be back to 0 once QEMU exited, and the
-# sample must exit cleanly on SIGTERM having served reads, writes, flushes,
-# GET_ID and discards without an I/O error.
+# the stress slots must hold each one's last block, the guest must have
+# logged no I/O error, timeout or reset, muser's dma/pinned_pages must be
+# back to 0 once QEMU exited, and the last sample must exit cleanly on
+# SIGTERM having served (counting its predecessors: the counts live in the
+# state area) reads, writes, flushes, GET_ID and discards without an I/O
+# error, and recovered as many times as there were restarts.
 #
 # Usage: nested-virtio-blk.sh [--qemu-device]
 #   --qemu-device  no muser: QEMU's own virtio-blk-pci on the same backing
@@ -29,18 +40,19 @@
 #                  checks are skipped)
 # Environment: see lib.sh; also VBLK_SAMPLE (default
 # BUILD_DIR/samples/virtio-blk), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
-# for the nested guest, default 420), NESTED_SMP (its vCPUs, default 2: as
-# many queues), NESTED_APPEND, QEMU_EXTRA.
+# for the nested guest, default 480), NESTED_SMP (its vCPUs, default 2: as
+# many queues), NESTED_APPEND, QEMU_EXTRA, STRESS_SECS (default 60),
+# RESTARTS (SIGKILLs during it, default 8; 0: none and no takeover).
 # shellcheck source=selftests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
-e2e_init nested-virtio-blk 600 "$@"
+e2e_init nested-virtio-blk 720 "$@"
 
 MODE=muser
 [ "${1:-}" = "--qemu-device" ] && MODE=qemu
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/samples/virtio-blk}
-BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-420}
+BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-480}
 SMP=${NESTED_SMP:-2}		# 2 vCPUs: virtio_blk uses both queues
 DISK_MB=64
 FS_KB=16384			# the file system: the first 16 MiB
@@ -48,6 +60,11 @@ FS_KB=16384			# the file system: the first 16 MiB
 DIRECT="4096:5000:16 4096:8184:16 4096:16368:16 512:100001:7"
 DISCARD="4096:12288:16"		# written, then discarded
 FILE_COPIES=4			# the file: the 64 KiB pattern 4 times
+STRESS_SECS=${STRESS_SECS:-60}
+STRESS_AT=576			# in 64 KiB blocks: 36 MiB, beyond the rest
+STRESS_SLOTS=32			# per worker
+RESTARTS=${RESTARTS:-8}
+[ "$MODE" = qemu ] && RESTARTS=0
 
 need_cmd "$QEMU" timeout cpio gzip xz md5sum
 [ -r "$KERNEL" ] || skip "cannot read $KERNEL"
@@ -72,6 +89,34 @@ cp "$PATTERN" "$STAGE/pattern"
 IFS=: read -r bs at n <<<"$DISCARD"
 discard_off=$((bs * at))
 discard_len=$((bs * n))
+# stress W END: worker W writes and checks blocks until uptime END
+cat >"$STAGE/bin/stress" <<STRESS
+#!/bin/busybox sh
+w=\$1 end=\$2 i=0
+blk=/tmp/blk.\$w back=/tmp/back.\$w
+while :; do
+	read -r up _ </proc/uptime
+	[ "\${up%.*}" -ge "\$end" ] && break
+	at=\$(($STRESS_AT + w * $STRESS_SLOTS + i % $STRESS_SLOTS))
+	printf '%-63s\n' "E2E stress worker \$w iteration \$i" >\$blk
+	head -c 65472 /pattern >>\$blk
+	if ! dd if=\$blk of=/dev/vda bs=65536 seek=\$at count=1 oflag=direct conv=notrunc 2>/tmp/dd.\$w; then
+		echo "E2E-ERROR stress worker \$w iteration \$i: write: \$(tail -n 1 /tmp/dd.\$w)"
+		break
+	fi
+	if ! dd if=/dev/vda of=\$back bs=65536 skip=\$at count=1 iflag=direct 2>/tmp/dd.\$w; then
+		echo "E2E-ERROR stress worker \$w iteration \$i: read: \$(tail -n 1 /tmp/dd.\$w)"
+		break
+	fi
+	if [ "\$(md5sum <\$back)" != "\$(md5sum <\$blk)" ]; then
+		echo "E2E-ERROR stress worker \$w iteration \$i: read back differs"
+		break
+	fi
+	i=\$((i + 1))
+done
+echo "E2E-STRESS-WORKER \$w iterations=\$i"
+STRESS
+chmod +x "$STAGE/bin/stress"
 cat >"$STAGE/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -136,8 +181,31 @@ else
 		umount /mnt || err "umount again"
 	fi
 	stamp fs
+	# 5. I/O while the emulator restarts (in the test VM)
+	read -r up _ </proc/uptime
+	end=\$((\${up%.*} + $STRESS_SECS))
+	echo "E2E-STRESS-BEGIN secs=$STRESS_SECS"
+	pids=""
+	for w in 0 1; do
+		if taskset -c \$w true 2>/dev/null; then
+			taskset -c \$w stress \$w \$end &
+		else
+			stress \$w \$end &
+		fi
+		pids="\$pids \$!"
+	done
+	# workers stuck in I/O would never end: give up after a minute more
+	for i in \$(seq \$(( ($STRESS_SECS + 60) * 2 ))); do
+		alive=0
+		for p in \$pids; do kill -0 \$p 2>/dev/null && alive=1; done
+		[ \$alive = 0 ] && break
+		sleep 0.5
+	done
+	[ \$alive = 0 ] || { err "stress workers stuck"; ps; }
+	echo E2E-STRESS-END
+	stamp stress
 fi
-dmesg | grep -E 'virtio|vda|EXT[24]|blk_update|I/O error|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
+dmesg | grep -Ei 'virtio|vda|EXT[24]|blk_update|I/O error|timed out|timeout|reset|hung|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
 echo "E2E-END rc=\$rc"
 poweroff -f
 INIT
@@ -172,6 +240,78 @@ timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp "$SMP"
 	"${DEVARGS[@]}" ${QEMU_EXTRA:-} \
 	>"$WORK/qemu.log" 2>&1 &
 QEMU_PID=$!
+
+# --- restarts during the stress phase ------------------------------------------
+SLOG=sample			# the running sample's log
+kills=0 takeovers=0 dies=0 pins=""
+# restart N [--takeover|--die]: SIGKILL the sample and start the next one
+# at once, or start the next one with --takeover; it must recover the state.
+# --die: the next one SIGKILLs itself in its third request, after the I/O and
+# before the used ring (VBLK_DIE_IN_REQUEST), and one more starts then.
+restart() {
+	local n=$1 old=$SAMPLE_PID oldlog=$SLOG p rc
+	shift
+	if [ "${1:-}" = --die ]; then
+		DIE=1 restart "$n"
+		old=$SAMPLE_PID
+		wait_pid "$old" 60 || fail "the sample with VBLK_DIE_IN_REQUEST=3 did not die"
+		wait "$old"
+		rc=$?
+		[ $rc -eq 137 ] || fail "the sample with VBLK_DIE_IN_REQUEST=3 exited with status $rc"
+		p=$(cat "$PINNED")
+		SAMPLE_LOG=sample-$n-next SAMPLE_QUIET=1 sample_start "$DISK"
+		dies=$((dies + 1))
+		SLOG=sample-$n-next
+	elif [ "${1:-}" = --takeover ]; then
+		SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start --takeover "$DISK"
+		wait_pid "$old" 10 || fail "the sample taken over (pid $old) did not exit"
+		wait "$old"
+		rc=$?
+		[ $rc -eq 0 ] || fail "the sample taken over exited with status $rc: $(tail -n 3 "$WORK/$oldlog.log")"
+		grep -q "taken over" "$WORK/$oldlog.log" || fail "the sample taken over does not say so: $(tail -n 3 "$WORK/$oldlog.log")"
+		takeovers=$((takeovers + 1))
+		p=takeover
+		SLOG=sample-$n
+	else
+		kill -KILL "$old"
+		wait "$old" 2>/dev/null
+		p=$(cat "$PINNED")
+		[ "$p" -gt 0 ] || fail "dma/pinned_pages is $p after the sample was killed: the pins went"
+		if [ -n "${DIE:-}" ]; then
+			VBLK_DIE_IN_REQUEST=3 SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+		else
+			SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+		fi
+		kills=$((kills + 1))
+		SLOG=sample-$n
+	fi
+	grep -q "ready (recovered)" "$WORK/$SLOG.log" || fail "sample $n did not recover the state: $(head -n 3 "$WORK/$SLOG.log")"
+	pins+=" $p/$(cat "$PINNED")"
+}
+if [ "$RESTARTS" -gt 0 ]; then
+	while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-STRESS-BEGIN "$CONSOLE"; do
+		sleep 0.5
+	done
+	if kill -0 "$QEMU_PID" 2>/dev/null; then
+		log "stress phase: $RESTARTS SIGKILLs of the sample and a takeover, at random moments"
+		for n in $(seq $((RESTARTS + 1))); do
+			r=$((RANDOM % 26 + 5))		# 0.5 .. 3 s
+			sleep "$((r / 10)).$((r % 10))"
+			if ! kill -0 "$QEMU_PID" 2>/dev/null || grep -q E2E-STRESS-END "$CONSOLE"; then
+				break
+			fi
+			if [ "$n" -eq $((RESTARTS / 2 + 1)) ]; then
+				restart "$n" --takeover
+			elif [ "$n" -eq 2 ]; then
+				restart "$n" --die
+			else
+				restart "$n"
+			fi
+		done
+		log "restarts: $kills SIGKILLs ($dies in a request), $takeovers takeover; dma/pinned_pages after each kill/restart:$pins"
+	fi
+fi
+
 wait $QEMU_PID
 qrc=$?
 QEMU_PID=""
@@ -179,7 +319,8 @@ log "nested guest finished after $(($(date +%s) - t0)) s (QEMU status $qrc)"
 
 # --- what the guest saw -----------------------------------------------------
 declare -A direct=()
-begin="" end="" errors="" disk="" discard="" fsline="" crash=""
+begin="" end="" errors="" disk="" discard="" fsline="" crash="" stress_end=""
+declare -A iterations=()
 while IFS= read -r line; do
 	line=${line%$'\r'}
 	[[ $line == E2E-* ]] && echo "  $line"
@@ -195,8 +336,16 @@ while IFS= read -r line; do
 		;;
 	E2E-DISCARD*) discard=${line##* } ;;
 	E2E-FS*) fsline=${line#E2E-FS } ;;
-	E2E-DMESG*"I/O error"* | E2E-DMESG*blk_update*) errors+="$line; " ;;
+	E2E-STRESS-WORKER*)
+		read -r _ w it <<<"$line"
+		iterations[$w]=${it#iterations=}
+		;;
+	E2E-STRESS-END*) stress_end=1 ;;
 	esac
+	if [[ $line == E2E-DMESG* ]] &&
+		grep -Eqi 'I/O error|blk_update|timed out|timeout|hung|(virtio|vda).*reset' <<<"$line"; then
+		errors+="$line; "
+	fi
 	[[ $line =~ Kernel\ panic|BUG:|Oops|WARNING:|Call\ Trace ]] && crash+="$line; "
 done <"$CONSOLE"
 
@@ -252,6 +401,33 @@ fi
 
 [ "$MODE" = qemu ] && exit 0
 
+# the stress slots: each holds the last block its worker wrote there
+[ -n "$stress_end" ] || fail "the stress phase did not finish"
+head -c 65472 "$PATTERN" >"$WORK/pattern.tail"
+head -c 65536 /dev/zero >"$WORK/zeros.64k"
+for w in 0 1; do
+	n=${iterations[$w]:-}
+	[ "${n:-0}" -gt 0 ] || fail "stress worker $w did not finish an iteration"
+	# what the slots must hold: each one's last block (zeros if never written)
+	for k in $(seq 0 $((STRESS_SLOTS - 1))); do
+		if [ "$k" -lt "$n" ]; then
+			printf '%-63s\n' "E2E stress worker $w iteration $((k + (n - 1 - k) / STRESS_SLOTS * STRESS_SLOTS))"
+			cat "$WORK/pattern.tail"
+		else
+			cat "$WORK/zeros.64k"
+		fi
+	done >"$WORK/stress.want"
+	region "65536:$((STRESS_AT + w * STRESS_SLOTS)):$STRESS_SLOTS" >"$WORK/stress.got"
+	bad=$(cmp "$WORK/stress.want" "$WORK/stress.got" | head -n 1)
+	[ -z "$bad" ] || fail "stress worker $w: the backing file does not hold the last block of each slot: $bad (slot = byte / 65536)"
+done
+log "stress: ${iterations[0]} + ${iterations[1]} blocks written and read back in the guest; the last of each slot in the backing file"
+if [ "$RESTARTS" -gt 0 ]; then
+	if [ "$kills" -ne "$RESTARTS" ] || [ "$takeovers" -ne 1 ]; then
+		fail "only $kills of $RESTARTS SIGKILLs and $takeovers takeover happened during the stress phase (STRESS_SECS too short?)"
+	fi
+fi
+
 # --- clean-up state -----------------------------------------------------------
 pinned=""
 for _ in $(seq 50); do
@@ -262,14 +438,14 @@ done
 [ "$pinned" = 0 ] || fail "$PINNED is $pinned after QEMU exited"
 log "dma/pinned_pages: 0 after QEMU exited"
 
-kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest: $(tail -n 3 "$WORK/sample.log")"
+kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest: $(tail -n 3 "$WORK/$SLOG.log")"
 kill -TERM "$SAMPLE_PID"
 wait_pid "$SAMPLE_PID" 5 || fail "the sample did not exit on SIGTERM"
 wait "$SAMPLE_PID"
 src=$?
 SAMPLE_PID=""
-[ $src -eq 0 ] || fail "the sample exited with status $src: $(tail -n 3 "$WORK/sample.log")"
-stats=$(grep '^stats:' "$WORK/sample.log")
+[ $src -eq 0 ] || fail "the sample exited with status $src: $(tail -n 3 "$WORK/$SLOG.log")"
+stats=$(grep '^stats:' "$WORK/$SLOG.log")
 log "sample $stats"
 for k in in out flush get_id discard; do
 	if ! [[ $stats =~ \ $k\ ([1-9][0-9]*) ]]; then
@@ -277,5 +453,11 @@ for k in in out flush get_id discard; do
 	fi
 done
 [[ $stats == *" ioerr 0 "* ]] || fail "the sample reported I/O errors: $stats"
+[[ $stats == *" recoveries $((kills + takeovers + dies)) "* ]] ||
+	fail "the sample should have recovered $((kills + takeovers + dies)) times: $stats"
+redone=-1
+[[ $stats =~ \ redone\ ([0-9]+) ]] && redone=${BASH_REMATCH[1]}
+[ "$redone" -ge "$dies" ] ||
+	fail "the sample should have served again at least $dies request(s) taken by a killed one: $stats"
 mdev_remove || fail "removing the mdev failed"
 exit 0
