@@ -198,6 +198,32 @@ need_muser() {
 	[ -e /dev/vfio/vfio ] || skip "no /dev/vfio/vfio (vfio_iommu_type1 not loaded?)"
 }
 
+# nested_start CONSOLE QEMU-ARGS...: boot a nested guest in the background
+# (QEMU_PID), its serial console to CONSOLE, within BOOT_TIMEOUT. Returns
+# once its init printed E2E-BEGIN or QEMU exited. A TCG guest inside a TCG
+# guest very rarely dies in early boot, before its init runs and before it
+# touches any device (seen once: a fault in text_poke_early on a loaded
+# machine); that boot is retried, once, and said so.
+nested_start() {
+	local console=$1 try
+	shift
+	for try in 1 2; do
+		: >"$console"
+		timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "$@" -serial "file:$console" \
+			>"$WORK/qemu.log" 2>&1 &
+		QEMU_PID=$!
+		while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-BEGIN "$console"; do
+			sleep 1
+		done
+		grep -qs E2E-BEGIN "$console" && return 0
+		grep -qs "Kernel panic" "$console" && [ $try -eq 1 ] || return 0
+		wait "$QEMU_PID"
+		log "the nested guest died in early boot, before its init (a TCG fault, not muser): booting it again"
+		grep -m3 -E "Oops|RIP:|Kernel panic" "$console" | sed 's/^/#   /'
+		cp "$console" "$console.early-death"
+	done
+}
+
 need_sample() {
 	[ -x "$SAMPLE" ] || skip "sample not built: $SAMPLE"
 }

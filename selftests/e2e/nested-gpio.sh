@@ -69,12 +69,11 @@ fi
 
 CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG: about a minute, more on a busy machine)"
-timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp 1 \
+nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp 1 \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" \
 	-append "console=ttyS0 quiet panic=-1 e2e_raw=$RAW e2e_count=$COUNT e2e_lines=0,16 ${NESTED_APPEND:-}" \
-	-serial "file:$CONSOLE" "${DEVARGS[@]}" >"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
+	"${DEVARGS[@]}"
 wait $QEMU_PID
 qrc=$?
 QEMU_PID=""

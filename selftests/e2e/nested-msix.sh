@@ -54,13 +54,11 @@ sample_start
 
 CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG)"
-timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp 1 \
+# shellcheck disable=SC2086
+nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp 1 \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
-	-serial "file:$CONSOLE" \
-	-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0" ${QEMU_EXTRA:-} \
-	>"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
+	-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0" ${QEMU_EXTRA:-}
 wait $QEMU_PID
 qrc=$?
 QEMU_PID=""

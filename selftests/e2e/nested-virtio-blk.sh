@@ -232,14 +232,11 @@ CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG: a few minutes)"
 t0=$(date +%s)
 # shellcheck disable=SC2086
-timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" -accel tcg -machine pc -m 256M -smp "$SMP" \
+nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp "$SMP" \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" \
 	-append "console=ttyS0 quiet panic=-1 ${NESTED_APPEND:-}" \
-	-serial "file:$CONSOLE" \
-	"${DEVARGS[@]}" ${QEMU_EXTRA:-} \
-	>"$WORK/qemu.log" 2>&1 &
-QEMU_PID=$!
+	"${DEVARGS[@]}" ${QEMU_EXTRA:-}
 
 # --- restarts during the stress phase ------------------------------------------
 SLOG=sample			# the running sample's log
