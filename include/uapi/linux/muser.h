@@ -26,7 +26,9 @@
  *      ETIMEDOUT. What the next emulator needs is kept: the layout, device
  *      memory, pinned guest memory, the VMM's eventfds, pending notices and
  *      the state area (MUSER_STATE_OFFSET). MUSER_IOC_TAKEOVER replaces a
- *      running emulator without a gap.
+ *      running emulator without a gap. An emulator that detached keeps
+ *      the mappings it made (of device memory, guest memory and the state
+ *      area) until it unmaps them or exits: it must stop using them.
  *   5. When the last VMM closes the device, the kernel unpins the guest
  *      memory the emulator used, drops the VMM's interrupt eventfds and
  *      posts MUSER_REQ_DMA_UNMAP, MUSER_REQ_IRQ_STATE and
