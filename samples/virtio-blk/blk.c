@@ -56,32 +56,6 @@ size_t iov_size(const struct iovec *iov, int n)
 	return len;
 }
 
-/* Copies @len bytes at @off of the iovecs to or from @buf. */
-static void iov_copy(const struct iovec *iov, int n, size_t off, void *buf,
-		     size_t len, bool to_iov)
-{
-	uint8_t *p = buf;
-
-	for (; n > 0 && len; iov++, n--) {
-		size_t chunk;
-
-		if (off >= iov->iov_len) {
-			off -= iov->iov_len;
-			continue;
-		}
-		chunk = iov->iov_len - off;
-		if (chunk > len)
-			chunk = len;
-		if (to_iov)
-			memcpy((uint8_t *)iov->iov_base + off, p, chunk);
-		else
-			memcpy(p, (uint8_t *)iov->iov_base + off, chunk);
-		p += chunk;
-		len -= chunk;
-		off = 0;
-	}
-}
-
 /* Describes @len bytes at @off of @iov in @dst (room for @max). Returns the count. */
 static int iov_slice(const struct iovec *iov, int n, size_t off, size_t len,
 		     struct iovec *dst, int max)
@@ -107,6 +81,23 @@ static int iov_slice(const struct iovec *iov, int n, size_t off, size_t len,
 		off = 0;
 	}
 	return k;
+}
+
+/* Copies @len bytes at @off of the iovecs to or from @buf. */
+static void iov_copy(const struct iovec *iov, int n, size_t off, void *buf,
+		     size_t len, bool to_iov)
+{
+	struct iovec part[n > 0 ? n : 1];
+	int k = iov_slice(iov, n, off, len, part, n), i;
+	uint8_t *p = buf;
+
+	for (i = 0; i < k; i++) {
+		if (to_iov)
+			memcpy(part[i].iov_base, p, part[i].iov_len);
+		else
+			memcpy(p, part[i].iov_base, part[i].iov_len);
+		p += part[i].iov_len;
+	}
 }
 
 /* Reads or writes all of @iov at @pos, resuming after short transfers. */

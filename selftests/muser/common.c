@@ -179,6 +179,36 @@ void sleep_ms(int ms)
 		;
 }
 
+bool wait_flag(volatile int *flag, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
+		if (now_ms() > end)
+			return false;
+		sleep_ms(5);
+	}
+	return true;
+}
+
+long dma_stat(const char *uuid, const char *name)
+{
+	char path[256];
+	long v;
+
+	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/%s", uuid, name);
+	return sysfs_read_long(path, &v) ? -1 : v;
+}
+
+int dma_stat_set(const char *uuid, const char *name, long val)
+{
+	char path[256], s[32];
+
+	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/%s", uuid, name);
+	snprintf(s, sizeof(s), "%ld", val);
+	return sysfs_write(path, s);
+}
+
 /* ------------------------------------------------------------ VFIO client */
 
 void vfio_client_init(struct vfio_client *c)

@@ -52,6 +52,13 @@ bool muser_loaded(void);
 /* --- time --- */
 int64_t now_ms(void);
 void sleep_ms(int ms);
+/* Wait until *@flag is set (acquire) or @timeout_ms passed: is it set? */
+bool wait_flag(volatile int *flag, int timeout_ms);
+
+/* --- a device's DMA counters, /sys/bus/mdev/devices/UUID/dma/NAME --- */
+/* The value, or -1 if it cannot be read. */
+long dma_stat(const char *uuid, const char *name);
+int dma_stat_set(const char *uuid, const char *name, long val);
 
 /* --- the VFIO client (a VMM) --- */
 struct vfio_client {

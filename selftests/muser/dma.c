@@ -69,24 +69,6 @@ static int dma_rw(int ctl, uint64_t iova, void *buf, uint64_t size, bool write)
 	return ioctl(ctl, MUSER_IOC_DMA_RW, &rw) ? -errno : 0;
 }
 
-static long dev_stat(const char *uuid, const char *name)
-{
-	char path[256];
-	long v;
-
-	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/%s", uuid, name);
-	return sysfs_read_long(path, &v) ? -1 : v;
-}
-
-static int dev_stat_set(const char *uuid, const char *name, long val)
-{
-	char path[256], s[32];
-
-	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/%s", uuid, name);
-	snprintf(s, sizeof(s), "%ld", val);
-	return sysfs_write(path, s);
-}
-
 static int vmm_map(struct vfio_client *c, void *vaddr, uint64_t iova,
 		   uint64_t size, uint32_t flags)
 {
@@ -213,7 +195,7 @@ FIXTURE_TEARDOWN(dma)
 		munmap(self->window, self->window_len);
 	vfio_client_close(&self->c);
 	if (self->created) {
-		EXPECT_EQ(0, dev_stat(self->uuid, "pinned_pages"))
+		EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"))
 			TH_LOG("pins outlived the VMM");
 	}
 	if (self->ctl >= 0)
@@ -248,8 +230,8 @@ TEST_F(dma, map_coherent_both_ways)
 	fill(self->guest + CHUNK + 3 * PG, 2 * PG, 1);
 	ASSERT_EQ(0, dma_map(self->ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, &off));
 	EXPECT_EQ(MUSER_DMA_OFFSET + iova, off);
-	EXPECT_EQ(2, dev_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(2, dma_stat(self->uuid, "mapped_pages"));
 
 	w = window(_metadata, self, off, 2 * PG);
 	ASSERT_NE(NULL, w);
@@ -269,10 +251,10 @@ TEST_F(dma, map_coherent_both_ways)
 
 	/* Released: no longer mapped, still pinned; a second map pins nothing. */
 	ASSERT_EQ(0, dma_release(self->ctl, iova, 2 * PG));
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(2, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
 	ASSERT_EQ(0, dma_map(self->ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, NULL));
-	EXPECT_EQ(2, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
 	EXPECT_EQ(-EINVAL, dma_release(self->ctl, GUEST_IOVA + 3 * CHUNK, PG));
 	ASSERT_EQ(0, dma_release(self->ctl, iova, 2 * PG));
 	EXPECT_EQ(-EINVAL, dma_release(self->ctl, iova, 2 * PG));
@@ -294,8 +276,8 @@ TEST_F(dma, copy_pins_on_demand)
 		ASSERT_EQ(0, dma_rw(self->ctl, GUEST_IOVA + off, buf + off, len, false));
 	}
 	EXPECT_EQ(0, memcmp(buf + 5, self->guest + 5, GUEST_SIZE - 10));
-	EXPECT_EQ(GUEST_SIZE / PG, dev_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(GUEST_SIZE / PG, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
 	free(buf);
 }
 
@@ -307,7 +289,7 @@ TEST_F(dma, outside_mapped_ranges)
 	/* Half in, half out: nothing held. */
 	EXPECT_EQ(-EFAULT, dma_map(self->ctl, GUEST_IOVA + GUEST_SIZE - PG,
 				   2 * PG, 0, NULL));
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
 	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, GUEST_IOVA - 8, b, sizeof(b), false));
 	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, GUEST_IOVA, NULL, sizeof(b), false));
 	/* The client's own 2 MiB at iova 0 is guest memory too. */
@@ -370,7 +352,7 @@ TEST_F(dma, vmm_unmap_revokes)
 
 	/* The guest's memory goes: the mapping is gone before the ioctl returns. */
 	ASSERT_EQ(0, vmm_unmap(&self->c, GUEST_IOVA, GUEST_SIZE));
-	EXPECT_EQ(0, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
 	EXPECT_FALSE(touch(w + PG, &v)) TH_LOG("stale guest memory still mapped");
 	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, iova, b, sizeof(b), false));
 	EXPECT_EQ(1, count_posted(self->ctl, MUSER_REQ_DMA_UNMAP, &range, 300));
@@ -389,9 +371,9 @@ TEST_F(dma, vmm_unmap_revokes)
 	EXPECT_EQ(fresh[2 * CHUNK + PG], v);
 	EXPECT_EQ(0, dma_release(self->ctl, iova, CHUNK));
 	/* Twice mapped, once released: one hold left. */
-	EXPECT_EQ(CHUNK / PG, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(CHUNK / PG, dma_stat(self->uuid, "mapped_pages"));
 	EXPECT_EQ(0, dma_release(self->ctl, iova, CHUNK));
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
 	self->guest = fresh;
 }
 
@@ -413,42 +395,42 @@ TEST_F(dma, read_only_guest_memory)
 
 TEST_F(dma, budget_evicts_least_recently_used)
 {
-	ASSERT_EQ(0, dev_stat_set(self->uuid, "budget_mb", 4));	/* 2 chunks */
-	EXPECT_EQ(4, dev_stat(self->uuid, "budget_mb"));
-	EXPECT_NE(0, dev_stat_set(self->uuid, "budget_mb", 0));
+	ASSERT_EQ(0, dma_stat_set(self->uuid, "budget_mb", 4));	/* 2 chunks */
+	EXPECT_EQ(4, dma_stat(self->uuid, "budget_mb"));
+	EXPECT_NE(0, dma_stat_set(self->uuid, "budget_mb", 0));
 
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, CHUNK, 0, NULL));
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA + CHUNK, CHUNK, 0, NULL));
 	/* Both held: a third does not fit. */
 	EXPECT_EQ(-ENOSPC, dma_map(self->ctl, GUEST_IOVA + 2 * CHUNK, PG, 0, NULL));
-	EXPECT_EQ(0, dev_stat(self->uuid, "evictions"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "evictions"));
 
 	/* Released ones are evicted, least recently used first. */
 	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA, CHUNK));
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA + 2 * CHUNK, CHUNK, 0, NULL));
-	EXPECT_EQ(1, dev_stat(self->uuid, "evictions"));
-	EXPECT_EQ(2 * CHUNK / PG, dev_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2 * CHUNK / PG, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(1, dma_stat(self->uuid, "evictions"));
+	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->uuid, "mapped_pages"));
 
 	/* Shrinking the budget evicts what nobody holds at once. */
 	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA + CHUNK, CHUNK));
-	ASSERT_EQ(0, dev_stat_set(self->uuid, "budget_mb", 2));
-	EXPECT_EQ(CHUNK / PG, dev_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2, dev_stat(self->uuid, "evictions"));
+	ASSERT_EQ(0, dma_stat_set(self->uuid, "budget_mb", 2));
+	EXPECT_EQ(CHUNK / PG, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(2, dma_stat(self->uuid, "evictions"));
 	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA + 2 * CHUNK, CHUNK));
 }
 
 TEST_F(dma, detach_drops_holds_keeps_pins)
 {
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
-	EXPECT_EQ(8, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
 	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(8, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(8, dma_stat(self->uuid, "pinned_pages"));
 	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
-	EXPECT_EQ(8, dev_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(8, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(8, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
 }
 
 TEST_F(dma, vmm_close_unpins_and_tells)
@@ -457,7 +439,7 @@ TEST_F(dma, vmm_close_unpins_and_tells)
 
 	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
 	vfio_client_close(&self->c);
-	EXPECT_EQ(0, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
 	EXPECT_EQ(-ENXIO, dma_map(self->ctl, GUEST_IOVA, PG, 0, NULL));
 	EXPECT_EQ(-ENXIO, dma_rw(self->ctl, GUEST_IOVA, b, sizeof(b), false));
 	/* The holds are the emulator's to release. */
@@ -505,10 +487,10 @@ TEST_F(dma, rlimit_memlock)
 	ASSERT_EQ(0, vmm_map(&self->c, mem, 16 * CHUNK, CHUNK, RW));
 	EXPECT_EQ(0, dma_map(self->ctl, 16 * CHUNK, 8 * PG, 0, NULL));
 	EXPECT_EQ(-ENOMEM, dma_map(self->ctl, 16 * CHUNK + 8 * PG, 64 * PG, 0, NULL));
-	EXPECT_EQ(8, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
 	EXPECT_EQ(0, dma_release(self->ctl, 16 * CHUNK, 8 * PG));
 	EXPECT_EQ(0, vmm_unmap(&self->c, 16 * CHUNK, CHUNK));
-	EXPECT_EQ(0, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
 }
 
 TEST_F(dma, hugepage_backed)
@@ -535,7 +517,7 @@ TEST_F(dma, hugepage_backed)
 	ASSERT_EQ(0, dma_release(self->ctl, iova, CHUNK));
 	ASSERT_EQ(0, vmm_unmap(&self->c, iova, CHUNK));
 	EXPECT_FALSE(touch(w, &v));
-	EXPECT_EQ(0, dev_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
 	munmap(huge, CHUNK);
 }
 
@@ -591,7 +573,7 @@ TEST_F_TIMEOUT(dma, unmap_races_emulator, 120)
 	EXPECT_EQ(0, u.errors);
 	EXPECT_EQ(0, other);
 	EXPECT_LT(0, ok);
-	EXPECT_EQ(0, dev_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
 }
 
 TEST_HARNESS_MAIN

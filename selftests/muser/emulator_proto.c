@@ -1239,18 +1239,6 @@ static void *remover_fn(void *p)
 	return NULL;
 }
 
-static bool wait_flag(volatile int *flag, int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-
-	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
-		if (now_ms() > end)
-			return false;
-		sleep_ms(10);
-	}
-	return true;
-}
-
 /*
  * Removing a device the VMM holds open: the kernel signals the REQ eventfd,
  * the VMM lets go, the removal completes and the control node disappears.

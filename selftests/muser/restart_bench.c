@@ -80,14 +80,6 @@ static double median(double *v, int n)
 	return v[n / 2];
 }
 
-static int pinned(const char *uuid, long *val)
-{
-	char path[256];
-
-	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/pinned_pages", uuid);
-	return sysfs_read_long(path, val);
-}
-
 #define DIE(...) do { fprintf(stderr, "restart_bench: " __VA_ARGS__);	\
 	fprintf(stderr, "\n"); ret = -1; goto out; } while (0)
 
@@ -149,7 +141,7 @@ static int run_size(size_t mib, struct figures *f)
 		DIE("emulator 1: %s: %s", ret ? "report" : r.what,
 		    strerror(ret ? -ret : r.err));
 	f->pin_s = (r.t_mapped - r.t_realized) / 1e9;
-	if (pinned(uuid, &pages) || pages != (long)(size >> 12))
+	if ((pages = dma_stat(uuid, "pinned_pages")) < 0 || pages != (long)(size >> 12))
 		DIE("%ld pages pinned, expected %zu", pages, size >> 12);
 
 	/* Lazy emulators, then one that maps everything first. */
@@ -160,7 +152,7 @@ static int run_size(size_t mib, struct figures *f)
 			cfg2.dma_len = 0;
 		emu_kill(emu);
 		emu = -1;
-		if (pinned(uuid, &pages) || pages != (long)(size >> 12))
+		if ((pages = dma_stat(uuid, "pinned_pages")) < 0 || pages != (long)(size >> 12))
 			DIE("%ld pages pinned after the kill, expected %zu",
 			    pages, size >> 12);
 		/* A VMM access waits for the next emulator. */
@@ -208,7 +200,7 @@ out:
 	emu_kill(emu);
 	vfio_client_close(&c);
 	if (uuid[0]) {
-		if (!pinned(uuid, &pages) && pages) {
+		if ((pages = dma_stat(uuid, "pinned_pages")) > 0) {
 			fprintf(stderr, "restart_bench: %ld pages pinned after the VMM closed\n",
 				pages);
 			ret = -1;

@@ -38,18 +38,6 @@ static void *takeover_fn(void *p)
 	return NULL;
 }
 
-static bool wait_done(volatile int *flag, int ms)
-{
-	int64_t end = now_ms() + ms;
-
-	while (!__atomic_load_n(flag, __ATOMIC_ACQUIRE)) {
-		if (now_ms() > end)
-			return false;
-		sleep_ms(5);
-	}
-	return true;
-}
-
 /* Read requests until one that needs an answer arrives. */
 static int next_request(int ctl, struct emu_req *r, int ms)
 {
@@ -69,15 +57,6 @@ static int next_request(int ctl, struct emu_req *r, int ms)
 		}
 	}
 	return 0;
-}
-
-static long dma_stat(const char *uuid, const char *name)
-{
-	char path[256];
-	long v;
-
-	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/dma/%s", uuid, name);
-	return sysfs_read_long(path, &v) ? -1 : v;
 }
 
 FIXTURE(up) {
@@ -155,7 +134,7 @@ TEST_F(up, old_finishes_new_gets_the_rest)
 
 	/* The old one answers what it held; only then the takeover returns. */
 	EXPECT_LT(0, emu_reply(self->old_ctl, r1.hdr.id, 0, &v, 1));
-	ASSERT_TRUE(wait_done(&t.done, 3000));
+	ASSERT_TRUE(wait_flag(&t.done, 3000));
 	pthread_join(t.thread, NULL);
 	EXPECT_EQ(0, t.ret);
 	EXPECT_EQ(1, async_join(&a1));
@@ -183,7 +162,7 @@ TEST_F(up, old_that_never_answers_is_replayed)
 
 	start = now_ms();
 	ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
-	ASSERT_TRUE(wait_done(&t.done, 10000));
+	ASSERT_TRUE(wait_flag(&t.done, 10000));
 	pthread_join(t.thread, NULL);
 	EXPECT_EQ(0, t.ret);
 	EXPECT_LE(1800, now_ms() - start) TH_LOG("gave up before timeout_ms");
