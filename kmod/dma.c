@@ -703,7 +703,6 @@ void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 	size = min(size, MUSER_DMA_MAX_IOVA - iova + 1);
 	mutex_lock(&md->dma.lock);
 	muser_dma_revoke(md, iova, size);
-	md->dma.unmaps++;
 	mutex_unlock(&md->dma.lock);
 	muser_post_dma_unmap(md, iova, size);
 	muser_nl_event(md, MUSER_EVENT_DMA_UNMAPPED, 0, iova, size);

@@ -81,7 +81,7 @@ struct muser_irq_ctx {
  * @pinned:  pages pinned
  * @budget_pages: most pages pinned at once
  * @open:    a VMM has the device open, so vfio_pin_pages() may be called
- * @evictions, @unmaps: statistics
+ * @evictions: chunks unpinned for the budget (sysfs)
  *
  * @sem:     held for reading by emulator faults and copies that look pins
  *           up, for writing to change them; it orders zap before unpin
@@ -94,7 +94,6 @@ struct muser_dma {
 	unsigned long budget_pages;
 	bool open;
 	unsigned long evictions;
-	unsigned long unmaps;
 	struct rw_semaphore sem;	/* see above */
 };
 
