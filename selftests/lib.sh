@@ -197,16 +197,15 @@ mdev_remove_all() {
 	done
 }
 
-# wait_for TIMEOUT_S CMD...: poll CMD every 0.1 s.
+# wait_for TIMEOUT_S CMD...: poll CMD every 0.1 s until it succeeds or
+# TIMEOUT_S seconds have passed (however long CMD itself takes).
 wait_for() {
-	local n=$(($1 * 10))
+	local end=$((SECONDS + $1))
 	shift
-	while [ $n -gt 0 ]; do
-		"$@" && return 0
+	until "$@"; do
+		[ "$SECONDS" -lt "$end" ] || return 1
 		sleep 0.1
-		n=$((n - 1))
 	done
-	return 1
 }
 
 # --- the sample ---

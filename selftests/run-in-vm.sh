@@ -30,7 +30,9 @@
 #  10a. muser/upgrade.sh      takeover and SIGKILL under a reading VMM
 #  10b. ops/udev.sh           udev rule, sysusers, an unprivileged emulator
 #  10c. ops/mdevctl.sh        mdevctl define/start/stop/undefine, auto-start
-#  10d. muser/muserctl.sh     muserctl, the generic netlink family and its
+#  10d. ops/systemd.sh        the emulator unit under a real systemd: started
+#                             by udev, Restart=always, conditions
+#  10e. muser/muserctl.sh     muserctl, the generic netlink family and its
 #                             events, samples/supervisor.sh
 #  11. e2e/*.sh               every executable one (exit 4 = skip)
 #  12. rmmod muser; lsmod must no longer list it
@@ -238,6 +240,7 @@ if muser_loaded; then
 	want upgrade && run_script upgrade 300 "$SELFTESTS_DIR/muser/upgrade.sh"
 	want ops/udev && run_script ops/udev 300 "$SELFTESTS_DIR/ops/udev.sh"
 	want ops/mdevctl && run_script ops/mdevctl 300 "$SELFTESTS_DIR/ops/mdevctl.sh"
+	want ops/systemd && run_script ops/systemd 300 "$SELFTESTS_DIR/ops/systemd.sh"
 	want muserctl && run_script muserctl 300 "$SELFTESTS_DIR/muser/muserctl.sh"
 
 	# 11. End-to-end tests.

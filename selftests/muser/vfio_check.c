@@ -8,10 +8,10 @@
  * run. bite.sh runs this against the sample in its wrong-reply mode and
  * requires exit status 1.
  *
- * vfio_check --sequence N [--delay-ms D] UUID: read BAR2 offset 1 N times,
- * D ms apart (default 10), and require the sample's counter i / 3 on read
- * i, with no access failing; upgrade.sh replaces and kills the emulator
- * meanwhile.
+ * vfio_check --sequence N [--delay-ms D] [--from K] UUID: read BAR2 offset 1
+ * N times, D ms apart (default 10), and require the sample's counter
+ * K + i / 3 on read i (K: what earlier VMMs left, default 0), with no access
+ * failing; upgrade.sh replaces and kills the emulator meanwhile.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +20,9 @@
 
 #include "common.h"
 
-/* Read i must give i / 3; returns 0, 1 on a mismatch, 2 on a failure. */
-static int check_sequence(struct vfio_client *c, long n, int delay_ms)
+/* Read i must give from + i / 3; returns 0, 1 on a mismatch, 2 on a failure. */
+static int check_sequence(struct vfio_client *c, long n, int delay_ms,
+			  long from)
 {
 	int64_t worst = 0;
 	long i;
@@ -39,9 +40,9 @@ static int check_sequence(struct vfio_client *c, long n, int delay_ms)
 		}
 		if (now_ms() - t > worst)
 			worst = now_ms() - t;
-		if (b != (uint8_t)(i / 3)) {
+		if (b != (uint8_t)(from + i / 3)) {
 			fprintf(stderr, "vfio_check: read %ld gave %u, expected %u\n",
-				i, b, (unsigned int)(uint8_t)(i / 3));
+				i, b, (unsigned int)(uint8_t)(from + i / 3));
 			return 1;
 		}
 		sleep_ms(delay_ms);
@@ -55,7 +56,7 @@ int main(int argc, char **argv)
 {
 	struct vfio_client c;
 	const char *step = "?";
-	long sequence = 0;
+	long sequence = 0, from = 0;
 	int delay_ms = 10, ret;
 
 	while (argc > 2 && !strncmp(argv[1], "--", 2)) {
@@ -63,13 +64,16 @@ int main(int argc, char **argv)
 			sequence = atol(argv[2]);
 		else if (!strcmp(argv[1], "--delay-ms"))
 			delay_ms = atoi(argv[2]);
+		else if (!strcmp(argv[1], "--from"))
+			from = atol(argv[2]);
 		else
 			break;
 		argc -= 2;
 		argv += 2;
 	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s [--sequence N [--delay-ms D]] UUID\n",
+		fprintf(stderr,
+			"usage: %s [--sequence N [--delay-ms D] [--from K]] UUID\n",
 			argv[0]);
 		return 2;
 	}
@@ -79,7 +83,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (sequence) {
-		ret = check_sequence(&c, sequence, delay_ms);
+		ret = check_sequence(&c, sequence, delay_ms, from);
 		vfio_client_close(&c);
 		return ret;
 	}
