@@ -18,6 +18,7 @@ base_pkgs=(
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	libnl-3-dev libnl-genl-3-dev
 	dkms mdevctl udev	# tools/test-dkms.sh, selftests/ops
+	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients	# selftests/ops/libvirt.sh
 )
 
 missing() {
