@@ -11,24 +11,68 @@ MUSER_SYSUSERS=$ROOT/systemd/muser.sysusers
 # trigger, settle and control ignore requests in a chroot unless told.
 export SYSTEMD_IGNORE_CHROOT=1
 
-# ops_users: user and group "muser" exactly as the shipped sysusers.d file
-# makes them (systemd-sysusers on a copy of /etc/passwd and /etc/group),
-# bind-mounted over the read-only originals until the test exits.
-ops_users() {
+# ops_sysusers FILE...: the users and groups of these sysusers.d files
+# (systemd-sysusers on a copy of /etc/passwd and /etc/group), bind-mounted
+# over the read-only originals until the test exits.
+ops_sysusers() {
 	local etc f
 	etc=$(mktemp -d /tmp/ops-etc.XXXXXX)
 	mkdir -p "$etc/etc"
 	for f in passwd group shadow gshadow; do
 		[ -f "/etc/$f" ] && cp -p "/etc/$f" "$etc/etc/"
 	done
-	systemd-sysusers --root="$etc" "$MUSER_SYSUSERS" ||
-		fail "systemd-sysusers $MUSER_SYSUSERS"
+	systemd-sysusers --root="$etc" "$@" || fail "systemd-sysusers $*"
 	for f in passwd group; do
 		mount --bind "$etc/etc/$f" "/etc/$f" || fail "bind /etc/$f"
 		on_exit "umount /etc/$f"
 	done
+}
+
+# ops_users: user and group "muser" exactly as the shipped sysusers.d file
+# makes them.
+ops_users() {
+	ops_sysusers "$MUSER_SYSUSERS"
 	getent group muser >/dev/null || fail "no group muser after sysusers"
 	log "users: $(id muser)"
+}
+
+# ops_overlay DIR...: each DIR writable until the test exits, an overlay of
+# a tmpfs over what the host has there (its files stay visible).
+ops_overlay() {
+	local d w
+	modprobe overlay 2>/dev/null
+	for d in "$@"; do
+		[ -d "$d" ] || fail "no $d to put an overlay on"
+		w=$(mktemp -d /tmp/ops-overlay.XXXXXX)
+		mkdir "$w/upper" "$w/work"
+		mount -t overlay overlay -o "lowerdir=$d,upperdir=$w/upper,workdir=$w/work" "$d" ||
+			fail "overlay on $d"
+		on_exit "umount $d"
+	done
+}
+
+# ops_rooted CMD...: run CMD in a mount namespace of its own in which this
+# root is the namespace's root, as on a host. In the VM the tests run in a
+# chroot (tools/vm-init), and a program that setns()es into a mount
+# namespace (libvirt, entering its QEMUs' own /dev) lands at that
+# namespace's root, the VM's initramfs, outside the chroot. So: a copy of
+# the mounts (unshare), out of the chroot (a setns into that copy), this
+# root moved onto / (as switch_root does), chroot there, CMD. Outside the
+# chroot, fd 3 finds this root and the static busybox (busybox-static) in
+# it runs, through the /proc the VM's init mounted there. Not in a chroot,
+# CMD just runs in the copy. Mounts made later on either side are not seen
+# on the other.
+ops_rooted() {
+	# shellcheck disable=SC2016 # expanded by that sh
+	(
+		exec 3</
+		exec unshare --mount --propagation private \
+			nsenter --mount=/proc/self/ns/mnt -- /proc/self/fd/3/bin/busybox sh -c '
+				r=$(readlink /proc/self/fd/3)
+				cd "$r" || exit 1
+				[ "$r" = / ] || mount --move . / || exit 1
+				exec chroot . "$@" 3<&-' sh "$@"
+	)
 }
 
 # ops_udevd [RULES...]: systemd-udevd running, with the shipped rule (and
