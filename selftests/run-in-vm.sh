@@ -34,6 +34,8 @@
 #                             by udev, Restart=always, conditions
 #  10e. muser/muserctl.sh     muserctl, the generic netlink family and its
 #                             events, samples/supervisor.sh
+#  10f. ops/libvirt.sh        libvirt 9.0: node devices, nodedev-define, a
+#                             domain with an mdev hostdev (nested guest)
 #  11. e2e/*.sh               every executable one (exit 4 = skip)
 #  12. rmmod muser; lsmod must no longer list it
 #
@@ -242,6 +244,7 @@ if muser_loaded; then
 	want ops/mdevctl && run_script ops/mdevctl 300 "$SELFTESTS_DIR/ops/mdevctl.sh"
 	want ops/systemd && run_script ops/systemd 300 "$SELFTESTS_DIR/ops/systemd.sh"
 	want muserctl && run_script muserctl 300 "$SELFTESTS_DIR/muser/muserctl.sh"
+	want ops/libvirt && run_script ops/libvirt 900 "$SELFTESTS_DIR/ops/libvirt.sh"
 
 	# 11. End-to-end tests.
 	if [ -z "$no_e2e" ]; then

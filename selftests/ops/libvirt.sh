@@ -1,0 +1,369 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+# libvirt with muser devices: Debian 12's libvirt 9.0 (libvirtd and its QEMU
+# driver, as installed by tools/install-deps.sh), run for real in the VM.
+#
+#  1. Node devices: libvirt knows no node device for muser's parent, so
+#     `virsh nodedev-list --cap mdev_types` does not list it, and
+#     `virsh nodedev-define` / `nodedev-create` of the README's XML (parent
+#     muser) are refused: "invalid parent device 'muser'" (parent
+#     "computer" is refused too).
+#  2. The README's alternative: mdevctl define (libvirt lists the definition
+#     as inactive) + start; libvirt then lists the device (`--cap mdev`:
+#     mdev_UUID_muser, under "computer") with its type, UUID and IOMMU group.
+#  3. A domain (type qemu, i.e. TCG; pc; 256 MiB; no disk, network or
+#     graphics) with the README's <hostdev type='mdev'> for it, the sample
+#     serving it:
+#     a. `virsh start --paused`: QEMU runs as libvirt-qemu with
+#        -device vfio-pci,sysfsdev=/sys/bus/mdev/devices/UUID, the IOMMU
+#        group's /dev/vfio/N in its own /dev (libvirt's per-domain mount
+#        namespace), its memory lock limit raised; HMP `info pci` shows the
+#        device (494f:0dc8); muser.ko counts one VMM open. `virsh destroy`:
+#        the VMM close reaches muser.ko (no VMM open) and the emulator (its
+#        "VMM closed" reset); pinned_pages is 0 (the gpio sample pins no
+#        guest memory, so that only catches pins from elsewhere).
+#     b. `virsh start`: the e2e tests' nested guest boots and its
+#        gpio-pci-idio-16 driver reads the sample's counters (BAR2 and GPIO
+#        line 16, as in e2e/nested-gpio.sh); it powers off, the domain ends,
+#        the VMM close reaches the emulator again.
+#  4. Failures say why: a hostdev naming a UUID without an mdev, and the
+#     device without its emulator, make `virsh start` fail with the reason.
+#  5. Stopped by mdevctl, the still defined device is listed as inactive,
+#     and virsh nodedev-start, nodedev-autostart, nodedev-destroy and
+#     nodedev-undefine work on it (libvirt calls mdevctl).
+#
+# The VM's root is the host's, read-only, and Debian 12's libvirt-daemon
+# (without libvirt-daemon-system) brings no configuration, users or
+# directories: overlays over /etc/libvirt, /etc/mdevctl.d, /var/lib,
+# /var/cache and /var/log, the libvirt-qemu user as libvirt-daemon-system
+# makes it, qemu.conf with security_driver = "none" (no AppArmor profiles)
+# and stdio_handler = "file" (no virtlogd), libvirtd.conf with no polkit,
+# udevd (libvirt follows devices through it), and libvirtd in a mount
+# namespace whose root is this root (ops_rooted). Needs muser.ko loaded.
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+# shellcheck source=selftests/ops/common.sh
+. "$(dirname "$0")/common.sh"
+
+test_init ops/libvirt
+muser_loaded || skip "muser.ko is not loaded"
+for c in libvirtd virsh mdevctl; do
+	command -v $c >/dev/null || fail "$c not installed (tools/install-deps.sh)"
+done
+[ -x "$SAMPLE" ] || fail "sample not built: $SAMPLE"
+MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl}
+[ -x "$MUSERCTL" ] || fail "not built: $MUSERCTL"
+KERNEL=/boot/vmlinuz-$KVER
+[ -r "$KERNEL" ] || fail "cannot read $KERNEL"
+
+export LIBVIRT_DEFAULT_URI=qemu:///system
+DOM=muser-libvirt
+BOOT_TIMEOUT=300
+W=$(mktemp -d /tmp/ops-libvirt.XXXXXX)
+chmod 755 "$W"	# QEMU, as libvirt-qemu, reads the initramfs there
+
+indent() { sed "s/^/#   ${1:-}/"; }
+run() {	# run CMD...: logged, with its output
+	log "\$ $*"
+	"$@" 2>&1 | indent
+	return "${PIPESTATUS[0]}"
+}
+# Called through check and wait_for.
+# shellcheck disable=SC2317
+lists() {	# lists CAP NAME: virsh nodedev-list --cap CAP shows NAME
+	virsh nodedev-list --cap "$1" 2>/dev/null | grep -qx "$2"
+}
+# shellcheck disable=SC2317
+lists_inactive() { virsh nodedev-list --cap mdev --inactive 2>/dev/null | grep -qx "$1"; }
+# shellcheck disable=SC2317
+active() { [ -e "$MDEV_DEVICES/$1" ]; }
+# shellcheck disable=SC2317
+inactive() { [ ! -e "$MDEV_DEVICES/$1" ]; }
+# shellcheck disable=SC2317
+field() { "$MUSERCTL" show "$1" 2>/dev/null | sed -n "s/^$2: //p"; }
+# shellcheck disable=SC2317
+is_field() { [ "$(field "$1" "$2")" = "$3" ]; }
+# shellcheck disable=SC2317
+vmm_closes() { grep -c 'reset (VMM closed)' "$SAMPLE_LOG"; }
+# shellcheck disable=SC2317
+closes_are() { [ "$(vmm_closes)" = "$1" ]; }
+qemu_pid() { cat "/run/libvirt/qemu/$DOM.pid" 2>/dev/null; }
+
+# The nested guest's initramfs, built meanwhile (a few seconds under TCG).
+TMPDIR=$W bash "$SELFTESTS_DIR/e2e/build-nested-initramfs.sh" "$KVER" "$W/initrd.gz" \
+	>"$W/initramfs.log" 2>&1 &
+initramfs_pid=$!
+on_exit "wait $initramfs_pid 2>/dev/null"
+
+# --- what the VM lacks, given until the test exits ---
+ops_overlay /etc/libvirt /etc/mdevctl.d /var/lib /var/cache /var/log
+mkdir -p /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
+cat >"$W/libvirt.sysusers" <<'EOF'
+g libvirt-qemu -
+u libvirt-qemu -:libvirt-qemu "Libvirt Qemu" /var/lib/libvirt /usr/sbin/nologin
+m libvirt-qemu kvm
+EOF
+ops_sysusers "$W/libvirt.sysusers"
+cat >/etc/libvirt/libvirtd.conf <<'EOF'
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+EOF
+cat >/etc/libvirt/qemu.conf <<'EOF'
+security_driver = "none"
+stdio_handler = "file"
+EOF
+# shellcheck disable=SC2119
+ops_udevd
+
+# Called through on_exit.
+# shellcheck disable=SC2317
+lv_stop() {
+	local pid
+	virsh domstate "$DOM" 2>/dev/null | grep -q running && virsh destroy "$DOM" >/dev/null 2>&1
+	virsh undefine "$DOM" >/dev/null 2>&1
+	pid=$(cat /run/libvirtd.pid 2>/dev/null) || return 0
+	kill -TERM "$pid"
+	wait_for 20 pid_gone "$pid" || kill -KILL "$pid"
+	rm -rf /run/libvirt /run/libvirtd.pid
+}
+# shellcheck disable=SC2317
+mdev_stop() {
+	sample_stop
+	mdevctl stop --uuid "$U" >/dev/null 2>&1
+	mdevctl undefine --uuid "$U" >/dev/null 2>&1
+	mdev_remove_all
+}
+# The logs, for a look afterwards: into tools/vm-run's --results directory.
+# shellcheck disable=SC2317
+lv_logs() {
+	local to=${VM_RUN_RESULTS:+$VM_RUN_RESULTS/ops-libvirt}
+	[ -n "$to" ] && mkdir -p "$to" || return 0
+	cp -r /var/log/libvirt/. "$W"/*.xml "$W"/*.log "$to/" 2>/dev/null
+}
+on_exit mdev_stop
+on_exit lv_stop
+on_exit lv_logs
+ops_rooted /usr/sbin/libvirtd -d || fail "libvirtd -d"
+wait_for 60 test -S /run/libvirt/libvirt-sock || fail "libvirtd: no /run/libvirt/libvirt-sock after 60 s"
+run virsh version || fail "virsh cannot reach libvirtd: $(tail -n 5 /var/log/libvirt/libvirtd.log)"
+log "libvirtd is up"
+
+U=$(new_uuid)
+NAME=mdev_${U//-/_}_muser
+
+# 1. muser's parent is no node device of libvirt's.
+types=$(virsh nodedev-list --cap mdev_types 2>&1)
+log "virsh nodedev-list --cap mdev_types: '${types//$'\n'/ }'"
+check "nodedev-list --cap mdev_types does not list muser (as the README says)" \
+	test -z "$(grep muser <<<"$types")"
+cat >"$W/nodedev.xml" <<EOF
+<device>
+  <parent>muser</parent>
+  <capability type='mdev'>
+    <type id='muser-1'/>
+    <uuid>$U</uuid>
+  </capability>
+</device>
+EOF
+sed 's|<parent>muser</parent>|<parent>computer</parent>|' "$W/nodedev.xml" >"$W/nodedev-computer.xml"
+for cmd in nodedev-define nodedev-create; do
+	out=$(virsh $cmd "$W/nodedev.xml" 2>&1)
+	rc=$?
+	indent "virsh $cmd: " <<<"$out"
+	if [ $rc -eq 0 ]; then
+		log "FAIL: virsh $cmd accepted parent muser: the README says it refuses it, update it"
+		_failures=$((_failures + 1))
+		virsh nodedev-destroy "$NAME" >/dev/null 2>&1
+		virsh nodedev-undefine "$NAME" >/dev/null 2>&1
+	else
+		check "virsh $cmd refuses: invalid parent device 'muser'" \
+			grep -q "invalid parent device 'muser'" <<<"$out"
+	fi
+done
+# The parent libvirt gives muser's mdevs (below) does not do either.
+out=$(virsh nodedev-define "$W/nodedev-computer.xml" 2>&1)
+rc=$?
+indent "virsh nodedev-define (parent computer): " <<<"$out"
+check_fails "virsh nodedev-define with parent computer" test $rc -eq 0
+
+# 2. mdevctl defines and starts it; libvirt lists it.
+check "mdevctl define" run mdevctl define --uuid "$U" --parent muser --type muser-1 ||
+	fail "mdevctl define"
+check "libvirt lists the definition, $NAME, as inactive" wait_for 20 lists_inactive "$NAME"
+check "mdevctl start" run mdevctl start --uuid "$U" || fail "mdevctl start"
+[ -e "$MDEV_DEVICES/$U" ] || fail "no $MDEV_DEVICES/$U after mdevctl start"
+GROUP=$(basename "$(readlink "$MDEV_DEVICES/$U/iommu_group")")
+log "mdev $U, IOMMU group $GROUP"
+check "libvirt lists $NAME (nodedev-list --cap mdev)" wait_for 20 lists mdev "$NAME"
+xml=$(virsh nodedev-dumpxml "$NAME" 2>&1)
+indent <<<"$xml"
+check "nodedev-dumpxml: type muser-1" grep -q "<type id='muser-1'/>" <<<"$xml"
+check "nodedev-dumpxml: its UUID" grep -q "<uuid>$U</uuid>" <<<"$xml"
+check "nodedev-dumpxml: IOMMU group $GROUP" grep -q "<iommuGroup number='$GROUP'/>" <<<"$xml"
+check "nodedev-dumpxml: parent computer" grep -q "<parent>computer</parent>" <<<"$xml"
+
+# 3. A domain using it.
+domain_xml() {	# domain_xml UUID: the domain, its hostdev as in the README
+	cat <<EOF
+<domain type='qemu'>
+  <name>$DOM</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$KERNEL</kernel>
+    <initrd>$W/initrd.gz</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 e2e_raw=6 e2e_count=12 e2e_lines=16</cmdline>
+  </os>
+  <features>
+    <acpi/>
+  </features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='file'>
+      <source path='$W/console.log'/>
+    </serial>
+    <hostdev mode='subsystem' type='mdev' model='vfio-pci' managed='no'>
+      <source>
+        <address uuid='$1'/>
+      </source>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x04' function='0x0'/>
+    </hostdev>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+}
+
+wait "$initramfs_pid" || fail "building the nested initramfs: $(tail -n 3 "$W/initramfs.log")"
+log "$(tail -n 1 "$W/initramfs.log")"
+sample_start "$U" -v || fail "the sample did not start"
+domain_xml "$U" >"$W/domain.xml"
+check "virsh define" run virsh define "$W/domain.xml" || fail "virsh define"
+
+# 3a.
+check "virsh start --paused" run virsh start --paused "$DOM" ||
+	fail "libvirt cannot start a domain with the device: $(tail -n 3 "/var/log/libvirt/qemu/$DOM.log")"
+qpid=$(qemu_pid)
+if [ -z "$qpid" ] || [ ! -d "/proc/$qpid" ]; then
+	fail "no QEMU process for $DOM"
+fi
+cmdline=$(tr '\0' '\n' <"/proc/$qpid/cmdline" | grep vfio-pci)
+log "QEMU (pid $qpid): -device $cmdline"
+check "QEMU has -device vfio-pci,sysfsdev=$MDEV_DEVICES/$U" \
+	grep -q "\"driver\":\"vfio-pci\".*\"sysfsdev\":\"$MDEV_DEVICES/$U\"" <<<"$cmdline"
+check "the domain log has that command line" \
+	grep -q "\"sysfsdev\":\"$MDEV_DEVICES/$U\"" "/var/log/libvirt/qemu/$DOM.log"
+expect_eq "QEMU's user" libvirt-qemu "$(stat -c %U "/proc/$qpid")"
+vfio_node=$(stat -c '%F %U' "/proc/$qpid/root/dev/vfio/$GROUP" 2>&1)
+log "QEMU's /dev/vfio/$GROUP: $vfio_node"
+expect_eq "QEMU's own /dev has /dev/vfio/$GROUP, for its user" \
+	"character special file libvirt-qemu" "$vfio_node"
+memlock=$(awk '/^Max locked memory/ { print $4 }' "/proc/$qpid/limits")
+log "QEMU's RLIMIT_MEMLOCK: $memlock bytes"
+check "QEMU may lock its 256 MiB" test "$memlock" -ge $((256 << 20))
+pci=$(virsh qemu-monitor-command --hmp "$DOM" 'info pci' 2>&1 | tr -d '\r')
+indent <<<"$pci"
+check "info pci: the device, PCI device 494f:0dc8" grep -q 'PCI device 494f:0dc8' <<<"$pci"
+check "info pci: libvirt's hostdev0" grep -q 'id "hostdev0"' <<<"$pci"
+expect_eq "muserctl: vmm-open" 1 "$(field "$U" vmm-open)"
+check "virsh destroy" run virsh destroy "$DOM"
+check "QEMU gone" wait_for 30 pid_gone "$qpid"
+check "muserctl: vmm-open back to 0" wait_for 10 is_field "$U" vmm-open 0
+check "the emulator saw the VMM close" wait_for 10 closes_are 1
+closes=$(vmm_closes)
+expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
+
+# 3b. A TCG guest inside a TCG guest very rarely dies in early boot, before
+# its init runs and before it touches any device (see nested_start in
+# e2e/lib.sh): that boot is retried, once, and said so.
+for try in 1 2; do
+	: >"$W/console.log"
+	check "virsh start" run virsh start "$DOM" || fail "virsh start"
+	qpid=$(qemu_pid)
+	log "the nested guest boots (TCG inside TCG: a minute or two)"
+	t0=$(date +%s)	# polled once a second: the nested guest needs the CPU
+	while [ -e "/proc/$qpid" ] && [ $(($(date +%s) - t0)) -lt $BOOT_TIMEOUT ]; do
+		sleep 1
+	done
+	log "QEMU ran for $(($(date +%s) - t0)) s"
+	if [ -e "/proc/$qpid" ]; then
+		log "FAIL: the nested guest did not finish within $BOOT_TIMEOUT s"
+		_failures=$((_failures + 1))
+		run virsh destroy "$DOM"
+	fi
+	if [ $try -eq 2 ] || grep -q E2E-BEGIN "$W/console.log" ||
+		! grep -q "Kernel panic" "$W/console.log"; then
+		break
+	fi
+	log "the nested guest died in early boot, before its init (a TCG fault, not muser): booting it again"
+	grep -m3 -E "Oops|RIP:|Kernel panic" "$W/console.log" | indent
+	wait_for 10 closes_are $((closes + 1))
+	closes=$(vmm_closes)
+done
+run virsh domstate --reason "$DOM"
+console=$(tr -d '\r' <"$W/console.log")
+grep '^E2E-' <<<"$console" | indent
+check "the nested guest's init finished" grep -qx 'E2E-END rc=0' <<<"$console" ||
+	tail -n 30 <<<"$console" | indent "console: "
+check "the guest's pci-idio-16 driver bound the device" \
+	grep -qx 'E2E-PCI 0000:00:04.0 0x494f:0x0dc8 driver=pci-idio-16' <<<"$console"
+check "BAR2 offset 0 is the sample's counter" \
+	grep -qx 'E2E-OUT 0000:00:04.0 raw 0x0: 0 0 0 1 1 1' <<<"$console"
+check "GPIO line 16 is the counter of register 1" \
+	grep -qx 'E2E-OUT line 16: 0 0 0 1 1 1 0 0 0 1 1 1' <<<"$console"
+check "the domain is shut off" sh -c "virsh domstate '$DOM' | grep -qx 'shut off'"
+check "muserctl: vmm-open back to 0" wait_for 10 is_field "$U" vmm-open 0
+check "the emulator saw the VMM close again" wait_for 10 closes_are $((closes + 1))
+expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
+check "the sample still runs" test -d "/proc/$SAMPLE_PID"
+check "virsh undefine" run virsh undefine "$DOM"
+
+# 4. Failures say why.
+BOGUS=$(new_uuid)
+domain_xml "$BOGUS" >"$W/bogus.xml"
+virsh define "$W/bogus.xml" >/dev/null || fail "virsh define (bogus)"
+out=$(virsh start --paused "$DOM" 2>&1)
+rc=$?
+indent "virsh start: " <<<"$out"
+check_fails "virsh start with no mdev $BOGUS" test $rc -eq 0
+check "it says: mediated device '$BOGUS' not found" \
+	grep -q "mediated device '$BOGUS' not found" <<<"$out"
+virsh undefine "$DOM" >/dev/null
+
+cp "$SAMPLE_LOG" "$W/sample.log"
+sample_stop
+log "no emulator (timeout_ms $(cat "$MUSER_PARAMS/timeout_ms")):"
+virsh define "$W/domain.xml" >/dev/null || fail "virsh define"
+t0=$(date +%s)
+out=$(virsh start --paused "$DOM" 2>&1)
+rc=$?
+indent "virsh start: " <<<"$out"
+log "virsh start took $(($(date +%s) - t0)) s"
+check_fails "virsh start without the emulator" test $rc -eq 0
+check "it says: failed to read device config space: Connection timed out" \
+	grep -q 'failed to read device config space: Connection timed out' <<<"$out"
+virsh undefine "$DOM" >/dev/null
+
+# 5. mdevctl's definition, stopped: libvirt lists it as inactive and starts,
+# marks for autostart, stops and undefines it (through mdevctl).
+check "mdevctl stop" run mdevctl stop --uuid "$U"
+check "libvirt no longer lists $NAME as active" wait_for 20 sh -c "! virsh nodedev-list --cap mdev | grep -qx '$NAME'"
+check "libvirt lists $NAME as inactive" wait_for 20 lists_inactive "$NAME"
+check "virsh nodedev-start $NAME" run virsh nodedev-start "$NAME"
+check "started: $MDEV_DEVICES/$U" wait_for 10 active "$U"
+check "libvirt lists $NAME as active" wait_for 20 lists mdev "$NAME"
+check "virsh nodedev-autostart $NAME" run virsh nodedev-autostart "$NAME"
+check "mdevctl: auto" sh -c "mdevctl list --defined | grep '^$U ' | grep -qw auto"
+check "virsh nodedev-destroy $NAME" run virsh nodedev-destroy "$NAME"
+check "stopped: $MDEV_DEVICES/$U gone" wait_for 10 inactive "$U"
+check "virsh nodedev-undefine $NAME" run virsh nodedev-undefine "$NAME"
+check "mdevctl list --defined no longer has it" sh -c "! mdevctl list --defined | grep -q '^$U'"
+run virsh nodedev-list --cap mdev --all
+
+test_done
