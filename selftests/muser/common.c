@@ -707,8 +707,11 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 		n = emu_reply(t->ctl, r->hdr.id, EINVAL, NULL, 0);
 		break;
 	}
-	/* ENOENT: the VMM gave up on it meanwhile; not our error. */
-	if (n < 0 && n != -ENOENT)
+	/*
+	 * ENOENT: the VMM gave up on it meanwhile; ENODEV: the device was
+	 * removed meanwhile. Neither is the emulator's error.
+	 */
+	if (n < 0 && n != -ENOENT && n != -ENODEV)
 		t->errors++;
 }
 
@@ -739,6 +742,8 @@ static void *emu_thread_fn(void *arg)
 		n = emu_read(t->ctl, reqs, 16);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
+		if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
+			break;
 		if (n < 0) {
 			t->errors++;
 			break;

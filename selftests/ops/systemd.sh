@@ -17,9 +17,10 @@
 #
 # The VM has no systemd: the test boots one as PID 1 of new PID and mount
 # namespaces (container mode, the host's units, a minimal target), over a
-# copy of /etc with the unit, the sysusers.d file and the configuration,
-# its own /run/systemd and cgroup2, its console in a file. /sys is writable,
-# so systemd runs systemd-udevd and follows udev devices as on a host.
+# copy of /etc with the unit, the rule, the sysusers.d file and the
+# configuration, the emulator in /opt, its own /run/systemd and cgroup2,
+# its console in a file. /sys is writable, so systemd runs systemd-udevd
+# and follows udev devices as on a host.
 # Needs muser.ko loaded.
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -61,14 +62,23 @@ for u in /lib/systemd/system/{sysinit,sockets,timers}.target.wants/* \
 done
 printf '[Unit]\nDescription=muser selftest\n' >"$SD_ETC/systemd/system/muser-selftest.target"
 mkdir -p "$SD_ETC/muser"
-printf 'EMULATOR=%s\nARGS=-v\n' "$SAMPLE" >"$SD_ETC/muser/$U1.conf"
+# The emulator: the unit's PrivateTmp= hides /tmp and /var/tmp, where the
+# build tree may be, so the sample and libmuser go to a directory bound
+# onto /opt in the container, as if installed there.
+EMU_DIR=$SD_DIR/opt
+mkdir -m 755 "$EMU_DIR"
+cp "$SAMPLE" "$EMU_DIR/" || fail "cp $SAMPLE"
+libmuser=$(ldd "$SAMPLE" | awk '$1 ~ /^libmuser\.so/ { print $3 }')
+cp -L "$libmuser" "$EMU_DIR/" || fail "cp libmuser ($libmuser)"
+EMULATOR=/opt/${SAMPLE##*/}
+printf 'EMULATOR=%s\nARGS=-v\nLD_LIBRARY_PATH=/opt\n' "$EMULATOR" >"$SD_ETC/muser/$U1.conf"
 : >"$SD_DIR/console"
 
 # sd_boot: systemd as PID 1 of new PID and mount namespaces; SD_PID is it.
 sd_boot() {
 	local ushare
 	unshare --pid --mount --fork --mount-proc --propagation private \
-		sh -c 'mount --bind "$1/etc" /etc &&
+		sh -c 'mount --bind "$1/etc" /etc && mount --bind "$1/opt" /opt &&
 			mkdir -p /run/systemd /run/log &&
 			mount -t tmpfs -o mode=755 tmpfs /run/systemd &&
 			mount -t tmpfs -o mode=755 tmpfs /run/log &&
@@ -125,7 +135,7 @@ vmm_check() {	# vmm_check WHAT UUID [ARGS]: vfio_check ARGS UUID, as root
 	timeout 60 "$TEST_BIN_DIR/vfio_check" "$@" "$uuid" 2>&1 | sed 's/^/#   /'
 	expect_eq "$what" 0 "${PIPESTATUS[0]}"
 }
-emu_pid() { pgrep -xf "$SAMPLE -v $1"; }
+emu_pid() { pgrep -xf "$EMULATOR -v $1"; }
 sd_dump() {
 	log "systemd's console and journal:"
 	cat "$SD_DIR/boot.log" "$SD_DIR/console" | tail -n 40 | sed 's/^/#   /'
@@ -153,7 +163,7 @@ pid1=$(emu_pid "$U1")
 muid=$(sd id -u muser)
 expect_eq "the emulator's uid and gid (muser)" "$muid $(sd id -g muser)" \
 	"$(ps -o uid=,gid= -p "$pid1" | awk '{ print $1, $2 }')"
-check "it runs the configured emulator" test "/proc/$pid1/exe" -ef "$SAMPLE"
+check "it runs the configured emulator" test "/proc/$pid1/exe" -ef "$EMU_DIR/${SAMPLE##*/}"
 vmm_check "a VMM is served by the unit's emulator" "$U1"
 vmm_check "a VMM reads GPIO line 16's counter" "$U1" --sequence 6 --delay-ms 0
 
