@@ -21,6 +21,7 @@ KVER=$(uname -r)
 MUSER_KO=${MUSER_KO:-$ROOT/build/kmod/$KVER/muser.ko}
 SAMPLE=${SAMPLE:-$BUILD_DIR/samples/gpio-pci-idio-16}
 TEST_BIN_DIR=${TEST_BIN_DIR:-$BUILD_DIR/selftests/muser}
+MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl}
 MUSER_TYPE=/sys/class/muser/muser/mdev_supported_types/muser-1
 MDEV_DEVICES=/sys/bus/mdev/devices
 MUSER_PARAMS=/sys/module/muser/parameters
@@ -187,6 +188,14 @@ mdev_remove() {
 	[ -e "$MDEV_DEVICES/$1" ] || return 0
 	timeout 30 sh -c "echo 1 > '$MDEV_DEVICES/$1/remove'"
 }
+
+# mdev_exists UUID, mdev_gone UUID: whether /sys/bus/mdev/devices/UUID is there.
+mdev_exists() { [ -e "$MDEV_DEVICES/$1" ]; }
+mdev_gone() { [ ! -e "$MDEV_DEVICES/$1" ]; }
+
+# muserctl_field UUID NAME: NAME's value in `muserctl show UUID`.
+muserctl_field() { "$MUSERCTL" show "$1" 2>/dev/null | sed -n "s/^$2: //p"; }
+muserctl_field_is() { [ "$(muserctl_field "$1" "$2")" = "$3" ]; }
 
 # Remove every muser mdev (cleanup after a failed test).
 mdev_remove_all() {

@@ -28,7 +28,6 @@
 
 test_init muserctl
 muser_loaded || skip "muser.ko is not loaded"
-MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl}
 [ -x "$MUSERCTL" ] || skip "not built: $MUSERCTL"
 [ -x "$SAMPLE" ] || skip "sample not built: $SAMPLE"
 [ -x "$TEST_BIN_DIR/vfio_check" ] || skip "not built: $TEST_BIN_DIR/vfio_check"
@@ -40,9 +39,6 @@ on_exit 'rm -rf "$W"'
 on_exit 'kill -KILL "${bg_pids[@]}" 2>/dev/null; wait; sample_stop; mdev_remove_all'
 
 ctl() { "$MUSERCTL" "$@"; }
-# field UUID NAME: one line of muserctl show.
-field() { ctl show "$1" 2>/dev/null | sed -n "s/^$2: //p"; }
-is_field() { [ "$(field "$1" "$2")" = "$3" ]; }
 
 # --- monitors first, so they see everything ---
 # (Not through ctl(): $! must be muserctl's own pid.)
@@ -97,25 +93,25 @@ expect_eq "show: lines" 10 "$(wc -l <"$W/show")"
 for kv in "uuid $U" "state new" "emulator-pid 0" "vmm-open 0" \
 	"pinned-pages 0" "mapped-pages 0" "requests 0" "requests-failed 0" \
 	"restarts 0" "last-error none"; do
-	expect_eq "show before the emulator: ${kv% *}" "${kv#* }" "$(field "$U" "${kv% *}")"
+	expect_eq "show before the emulator: ${kv% *}" "${kv#* }" "$(muserctl_field "$U" "${kv% *}")"
 done
 
 sample_start "$U" || fail "the sample did not start"
 pid1=$SAMPLE_PID
-expect_eq "show: state with the sample" attached "$(field "$U" state)"
-expect_eq "show: emulator-pid is the sample's" "$pid1" "$(field "$U" emulator-pid)"
+expect_eq "show: state with the sample" attached "$(muserctl_field "$U" state)"
+expect_eq "show: emulator-pid is the sample's" "$pid1" "$(muserctl_field "$U" emulator-pid)"
 
 # A VMM reading for a while (20 s at most), through a restart.
 "$TEST_BIN_DIR/vfio_check" --sequence 400 --delay-ms 20 "$U" >"$W/vmm" 2>&1 &
 vmm=$!
 bg_pids+=("$vmm")
-check "vmm-open becomes 1" wait_for 20 is_field "$U" vmm-open 1
-r1=$(field "$U" requests)
+check "vmm-open becomes 1" wait_for 20 muserctl_field_is "$U" vmm-open 1
+r1=$(muserctl_field "$U" requests)
 sleep 1
-r2=$(field "$U" requests)
+r2=$(muserctl_field "$U" requests)
 log "requests $r1, a second later $r2"
 check "requests grow while the VMM reads ($r1 -> $r2)" test "$r2" -gt "$r1"
-expect_eq "requests-failed" 0 "$(field "$U" requests-failed)"
+expect_eq "requests-failed" 0 "$(muserctl_field "$U" requests-failed)"
 ctl --json show "$U" >"$W/show.json"
 check "show --json parses, with the live figures" python3 -c '
 import json, sys
@@ -128,22 +124,22 @@ assert d["requests"] > 0 and d["restarts"] == 0, d
 kill -KILL "$pid1"
 wait "$pid1" 2>/dev/null
 SAMPLE_PID=""
-check "state waiting after SIGKILL" wait_for 10 is_field "$U" state waiting
-expect_eq "emulator-pid after SIGKILL" 0 "$(field "$U" emulator-pid)"
-expect_eq "restarts before a new emulator" 0 "$(field "$U" restarts)"
+check "state waiting after SIGKILL" wait_for 10 muserctl_field_is "$U" state waiting
+expect_eq "emulator-pid after SIGKILL" 0 "$(muserctl_field "$U" emulator-pid)"
+expect_eq "restarts before a new emulator" 0 "$(muserctl_field "$U" restarts)"
 sample_start "$U" || fail "the second sample did not start"
 pid2=$SAMPLE_PID
-expect_eq "state with the second sample" attached "$(field "$U" state)"
-expect_eq "emulator-pid of the second sample" "$pid2" "$(field "$U" emulator-pid)"
-expect_eq "restarts after a new emulator" 1 "$(field "$U" restarts)"
+expect_eq "state with the second sample" attached "$(muserctl_field "$U" state)"
+expect_eq "emulator-pid of the second sample" "$pid2" "$(muserctl_field "$U" emulator-pid)"
+expect_eq "restarts after a new emulator" 1 "$(muserctl_field "$U" restarts)"
 
 wait "$vmm"
 expect_eq "the VMM's reads through the restart" 0 "$?"
 sed 's/^/#   /' "$W/vmm"
-expect_eq "vmm-open after the VMM closed" 0 "$(field "$U" vmm-open)"
-check "requests >= 400" test "$(field "$U" requests)" -ge 400
+expect_eq "vmm-open after the VMM closed" 0 "$(muserctl_field "$U" vmm-open)"
+check "requests >= 400" test "$(muserctl_field "$U" requests)" -ge 400
 sample_stop
-check "state waiting after the sample stopped" wait_for 10 is_field "$U" state waiting
+check "state waiting after the sample stopped" wait_for 10 muserctl_field_is "$U" state waiting
 
 # --- 3. errors ---
 nobody=$(new_uuid)
@@ -207,24 +203,24 @@ MUSERCTL=$MUSERCTL "$ROOT/samples/supervisor.sh" "$U3" -- "$SAMPLE" "$U3" \
 	>"$W/sup" 2>&1 &
 sup=$!
 bg_pids+=("$sup")
-check "supervised: attached" wait_for 20 is_field "$U3" state attached
-spid1=$(field "$U3" emulator-pid)
+check "supervised: attached" wait_for 20 muserctl_field_is "$U3" state attached
+spid1=$(muserctl_field "$U3" emulator-pid)
 log "supervised emulator: pid $spid1; killing it"
 kill -KILL "$spid1"
 attached_anew() {
 	local p
-	p=$(field "$U3" emulator-pid)
-	is_field "$U3" state attached && [ "$p" != 0 ] && [ "$p" != "$spid1" ]
+	p=$(muserctl_field "$U3" emulator-pid)
+	muserctl_field_is "$U3" state attached && [ "$p" != 0 ] && [ "$p" != "$spid1" ]
 }
 check "supervised: attached again with a new pid" wait_for 20 attached_anew
-spid2=$(field "$U3" emulator-pid)
-expect_eq "supervised: restarts" 1 "$(field "$U3" restarts)"
+spid2=$(muserctl_field "$U3" emulator-pid)
+expect_eq "supervised: restarts" 1 "$(muserctl_field "$U3" restarts)"
 kill -TERM "$sup"
 check "the supervisor stops on SIGTERM" wait_for 10 pid_gone "$sup"
 check "... and its emulator with it" wait_for 10 pid_gone "$spid2"
 wait "$sup"
 sed 's/^/#   /' "$W/sup"
-check "supervised: waiting once stopped" wait_for 10 is_field "$U3" state waiting
+check "supervised: waiting once stopped" wait_for 10 muserctl_field_is "$U3" state waiting
 check "remove $U3" ctl remove "$U3"
 
 # --- 7. dma-unmapped: lib_dma's VMM unmaps guest memory its device pinned ---

@@ -95,27 +95,34 @@ ops_udevd() {
 node_perms() { stat -c '%U %G %a' "/dev/muser/$1" 2>&1; }
 
 # serve_as UUID SETPRIV_ARGS...: the sample, under setpriv with those
-# credentials; EMU_PID and EMU_LOG set; status 0 once it printed "ready",
-# 1 if it exited (its output in EMU_LOG).
-EMU_PID=""
-emu_settled() { grep -q ready "$EMU_LOG" || pid_gone "$EMU_PID"; }
+# credentials, as sample_start's SAMPLE_PID and SAMPLE_LOG (sample_stop ends
+# it); status 0 once it printed "ready", 1 if it exited (its output in
+# SAMPLE_LOG).
+sample_settled() { grep -q ready "$SAMPLE_LOG" || pid_gone "$SAMPLE_PID"; }
 serve_as() {
 	local uuid=$1
 	shift
-	EMU_LOG=$(mktemp /tmp/ops-emu.XXXXXX)
-	setpriv "$@" -- "$SAMPLE" "$uuid" >"$EMU_LOG" 2>&1 &
-	EMU_PID=$!
-	wait_for 20 emu_settled
-	grep -q ready "$EMU_LOG" && return 0
-	wait "$EMU_PID" 2>/dev/null
-	EMU_PID=""
+	SAMPLE_LOG=$(mktemp /tmp/ops-emu.XXXXXX)
+	setpriv "$@" -- "$SAMPLE" "$uuid" >"$SAMPLE_LOG" 2>&1 &
+	SAMPLE_PID=$!
+	wait_for 20 sample_settled
+	grep -q ready "$SAMPLE_LOG" && return 0
+	wait "$SAMPLE_PID" 2>/dev/null
+	SAMPLE_PID=""
 	return 1
 }
 
-serve_stop() {
-	[ -n "$EMU_PID" ] || return 0
-	kill -TERM "$EMU_PID" 2>/dev/null
-	wait_for 5 pid_gone "$EMU_PID" || kill -KILL "$EMU_PID" 2>/dev/null
-	wait "$EMU_PID" 2>/dev/null
-	EMU_PID=""
+# run CMD...: CMD logged, with its output.
+run() {
+	log "\$ $*"
+	"$@" 2>&1 | sed 's/^/#   /'
+	return "${PIPESTATUS[0]}"
+}
+
+# vmm_check WHAT UUID [ARGS...]: vfio_check ARGS UUID (as a VMM) must pass.
+vmm_check() {
+	local what=$1 uuid=$2
+	shift 2
+	timeout 60 "$TEST_BIN_DIR/vfio_check" "$@" "$uuid" 2>&1 | sed 's/^/#   /'
+	expect_eq "$what" 0 "${PIPESTATUS[0]}"
 }

@@ -51,7 +51,6 @@ for c in libvirtd virsh mdevctl; do
 	command -v $c >/dev/null || fail "$c not installed (tools/install-deps.sh)"
 done
 [ -x "$SAMPLE" ] || fail "sample not built: $SAMPLE"
-MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl}
 [ -x "$MUSERCTL" ] || fail "not built: $MUSERCTL"
 KERNEL=/boot/vmlinuz-$KVER
 [ -r "$KERNEL" ] || fail "cannot read $KERNEL"
@@ -63,11 +62,6 @@ W=$(mktemp -d /tmp/ops-libvirt.XXXXXX)
 chmod 755 "$W"	# QEMU, as libvirt-qemu, reads the initramfs there
 
 indent() { sed "s/^/#   ${1:-}/"; }
-run() {	# run CMD...: logged, with its output
-	log "\$ $*"
-	"$@" 2>&1 | indent
-	return "${PIPESTATUS[0]}"
-}
 # Called through check and wait_for.
 # shellcheck disable=SC2317
 lists() {	# lists CAP NAME: virsh nodedev-list --cap CAP shows NAME
@@ -75,14 +69,6 @@ lists() {	# lists CAP NAME: virsh nodedev-list --cap CAP shows NAME
 }
 # shellcheck disable=SC2317
 lists_inactive() { virsh nodedev-list --cap mdev --inactive 2>/dev/null | grep -qx "$1"; }
-# shellcheck disable=SC2317
-active() { [ -e "$MDEV_DEVICES/$1" ]; }
-# shellcheck disable=SC2317
-inactive() { [ ! -e "$MDEV_DEVICES/$1" ]; }
-# shellcheck disable=SC2317
-field() { "$MUSERCTL" show "$1" 2>/dev/null | sed -n "s/^$2: //p"; }
-# shellcheck disable=SC2317
-is_field() { [ "$(field "$1" "$2")" = "$3" ]; }
 # shellcheck disable=SC2317
 vmm_closes() { grep -c 'reset (VMM closed)' "$SAMPLE_LOG"; }
 # shellcheck disable=SC2317
@@ -192,7 +178,7 @@ check "mdevctl define" run mdevctl define --uuid "$U" --parent muser --type muse
 	fail "mdevctl define"
 check "libvirt lists the definition, $NAME, as inactive" wait_for 20 lists_inactive "$NAME"
 check "mdevctl start" run mdevctl start --uuid "$U" || fail "mdevctl start"
-[ -e "$MDEV_DEVICES/$U" ] || fail "no $MDEV_DEVICES/$U after mdevctl start"
+mdev_exists "$U" || fail "no $MDEV_DEVICES/$U after mdevctl start"
 GROUP=$(basename "$(readlink "$MDEV_DEVICES/$U/iommu_group")")
 log "mdev $U, IOMMU group $GROUP"
 check "libvirt lists $NAME (nodedev-list --cap mdev)" wait_for 20 lists mdev "$NAME"
@@ -271,10 +257,10 @@ pci=$(virsh qemu-monitor-command --hmp "$DOM" 'info pci' 2>&1 | tr -d '\r')
 indent <<<"$pci"
 check "info pci: the device, PCI device 494f:0dc8" grep -q 'PCI device 494f:0dc8' <<<"$pci"
 check "info pci: libvirt's hostdev0" grep -q 'id "hostdev0"' <<<"$pci"
-expect_eq "muserctl: vmm-open" 1 "$(field "$U" vmm-open)"
+expect_eq "muserctl: vmm-open" 1 "$(muserctl_field "$U" vmm-open)"
 check "virsh destroy" run virsh destroy "$DOM"
 check "QEMU gone" wait_for 30 pid_gone "$qpid"
-check "muserctl: vmm-open back to 0" wait_for 10 is_field "$U" vmm-open 0
+check "muserctl: vmm-open back to 0" wait_for 10 muserctl_field_is "$U" vmm-open 0
 check "the emulator saw the VMM close" wait_for 10 closes_are 1
 closes=$(vmm_closes)
 expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
@@ -318,7 +304,7 @@ check "BAR2 offset 0 is the sample's counter" \
 check "GPIO line 16 is the counter of register 1" \
 	grep -qx 'E2E-OUT line 16: 0 0 0 1 1 1 0 0 0 1 1 1' <<<"$console"
 check "the domain is shut off" sh -c "virsh domstate '$DOM' | grep -qx 'shut off'"
-check "muserctl: vmm-open back to 0" wait_for 10 is_field "$U" vmm-open 0
+check "muserctl: vmm-open back to 0" wait_for 10 muserctl_field_is "$U" vmm-open 0
 check "the emulator saw the VMM close again" wait_for 10 closes_are $((closes + 1))
 expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
 check "the sample still runs" test -d "/proc/$SAMPLE_PID"
@@ -356,12 +342,12 @@ check "mdevctl stop" run mdevctl stop --uuid "$U"
 check "libvirt no longer lists $NAME as active" wait_for 20 sh -c "! virsh nodedev-list --cap mdev | grep -qx '$NAME'"
 check "libvirt lists $NAME as inactive" wait_for 20 lists_inactive "$NAME"
 check "virsh nodedev-start $NAME" run virsh nodedev-start "$NAME"
-check "started: $MDEV_DEVICES/$U" wait_for 10 active "$U"
+check "started: $MDEV_DEVICES/$U" wait_for 10 mdev_exists "$U"
 check "libvirt lists $NAME as active" wait_for 20 lists mdev "$NAME"
 check "virsh nodedev-autostart $NAME" run virsh nodedev-autostart "$NAME"
 check "mdevctl: auto" sh -c "mdevctl list --defined | grep '^$U ' | grep -qw auto"
 check "virsh nodedev-destroy $NAME" run virsh nodedev-destroy "$NAME"
-check "stopped: $MDEV_DEVICES/$U gone" wait_for 10 inactive "$U"
+check "stopped: $MDEV_DEVICES/$U gone" wait_for 10 mdev_gone "$U"
 check "virsh nodedev-undefine $NAME" run virsh nodedev-undefine "$NAME"
 check "mdevctl list --defined no longer has it" sh -c "! mdevctl list --defined | grep -q '^$U'"
 run virsh nodedev-list --cap mdev --all

@@ -30,16 +30,6 @@ on_exit 'umount /etc/mdevctl.d'
 mkdir -p /etc/mdevctl.d/scripts.d/callouts /etc/mdevctl.d/scripts.d/notifiers
 on_exit 'sample_stop; mdev_remove_all'
 
-# Called through check and wait_for.
-# shellcheck disable=SC2317
-active() { [ -e "$MDEV_DEVICES/$1" ]; }
-# shellcheck disable=SC2317
-inactive() { [ ! -e "$MDEV_DEVICES/$1" ]; }
-run() {	# run CMD...: logged
-	log "\$ $*"
-	"$@" 2>&1 | sed 's/^/#   /'
-	return "${PIPESTATUS[0]}"
-}
 
 # 1.
 types=$(mdevctl types)
@@ -53,28 +43,27 @@ U=$(new_uuid)
 check "mdevctl define" run mdevctl define --uuid "$U" --parent muser --type muser-1
 check "definition in /etc/mdevctl.d/muser/$U" test -f "/etc/mdevctl.d/muser/$U"
 check "mdevctl list --defined shows it" sh -c "mdevctl list --defined | grep -q '^$U muser muser-1'"
-check "defined only: not created" inactive "$U"
+check "defined only: not created" mdev_gone "$U"
 check "mdevctl start" run mdevctl start --uuid "$U"
-check "started: /sys/bus/mdev/devices/$U" active "$U"
+check "started: /sys/bus/mdev/devices/$U" mdev_exists "$U"
 check "started: /dev/muser/$U" test -c "/dev/muser/$U"
 check "mdevctl list shows it" sh -c "mdevctl list | grep -q '^$U muser muser-1'"
 expect_eq "its type" muser-1 "$(basename "$(readlink "$MDEV_DEVICES/$U/mdev_type")")"
 if check "the sample serves it" sample_start "$U"; then
-	timeout 60 "$TEST_BIN_DIR/vfio_check" "$U" 2>&1 | sed 's/^/#   /'
-	expect_eq "vfio_check against it" 0 "${PIPESTATUS[0]}"
+	vmm_check "vfio_check against it" "$U"
 	sample_stop
 fi
 check "mdevctl stop" run mdevctl stop --uuid "$U"
-check "stopped: gone from sysfs" wait_for 10 inactive "$U"
+check "stopped: gone from sysfs" wait_for 10 mdev_gone "$U"
 check "stopped: still defined" test -f "/etc/mdevctl.d/muser/$U"
 
 # 3.
 T=$(new_uuid)
 check "mdevctl start (transient)" run mdevctl start --uuid "$T" --parent muser --type muser-1
-check "transient: created" active "$T"
+check "transient: created" mdev_exists "$T"
 check "transient: not defined" test ! -e "/etc/mdevctl.d/muser/$T"
 check "mdevctl stop (transient)" run mdevctl stop --uuid "$T"
-check "transient: gone" wait_for 10 inactive "$T"
+check "transient: gone" wait_for 10 mdev_gone "$T"
 
 # 4. Start at boot, through udev.
 check "mdevctl modify --auto" run mdevctl modify --uuid "$U" --auto
@@ -85,11 +74,11 @@ muser_rmmod || fail "rmmod muser"
 ops_udevd "$fixed"
 muser_insmod || fail "insmod $MUSER_KO"
 udevadm settle -t 30
-check "auto-start definition started when muser.ko loaded" wait_for 20 active "$U"
+check "auto-start definition started when muser.ko loaded" wait_for 20 mdev_exists "$U"
 run mdevctl list
 check "mdevctl list shows it, auto" sh -c "mdevctl list | grep '^$U muser muser-1' | grep -qw auto"
 check "mdevctl stop (auto)" run mdevctl stop --uuid "$U"
-check "stopped: gone" wait_for 10 inactive "$U"
+check "stopped: gone" wait_for 10 mdev_gone "$U"
 check "mdevctl undefine" run mdevctl undefine --uuid "$U"
 check "undefined: no definition left" test ! -e "/etc/mdevctl.d/muser/$U"
 check "mdevctl list --defined is empty" test -z "$(mdevctl list --defined)"

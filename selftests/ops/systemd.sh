@@ -129,12 +129,6 @@ emu_ready() {	# emu_ready UUID [N]: the unit's emulators said "ready" N times
 	[ "$(sd journalctl -q -o cat -u "muser-emulator@$1.service" | grep -c ready)" -ge "${2:-1}" ]
 }
 unit_status() { sdctl status --no-pager -l "muser-emulator@$1.service" 2>&1 | sed 's/^/#   /'; }
-vmm_check() {	# vmm_check WHAT UUID [ARGS]: vfio_check ARGS UUID, as root
-	local what=$1 uuid=$2
-	shift 2
-	timeout 60 "$TEST_BIN_DIR/vfio_check" "$@" "$uuid" 2>&1 | sed 's/^/#   /'
-	expect_eq "$what" 0 "${PIPESTATUS[0]}"
-}
 emu_pid() { pgrep -xf "$EMULATOR -v $1"; }
 sd_dump() {
 	log "systemd's console and journal:"

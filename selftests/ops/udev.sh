@@ -33,7 +33,7 @@ muser_loaded || skip "muser.ko is not loaded"
 U0=$(new_uuid)
 U1=$(new_uuid)
 U2=$(new_uuid)
-on_exit 'serve_stop; mdev_remove_all'
+on_exit 'sample_stop; mdev_remove_all'
 
 ops_users
 
@@ -62,28 +62,27 @@ check "udev wants muser-emulator@$U1.service" \
 log "3. user muser in group muser"
 if check "the sample runs as user muser in group muser" \
 	serve_as "$U1" --reuid=muser --regid=muser --init-groups; then
-	uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$EMU_PID/status")
+	uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$SAMPLE_PID/status")
 	muid=$(id -u muser)
 	expect_eq "the sample's uids" "$muid $muid $muid $muid" "$uids"
 	expect_eq "the sample's capabilities" 0000000000000000 \
-		"$(awk '/^CapEff:/ { print $2 }' "/proc/$EMU_PID/status")"
-	timeout 60 "$TEST_BIN_DIR/vfio_check" "$U1" 2>&1 | sed 's/^/#   /'
-	expect_eq "vfio_check (root, as the VMM) against it" 0 "${PIPESTATUS[0]}"
-	serve_stop
+		"$(awk '/^CapEff:/ { print $2 }' "/proc/$SAMPLE_PID/status")"
+	vmm_check "vfio_check (root, as the VMM) against it" "$U1"
+	sample_stop
 else
-	sed 's/^/#   /' "$EMU_LOG"
+	sed 's/^/#   /' "$SAMPLE_LOG"
 fi
 
 # 4. Without the group: EACCES.
 log "4. user muser without group muser"
 if serve_as "$U1" --reuid=muser --regid=nogroup --clear-groups; then
-	serve_stop
+	sample_stop
 	log "FAIL: the sample served the device without group muser"
 	_failures=$((_failures + 1))
 else
-	sed 's/^/#   /' "$EMU_LOG"
+	sed 's/^/#   /' "$SAMPLE_LOG"
 	check "without group muser the sample fails with EACCES" \
-		grep -q "muser_dev_create $U1: Permission denied" "$EMU_LOG"
+		grep -q "muser_dev_create $U1: Permission denied" "$SAMPLE_LOG"
 fi
 
 # 5. A per-device override.
@@ -93,11 +92,10 @@ udevadm settle -t 30
 expect_eq "/dev/muser/$U2 with the local rule" "muser root 600" "$(node_perms "$U2")"
 if check "the owner serves $U2 without group muser" \
 	serve_as "$U2" --reuid=muser --regid=nogroup --clear-groups; then
-	timeout 60 "$TEST_BIN_DIR/vfio_check" "$U2" 2>&1 | sed 's/^/#   /'
-	expect_eq "vfio_check against the owner's emulator" 0 "${PIPESTATUS[0]}"
-	serve_stop
+	vmm_check "vfio_check against the owner's emulator" "$U2"
+	sample_stop
 else
-	sed 's/^/#   /' "$EMU_LOG"
+	sed 's/^/#   /' "$SAMPLE_LOG"
 fi
 check "group muser alone cannot open $U2" \
 	test "$(setpriv --reuid=nobody --regid=muser --clear-groups -- \
