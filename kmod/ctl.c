@@ -84,6 +84,7 @@ static int muser_ctl_open(struct inode *inode, struct file *file)
 	if (!cf)
 		return -ENOMEM;
 	cf->md = md;
+	refcount_set(&cf->ref, 1);
 	xa_init(&cf->holds);
 	file->private_data = cf;
 	file->f_mapping = md->inode->i_mapping;
@@ -102,29 +103,56 @@ static bool muser_same_layout(const struct muser_device_info *a,
 		       a->num_mmap_areas * sizeof(a->mmap_areas[0]));
 }
 
+static void muser_ctl_file_put(struct muser_ctl_file *cf)
+{
+	if (!refcount_dec_and_test(&cf->ref))
+		return;
+	xa_destroy(&cf->holds);
+	kfree(cf);
+}
+
+/* The takeover from @old is over: it answered, went, or came back. */
+static bool muser_takeover_done(struct muser_dev *md, struct file *old,
+				struct muser_ctl_file *old_cf)
+{
+	return READ_ONCE(old_cf->released) || READ_ONCE(md->emulator) == old ||
+	       !muser_owns_inflight(md, old);
+}
+
 /*
  * Let the emulator @old finish the requests it has read, at most
- * timeout_ms; what it leaves is delivered again to the new one.
+ * timeout_ms; what it leaves is delivered again to the new one. @old_cf
+ * holds a reference so @old cannot be freed and reused unnoticed.
  */
-static void muser_takeover_wait(struct muser_dev *md, struct file *old)
+static void muser_takeover_wait(struct muser_dev *md, struct file *old,
+				struct muser_ctl_file *old_cf)
 {
+	bool requeued = false;
 	long left;
 
 	left = wait_event_killable_timeout(md->req_wq,
-					   !muser_owns_inflight(md, old),
+					   muser_takeover_done(md, old, old_cf),
 					   msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
-	if (left > 0)
-		return;
-	spin_lock(&md->req_lock);
-	muser_requeue_inflight(md, old);
-	spin_unlock(&md->req_lock);
-	wake_up_all(&md->req_wq);
-	muser_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
+	if (!left) {
+		/* Unless it has become the emulator again meanwhile. */
+		spin_lock(&md->req_lock);
+		if (!old_cf->released && md->emulator != old) {
+			muser_requeue_inflight(md, old);
+			requeued = true;
+		}
+		spin_unlock(&md->req_lock);
+	}
+	if (requeued) {
+		wake_up_all(&md->req_wq);
+		muser_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
+	}
+	muser_ctl_file_put(old_cf);
 }
 
 static int muser_attach(struct muser_dev *md, struct file *file,
 			void __user *arg, bool takeover)
 {
+	struct muser_ctl_file *old_cf = NULL;
 	struct muser_device_info info;
 	struct file *old = NULL;
 	int ret;
@@ -160,8 +188,9 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 		ret = -EBUSY;
 		goto out_unlock;
 	}
-	if (!md->has_info || !md->open_count) {
-		md->info = info;
+	if (!md->has_info ||
+	    (!md->open_count && !muser_same_layout(&md->info, &info))) {
+		muser_devmem_set_layout(md, &info);
 		/* Publish info before the flag lockless readers test. */
 		smp_store_release(&md->has_info, true);
 	}
@@ -170,6 +199,11 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 	old = md->emulator;
 	md->emulator = file;
 	spin_unlock(&md->req_lock);
+	/* @old cannot be released before it is no longer the emulator. */
+	if (old) {
+		old_cf = old->private_data;
+		refcount_inc(&old_cf->ref);
+	}
 	if (md->attached_once)
 		md->restarts++;
 	md->attached_once = true;
@@ -185,8 +219,12 @@ out_unlock:
 		return ret;
 	muser_nl_event(md, MUSER_EVENT_EMULATOR_ATTACHED,
 		       task_tgid_nr(current), 0, 0);
-	if (old)
-		muser_takeover_wait(md, old);
+	if (old) {
+		/* Guest memory is the new emulator's alone from now on. */
+		muser_dma_revoke_window(md);
+		muser_dma_drop_holds(md, old_cf);
+		muser_takeover_wait(md, old, old_cf);
+	}
 	return 0;
 }
 
@@ -209,6 +247,7 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 	md->nr_unmaps = 0;
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);
+	muser_dma_revoke_window(md);
 	muser_dma_drop_holds(md, file->private_data);
 
 	/* Readers of the old file must notice they are no longer attached. */
@@ -223,16 +262,15 @@ static int muser_ctl_release(struct inode *inode, struct file *file)
 	struct muser_ctl_file *cf = file->private_data;
 	struct muser_dev *md = cf->md;
 
-	if (muser_detach(md, file) == -ENOTCONN) {
+	if (muser_detach(md, file) == -ENOTCONN)
 		/* Taken over, or never attached: only what it still holds. */
-		spin_lock(&md->req_lock);
-		muser_requeue_inflight(md, file);
-		spin_unlock(&md->req_lock);
-		wake_up_all(&md->req_wq);
 		muser_dma_drop_holds(md, cf);
-	}
-	xa_destroy(&cf->holds);
-	kfree(cf);
+	spin_lock(&md->req_lock);
+	muser_requeue_inflight(md, file);
+	cf->released = true;
+	spin_unlock(&md->req_lock);
+	wake_up_all(&md->req_wq);
+	muser_ctl_file_put(cf);
 	return 0;
 }
 

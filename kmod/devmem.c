@@ -3,7 +3,9 @@
  * Device memory: pages muser.ko owns for the life of a device, backing the
  * mmap areas of its regions. The VMM maps them through the VFIO device, the
  * emulator through its control node; both see the same pages, so accesses
- * there need no request. Pages are allocated zeroed on first touch.
+ * there need no request. Pages are allocated zeroed on first write or
+ * fault (a VMM read of an untouched page reads zeros), at most the
+ * device's budget, and freed when a new layout no longer has their area.
  */
 #include <linux/highmem.h>
 #include <linux/mm.h>
@@ -12,30 +14,61 @@
 
 #include "muser_dev.h"
 
+unsigned int muser_devmem_budget_mb = 64;
+
 static unsigned long muser_devmem_key(u32 index, u64 pgoff)
 {
 	/* Regions are at most 1 << MUSER_REGION_SHIFT bytes: pgoff fits. */
 	return ((unsigned long)index << 32) | pgoff;
 }
 
+void muser_devmem_init(struct muser_dev *md)
+{
+	xa_init(&md->devmem);
+	init_rwsem(&md->devmem_sem);
+	atomic_long_set(&md->devmem_pages, 0);
+	md->devmem_budget_pages = (unsigned long)muser_devmem_budget_mb <<
+				  (20 - PAGE_SHIFT);
+}
+
+/*
+ * The page at @pgoff of region @index (or of the state area), allocated
+ * if @alloc and missing: NULL if missing and not @alloc, ERR_PTR(-ENOSPC)
+ * past the budget, ERR_PTR(-ENOMEM).
+ */
 static struct page *muser_devmem_page(struct muser_dev *md, u32 index,
-				      u64 pgoff)
+				      u64 pgoff, bool alloc)
 {
 	unsigned long key = muser_devmem_key(index, pgoff);
+	bool charged = index != MUSER_STATE_INDEX;
 	struct page *page, *old;
 
 	page = xa_load(&md->devmem, key);
-	if (page)
+	if (page || !alloc)
 		return page;
 
+	if (charged && atomic_long_inc_return(&md->devmem_pages) >
+		       READ_ONCE(md->devmem_budget_pages)) {
+		atomic_long_dec(&md->devmem_pages);
+		muser_err(md, "device memory: the budget of %lu pages is used up\n",
+			  READ_ONCE(md->devmem_budget_pages));
+		return ERR_PTR(-ENOSPC);
+	}
 	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
-	if (!page)
-		return ERR_PTR(-ENOMEM);
+	if (!page) {
+		old = ERR_PTR(-ENOMEM);
+		goto err_uncharge;
+	}
 	old = xa_cmpxchg(&md->devmem, key, NULL, page, GFP_KERNEL_ACCOUNT);
 	if (!old)
 		return page;
 	__free_page(page);
-	return xa_is_err(old) ? ERR_PTR(xa_err(old)) : old;
+	if (xa_is_err(old))
+		old = ERR_PTR(xa_err(old));
+err_uncharge:
+	if (charged)
+		atomic_long_dec(&md->devmem_pages);
+	return old;
 }
 
 void muser_devmem_free(struct muser_dev *md)
@@ -100,14 +133,16 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 		unsigned long left;
 		void *kaddr;
 
-		page = muser_devmem_page(md, index, pos >> PAGE_SHIFT);
+		page = muser_devmem_page(md, index, pos >> PAGE_SHIFT, write);
 		if (IS_ERR(page)) {
-			ret = PTR_ERR(page);
+			ret = -ENOMEM;
 			break;
 		}
 		if (write) {
 			left = copy_from_user(bounce, buf + done, n);
 			memcpy_to_page(page, in_page, bounce, n - left);
+		} else if (!page) {
+			left = clear_user(buf + done, n);
 		} else {
 			kaddr = kmap_local_page(page);
 			left = copy_to_user(buf + done, kaddr + in_page, n);
@@ -123,17 +158,37 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 	return done ? done : ret;
 }
 
+/*
+ * Faults of device memory and of the state area. A region page must still
+ * be in an mmap area: an emulator may have mapped areas a later layout
+ * dropped (muser_devmem_set_layout() zaps such mappings).
+ */
 static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
 {
 	struct muser_dev *md = vmf->vma->vm_private_data;
 	u64 off = (u64)vmf->pgoff << PAGE_SHIFT;
-	struct page *page;
+	u32 index = MUSER_OFFSET_TO_INDEX(off);
+	struct page *page = NULL;
+	u64 avail;
 
-	page = muser_devmem_page(md, MUSER_OFFSET_TO_INDEX(off),
-				 (off & MUSER_OFFSET_MASK) >> PAGE_SHIFT);
+	down_read(&md->devmem_sem);
+	if (index == MUSER_STATE_INDEX ||
+	    (muser_layout_ready(md) &&
+	     muser_area_at(&md->info, index, off & MUSER_OFFSET_MASK, &avail)))
+		page = muser_devmem_page(md, index,
+					 (off & MUSER_OFFSET_MASK) >> PAGE_SHIFT,
+					 true);
+	/* The reference, before a new layout may free the page. */
+	if (!IS_ERR_OR_NULL(page))
+		get_page(page);
+	up_read(&md->devmem_sem);
+	if (!page || PTR_ERR_OR_ZERO(page) == -ENOSPC) {
+		muser_err(md, "device memory: no page at region %u offset 0x%llx\n",
+			  index, off & MUSER_OFFSET_MASK);
+		return VM_FAULT_SIGBUS;
+	}
 	if (IS_ERR(page))
 		return VM_FAULT_OOM;
-	get_page(page);
 	vmf->page = page;
 	return 0;
 }
@@ -141,6 +196,37 @@ static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
 static const struct vm_operations_struct muser_devmem_vm_ops = {
 	.fault = muser_devmem_fault,
 };
+
+/*
+ * The emulator attached with @info while no VMM has the device open: it
+ * becomes the layout. Device memory a changed layout no longer has goes,
+ * mapped or not: the control node's mappings of regions are zapped (they
+ * fault in again where an area remains). Caller holds md->lock.
+ */
+void muser_devmem_set_layout(struct muser_dev *md,
+			     const struct muser_device_info *info)
+{
+	struct page *page;
+	unsigned long key;
+	u64 avail;
+
+	lockdep_assert_held(&md->lock);
+	down_write(&md->devmem_sem);
+	md->info = *info;
+	unmap_mapping_range(md->inode->i_mapping, 0, MUSER_STATE_OFFSET, 1);
+	xa_for_each(&md->devmem, key, page) {
+		u32 index = key >> 32;
+
+		if (index == MUSER_STATE_INDEX ||
+		    muser_area_at(info, index, (u64)(key & U32_MAX) << PAGE_SHIFT,
+				  &avail))
+			continue;
+		xa_erase(&md->devmem, key);
+		put_page(page);
+		atomic_long_dec(&md->devmem_pages);
+	}
+	up_write(&md->devmem_sem);
+}
 
 /*
  * mmap of device memory, from the VMM (@vmm) or the emulator. The VMM's
@@ -156,7 +242,7 @@ int muser_devmem_mmap(struct muser_dev *md,
 	u64 start, off, avail;
 	u32 index;
 
-	if (vma->vm_pgoff >= (MUSER_NUM_REGIONS << (MUSER_REGION_SHIFT - PAGE_SHIFT)))
+	if (vma->vm_pgoff >= ((u64)MUSER_NUM_REGIONS << (MUSER_REGION_SHIFT - PAGE_SHIFT)))
 		return -EINVAL;
 	start = (u64)vma->vm_pgoff << PAGE_SHIFT;
 	index = MUSER_OFFSET_TO_INDEX(start);
@@ -259,3 +345,52 @@ int muser_region_caps(const struct muser_device_info *info, u32 index,
 	kfree(sparse);
 	return ret;
 }
+
+/* sysfs: /sys/bus/mdev/devices/UUID/devmem/ */
+static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
+			  char *buf)
+{
+	struct muser_dev *md = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&md->devmem_pages));
+}
+static DEVICE_ATTR_RO(pages);
+
+static ssize_t budget_mb_show(struct device *dev,
+			      struct device_attribute *attr, char *buf)
+{
+	struct muser_dev *md = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%lu\n",
+			  READ_ONCE(md->devmem_budget_pages) >> (20 - PAGE_SHIFT));
+}
+
+/* Lowering it frees nothing: only new pages are refused. */
+static ssize_t budget_mb_store(struct device *dev,
+			       struct device_attribute *attr,
+			       const char *buf, size_t count)
+{
+	struct muser_dev *md = dev_get_drvdata(dev);
+	unsigned int mb;
+	int ret;
+
+	ret = kstrtouint(buf, 0, &mb);
+	if (ret)
+		return ret;
+	if (mb > MUSER_DEVMEM_MAX_BUDGET_MB)
+		return -EINVAL;
+	WRITE_ONCE(md->devmem_budget_pages, (unsigned long)mb << (20 - PAGE_SHIFT));
+	return count;
+}
+static DEVICE_ATTR_RW(budget_mb);
+
+static struct attribute *muser_devmem_attrs[] = {
+	&dev_attr_pages.attr,
+	&dev_attr_budget_mb.attr,
+	NULL
+};
+
+const struct attribute_group muser_devmem_group = {
+	.name = "devmem",
+	.attrs = muser_devmem_attrs,
+};

@@ -31,7 +31,8 @@ static_assert(MUSER_DMA_CHUNK_PAGES <= VFIO_PIN_PAGES_MAX_ENTRIES);
 /**
  * struct muser_dma_chunk - pins of one aligned 2 MiB range of iova.
  * @index:     iova >> MUSER_DMA_CHUNK_SHIFT
- * @holds:     DMA_MAP holds of the attached emulator (dma.lock)
+ * @holds:     DMA_MAP holds of emulator files (dma.lock); each file holds
+ *             a chunk at most MUSER_DMA_MAX_HOLDS times, so no overflow
  * @nr_pinned: entries of @pfn that are pinned (dma.lock, written under
  *             dma.sem too)
  * @nr_readonly: of those, pinned read-only (dma.lock)
@@ -42,7 +43,7 @@ static_assert(MUSER_DMA_CHUNK_PAGES <= VFIO_PIN_PAGES_MAX_ENTRIES);
  */
 struct muser_dma_chunk {
 	unsigned long index;
-	unsigned int holds;
+	unsigned long holds;
 	unsigned int nr_pinned;
 	unsigned int nr_readonly;
 	struct list_head lru;
@@ -116,7 +117,9 @@ static void muser_dma_unpin(struct muser_dev *md, struct muser_dma_chunk *c,
 				 muser_chunk_iova(c) + ((u64)i << PAGE_SHIFT),
 				 run);
 		c->nr_pinned -= run;
-		md->dma.pinned -= run;
+		WRITE_ONCE(md->dma.pinned, md->dma.pinned - run);
+		if (c->holds)
+			WRITE_ONCE(md->dma.mapped, md->dma.mapped - run);
 		i += run;
 	}
 }
@@ -277,7 +280,9 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
 		c->nr_pinned += step;
 		if (!(pfn_flags & MUSER_PFN_WRITABLE))
 			c->nr_readonly += step;
-		md->dma.pinned += step;
+		WRITE_ONCE(md->dma.pinned, md->dma.pinned + step);
+		if (c->holds)
+			WRITE_ONCE(md->dma.mapped, md->dma.mapped + step);
 		up_write(&md->dma.sem);
 		done += step;
 	}
@@ -337,22 +342,127 @@ static int muser_file_hold(struct muser_ctl_file *cf, unsigned long idx,
 			       GFP_KERNEL_ACCOUNT));
 }
 
-/* Drop a hold; the chunk joins the LRU, or goes if nothing is pinned. */
+/* Take @n holds of @c: held chunks leave the LRU and count as mapped. */
+static void muser_dma_hold(struct muser_dev *md, struct muser_dma_chunk *c,
+			   unsigned long n)
+{
+	lockdep_assert_held(&md->dma.lock);
+	if (!c->holds) {
+		list_del_init(&c->lru);
+		WRITE_ONCE(md->dma.mapped, md->dma.mapped + c->nr_pinned);
+	}
+	c->holds += n;
+}
+
+/* Drop @n holds; the chunk joins the LRU, or goes if nothing is pinned. */
 static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
-			     unsigned int n)
+			     unsigned long n)
 {
 	lockdep_assert_held(&md->dma.lock);
 	c->holds -= n;
+	if (!c->holds)
+		WRITE_ONCE(md->dma.mapped, md->dma.mapped - c->nr_pinned);
 	muser_dma_settle(md, c);
+}
+
+/*
+ * Jiffies a pin of [iova, iova + size) must wait for a fence, 0 if none.
+ * Expired fences are kept a while: dma_unmap() counts retries with them.
+ */
+static unsigned long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
+{
+	unsigned long wait = 0, now = jiffies;
+	unsigned int i;
+
+	lockdep_assert_held(&md->dma.lock);
+	for (i = 0; i < MUSER_DMA_FENCES; i++) {
+		const struct muser_dma_fence *f = &md->dma.fences[i];
+
+		if (f->size && time_before(now, f->until) &&
+		    iova <= f->iova + (f->size - 1) && f->iova <= iova + (size - 1))
+			wait = max(wait, f->until - now);
+	}
+	return wait;
+}
+
+/*
+ * The VMM is unmapping [iova, iova + size): fence it. A call for the range
+ * of a fence that expired moments ago means a pin got in between our last
+ * call and type1's check: fence ten times longer each time (10 ms, 100 ms,
+ * 1 s...), so type1 runs out of retries only if the VMM thread waits that
+ * long for its own lock over and over.
+ */
+static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
+{
+	struct muser_dma_fence *fences = md->dma.fences, *f, *slot = NULL;
+	unsigned long now = jiffies, ms = 10;
+	unsigned int i, retries = 0;
+
+	lockdep_assert_held(&md->dma.lock);
+	for (i = 0; i < MUSER_DMA_FENCES && !slot; i++) {
+		f = &fences[i];
+		if (f->size && f->iova == iova && f->size == size &&
+		    time_before(now, f->until + HZ)) {
+			retries = f->retries + 1;
+			slot = f;
+		}
+	}
+	if (retries) {
+		muser_err(md, "dma: pins raced the VMM's unmap of iova 0x%llx (+0x%llx), %u time(s)\n",
+			  iova, size, retries);
+		for (i = 0; i < min(retries, 4u); i++)
+			ms *= 10;
+	}
+	/* Else a free or expired slot, or the live one that ends first. */
+	for (i = 0; i < MUSER_DMA_FENCES && !slot; i++) {
+		f = &fences[i];
+		if (!f->size || !time_before(now, f->until))
+			slot = f;
+	}
+	if (!slot) {
+		slot = &fences[0];
+		for (i = 1; i < MUSER_DMA_FENCES; i++)
+			if (time_before(fences[i].until, slot->until))
+				slot = &fences[i];
+		/* Its range must stay fenced: fence all of guest memory. */
+		ms = max(ms, (unsigned long)jiffies_to_msecs(slot->until - now));
+		iova = 0;
+		size = MUSER_DMA_MAX_IOVA + 1;
+	}
+	slot->iova = iova;
+	slot->size = size;
+	slot->retries = retries;
+	slot->until = now + msecs_to_jiffies(ms);
+}
+
+/*
+ * On 6.1 the VFIO core registers a device for dma_unmap callbacks after
+ * open_device() returns, under dev_set->lock: a pin before that would miss
+ * its unmap. Taking that lock once after the open proves the registration
+ * done (6.2 and later register first; the check is cheap there too).
+ * Called without dma.lock: open_device and close_device take it under
+ * dev_set->lock.
+ */
+static void muser_dma_wait_registered(struct muser_dev *md)
+{
+	if (READ_ONCE(md->dma.registered))
+		return;
+	mutex_lock(&md->vdev.dev_set->lock);
+	mutex_lock(&md->dma.lock);
+	md->dma.registered = md->dma.open;
+	mutex_unlock(&md->dma.lock);
+	mutex_unlock(&md->vdev.dev_set->lock);
 }
 
 /*
  * Pin every page of [iova, iova + size), within the budget; with @cf, take
  * a hold for that file on each chunk of the range once all of it is pinned.
  * Pages pinned before a failure stay pinned, on the LRU if unheld.
+ * Returns -EAGAIN with *@wait set while the range is fenced.
  */
 static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
-			 u32 flags, struct muser_ctl_file *cf)
+			 u32 flags, struct muser_ctl_file *cf,
+			 unsigned long *wait)
 {
 	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
 	unsigned long lo = muser_iova_to_chunk(iova), hi = muser_iova_to_chunk(iova + size - 1);
@@ -362,8 +472,24 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 	int ret = 0;
 
 	lockdep_assert_held(&md->dma.lock);
-	if (!md->dma.open)
+	if (!md->dma.open || !md->dma.registered)
 		return -ENXIO;
+	*wait = muser_dma_fenced(md, iova, size);
+	if (*wait)
+		return -EAGAIN;
+	if (cf) {
+		void *v;
+
+		/* Only what the file holds: the range may be huge. */
+		xa_for_each_range(&cf->holds, idx, v, lo, hi) {
+			if (xa_to_value(v) < MUSER_DMA_MAX_HOLDS)
+				continue;
+			muser_err(md, "dma: iova 0x%llx held %u times already\n",
+				  (u64)idx << MUSER_DMA_CHUNK_SHIFT,
+				  MUSER_DMA_MAX_HOLDS);
+			return -EOVERFLOW;
+		}
+	}
 
 	missing = muser_dma_missing(md, first, last);
 	if (missing && !muser_dma_evict(md, missing, lo, hi)) {
@@ -416,8 +542,6 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 
 	/* All of the range is pinned, so every chunk of it exists. */
 	for (idx = lo; idx <= hi; idx++) {
-		struct muser_dma_chunk *c = xa_load(&md->dma.chunks, idx);
-
 		ret = muser_file_hold(cf, idx, 1);
 		if (ret) {
 			while (idx-- > lo) {
@@ -426,10 +550,35 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 			}
 			return ret;
 		}
-		if (!c->holds++)
-			list_del_init(&c->lru);
+		muser_dma_hold(md, xa_load(&md->dma.chunks, idx), 1);
 	}
 	return 0;
+}
+
+/*
+ * muser_dma_pin() for the attached emulator @file (checked under dma.lock,
+ * so a racing detach drops what this takes), waiting out fences.
+ */
+static int muser_dma_pin_wait(struct muser_dev *md, struct file *file,
+			      u64 iova, u64 size, u32 flags,
+			      struct muser_ctl_file *cf)
+{
+	unsigned long wait;
+	int ret;
+
+	muser_dma_wait_registered(md);
+	for (;;) {
+		mutex_lock(&md->dma.lock);
+		if (READ_ONCE(md->emulator) != file)
+			ret = -ENOTCONN;
+		else
+			ret = muser_dma_pin(md, iova, size, flags, cf, &wait);
+		mutex_unlock(&md->dma.lock);
+		if (ret != -EAGAIN)
+			return ret;
+		if (schedule_timeout_killable(wait))
+			return -EINTR;
+	}
 }
 
 static int muser_dma_check_range(struct muser_dev *md, u64 iova, u64 size,
@@ -470,17 +619,12 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 	ret = muser_dma_get_args(md, file, arg, &m);
 	if (ret)
 		return ret;
-
-	mutex_lock(&md->dma.lock);
-	ret = muser_dma_pin(md, m.iova, m.size, m.flags, file->private_data);
-	mutex_unlock(&md->dma.lock);
-	if (ret)
-		return ret;
-
+	/* Before the hold is taken: nothing to undo if userspace faults. */
 	m.offset = MUSER_DMA_OFFSET + (m.iova & PAGE_MASK);
 	if (put_user(m.offset, (u64 __user *)(arg + offsetof(struct muser_dma_map, offset))))
 		return -EFAULT;
-	return 0;
+	return muser_dma_pin_wait(md, file, m.iova, m.size, m.flags,
+				  file->private_data);
 }
 
 int muser_dma_release(struct muser_dev *md, struct file *file,
@@ -531,11 +675,23 @@ void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf)
 }
 
 /*
+ * The attached emulator changed (detach, takeover): mappings of the DMA
+ * window made by any file go, and faults serve only the new emulator from
+ * now on (muser_dma_fault() checks under dma.sem).
+ */
+void muser_dma_revoke_window(struct muser_dev *md)
+{
+	down_write(&md->dma.sem);
+	muser_dma_zap(md, 0, MUSER_DMA_MAX_IOVA + 1);
+	up_write(&md->dma.sem);
+}
+
+/*
  * The page holding @iova with a reference, pinning it (without a hold) if
  * needed, or an ERR_PTR.
  */
-static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
-				       u64 size, bool write)
+static struct page *muser_dma_get_page(struct muser_dev *md, struct file *file,
+				       u64 iova, u64 size, bool write)
 {
 	struct muser_dma_chunk *c;
 	struct page *page = NULL;
@@ -546,6 +702,8 @@ static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
 		down_read(&md->dma.sem);
 		c = xa_load(&md->dma.chunks, muser_iova_to_chunk(iova));
 		entry = c ? c->pfn[(iova >> PAGE_SHIFT) & (MUSER_DMA_CHUNK_PAGES - 1)] : 0;
+		if (READ_ONCE(md->emulator) != file)
+			entry = 0;
 		if (entry && (!write || entry & MUSER_PFN_WRITABLE)) {
 			page = pfn_to_page(entry >> 2);
 			get_page(page);
@@ -557,11 +715,9 @@ static struct page *muser_dma_get_page(struct muser_dev *md, u64 iova,
 			return ERR_PTR(-EPERM);
 
 		/* Pin the rest of the copy in one go. */
-		mutex_lock(&md->dma.lock);
-		ret = muser_dma_pin(md, iova & PAGE_MASK,
-				    PAGE_ALIGN(iova + size) - (iova & PAGE_MASK),
-				    write ? MUSER_DMA_F_WRITE : 0, NULL);
-		mutex_unlock(&md->dma.lock);
+		ret = muser_dma_pin_wait(md, file, iova & PAGE_MASK,
+					 PAGE_ALIGN(iova + size) - (iova & PAGE_MASK),
+					 write ? MUSER_DMA_F_WRITE : 0, NULL);
 		if (ret)
 			return ERR_PTR(ret);
 	}
@@ -606,7 +762,7 @@ int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
 		unsigned long left;
 		void *va;
 
-		page = muser_dma_get_page(md, iova, rw.size - done, write);
+		page = muser_dma_get_page(md, file, iova, rw.size - done, write);
 		if (IS_ERR(page))
 			return PTR_ERR(page);
 		va = kmap_local_page(page);
@@ -633,10 +789,13 @@ static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 	struct muser_dma_chunk *c;
 	unsigned long entry = 0;
+	bool owner;
 
 	down_read(&md->dma.sem);
+	/* Only the attached emulator: revoking the window zaps the others. */
+	owner = READ_ONCE(md->emulator) == vma->vm_file;
 	c = xa_load(&md->dma.chunks, muser_iova_to_chunk(iova));
-	if (c)
+	if (c && owner)
 		entry = c->pfn[(iova >> PAGE_SHIFT) & (MUSER_DMA_CHUNK_PAGES - 1)];
 	/* A writable mapping must not reach a read-only pin at all. */
 	if (entry && (entry & MUSER_PFN_WRITABLE || !(vma->vm_flags & VM_WRITE)))
@@ -644,8 +803,10 @@ static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
 	up_read(&md->dma.sem);
 
 	if (ret == VM_FAULT_SIGBUS)
-		muser_err(md, "dma: emulator touched iova 0x%llx, which is %s\n",
-			  iova, entry ? "read-only" : "not pinned");
+		muser_err(md, "dma: %s touched iova 0x%llx, which is %s\n",
+			  owner ? "the emulator" : "a detached emulator", iova,
+			  !owner ? "no longer its own" :
+			  entry ? "read-only" : "not pinned");
 	return ret;
 }
 
@@ -659,6 +820,7 @@ int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma)
 	u64 start = (u64)vma->vm_pgoff << PAGE_SHIFT;
 
 	if (!(vma->vm_flags & VM_SHARED) || start < MUSER_DMA_OFFSET ||
+	    start - MUSER_DMA_OFFSET > MUSER_DMA_MAX_IOVA ||
 	    len > MUSER_DMA_MAX_IOVA + 1 - (start - MUSER_DMA_OFFSET)) {
 		muser_err(md, "dma: bad mmap of the DMA window (offset 0x%llx, 0x%llx bytes, %s)\n",
 			  start, len,
@@ -678,6 +840,8 @@ void muser_dma_open(struct muser_dev *md)
 {
 	mutex_lock(&md->dma.lock);
 	md->dma.open = true;
+	md->dma.registered = false;
+	memset(md->dma.fences, 0, sizeof(md->dma.fences));
 	mutex_unlock(&md->dma.lock);
 }
 
@@ -687,6 +851,7 @@ void muser_dma_close(struct muser_dev *md)
 	mutex_lock(&md->dma.lock);
 	muser_dma_revoke(md, 0, MUSER_DMA_MAX_IOVA + 1);
 	md->dma.open = false;
+	md->dma.registered = false;
 	mutex_unlock(&md->dma.lock);
 	muser_post_dma_unmap(md, 0, ~0ull);
 }
@@ -694,7 +859,8 @@ void muser_dma_close(struct muser_dev *md)
 /*
  * vfio's dma_unmap callback: every pin in the range must be gone when it
  * returns, and the VMM may hold its own locks, so nothing here waits for
- * the emulator.
+ * the emulator. The fence keeps new pins out until type1 has removed the
+ * mapping.
  */
 void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 {
@@ -702,6 +868,7 @@ void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 		return;
 	size = min(size, MUSER_DMA_MAX_IOVA - iova + 1);
 	mutex_lock(&md->dma.lock);
+	muser_dma_fence(md, iova, size);
 	muser_dma_revoke(md, iova, size);
 	mutex_unlock(&md->dma.lock);
 	muser_post_dma_unmap(md, iova, size);
@@ -731,34 +898,14 @@ static struct muser_dev *dev_to_muser(struct device *dev)
 static ssize_t pinned_pages_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
 {
-	struct muser_dev *md = dev_to_muser(dev);
-	unsigned long pinned;
-
-	mutex_lock(&md->dma.lock);
-	pinned = md->dma.pinned;
-	mutex_unlock(&md->dma.lock);
-	return sysfs_emit(buf, "%lu\n", pinned);
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(dev_to_muser(dev)->dma.pinned));
 }
 static DEVICE_ATTR_RO(pinned_pages);
-
-/* Pinned pages of chunks the emulator holds. */
-unsigned long muser_dma_mapped_pages(struct muser_dev *md)
-{
-	struct muser_dma_chunk *c;
-	unsigned long idx, mapped = 0;
-
-	mutex_lock(&md->dma.lock);
-	xa_for_each(&md->dma.chunks, idx, c)
-		if (c->holds)
-			mapped += c->nr_pinned;
-	mutex_unlock(&md->dma.lock);
-	return mapped;
-}
 
 static ssize_t mapped_pages_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%lu\n", muser_dma_mapped_pages(dev_to_muser(dev)));
+	return sysfs_emit(buf, "%lu\n", READ_ONCE(dev_to_muser(dev)->dma.mapped));
 }
 static DEVICE_ATTR_RO(mapped_pages);
 
@@ -810,12 +957,7 @@ static struct attribute *muser_dma_attrs[] = {
 	NULL
 };
 
-static const struct attribute_group muser_dma_group = {
+const struct attribute_group muser_dma_group = {
 	.name = "dma",
 	.attrs = muser_dma_attrs,
-};
-
-const struct attribute_group *muser_dev_groups[] = {
-	&muser_dma_group,
-	NULL
 };

@@ -136,8 +136,11 @@ static int muser_irq_set_trigger(struct muser_dev *md,
 	struct muser_irq_ctx *ctx = &md->irqs[hdr->index];
 	u32 i;
 
+	lockdep_assert_held(&md->irq_lock);
 	switch (hdr->flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
 	case VFIO_IRQ_SET_DATA_EVENTFD:
+		if (!hdr->count)
+			return 0;
 		return muser_irq_set_eventfds(ctx, hdr->start, hdr->count, data);
 	case VFIO_IRQ_SET_DATA_NONE:
 		if (!hdr->count) {	/* disable the whole index */
@@ -214,18 +217,20 @@ static int muser_intx_set_mask(struct muser_dev *md,
 	bool mask = (hdr->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) ==
 		    VFIO_IRQ_SET_ACTION_MASK;
 
+	lockdep_assert_held(&md->irq_lock);
+	/* A count of 0 is valid and comes with no data: a no-op. */
 	switch (hdr->flags & VFIO_IRQ_SET_DATA_TYPE_MASK) {
 	case VFIO_IRQ_SET_DATA_NONE:
+		if (!hdr->count)
+			return 0;
 		break;
 	case VFIO_IRQ_SET_DATA_BOOL:
-		if (!*(const u8 *)data)
+		if (!hdr->count || !*(const u8 *)data)
 			return 0;
 		break;
 	default:	/* a mask eventfd: not in vfio-pci either */
 		return -EINVAL;
 	}
-	if (!hdr->count)
-		return 0;
 	if (mask)
 		md->intx_masked = true;
 	else
@@ -273,6 +278,7 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 	}
 	/* Disabling INTx drops its unmask eventfd too, as vfio-pci does. */
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && !hdr.count &&
+	    (hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK) == VFIO_IRQ_SET_DATA_NONE &&
 	    hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
 		vfio_virqfd_disable(&md->intx_unmask);
 

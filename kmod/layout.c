@@ -155,7 +155,7 @@ int muser_layout_validate(struct muser_dev *md,
 	return 0;
 }
 
-static bool muser_layout_ready(struct muser_dev *md)
+bool muser_layout_ready(struct muser_dev *md)
 {
 	/* Pairs with the release in muser_attach(): info is complete. */
 	return smp_load_acquire(&md->has_info);

@@ -25,6 +25,28 @@ module_param_named(dma_budget_mb, muser_dma_budget_mb, uint, 0644);
 MODULE_PARM_DESC(dma_budget_mb,
 		 "Guest memory a new device may keep pinned, in MiB (default 1024)");
 
+static int muser_set_devmem_budget(const char *val,
+				   const struct kernel_param *kp)
+{
+	unsigned int mb;
+	int ret = kstrtouint(val, 0, &mb);
+
+	if (ret)
+		return ret;
+	if (mb > MUSER_DEVMEM_MAX_BUDGET_MB)
+		return -EINVAL;
+	return param_set_uint(val, kp);
+}
+
+static const struct kernel_param_ops muser_devmem_budget_ops = {
+	.set = muser_set_devmem_budget,
+	.get = param_get_uint,
+};
+module_param_cb(devmem_budget_mb, &muser_devmem_budget_ops,
+		&muser_devmem_budget_mb, 0644);
+MODULE_PARM_DESC(devmem_budget_mb,
+		 "Device memory a new device may allocate, in MiB (default 64)");
+
 struct class *muser_class;
 static struct device *muser_parent_dev;
 static struct mdev_parent muser_parent;
@@ -35,6 +57,12 @@ static struct mdev_type muser_type = {
 };
 
 static struct mdev_type *muser_types[] = { &muser_type };
+
+static const struct attribute_group *muser_dev_groups[] = {
+	&muser_dma_group,
+	&muser_devmem_group,
+	NULL
+};
 
 static int muser_probe(struct mdev_device *mdev)
 {

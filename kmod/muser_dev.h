@@ -13,6 +13,7 @@
 #include <linux/list.h>
 #include <linux/mdev.h>
 #include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/uuid.h>
@@ -24,6 +25,15 @@
 /* Region offsets in the VFIO device fd and the control node. */
 #define MUSER_OFFSET_TO_INDEX(off)	((off) >> MUSER_REGION_SHIFT)
 #define MUSER_OFFSET_MASK	((1ULL << MUSER_REGION_SHIFT) - 1)
+
+/* Largest device memory budget per device (devmem_budget_mb), 1 TiB. */
+#define MUSER_DEVMEM_MAX_BUDGET_MB	(1u << 20)
+
+/*
+ * Most requests a device has queued or in flight; more VMM threads wait
+ * for a slot (up to timeout_ms) before they allocate anything.
+ */
+#define MUSER_MAX_QUEUED	256
 
 /* Small accesses (the common case) carry their data inline. */
 #define MUSER_INLINE_DATA	8
@@ -70,6 +80,28 @@ struct muser_irq_ctx {
 #define MUSER_POSTED_VMM_CLOSE	(1u << 1)
 #define MUSER_POSTED_UNMAP_ALL	(1u << 2)	/* overrides @unmaps */
 
+/*
+ * A range the VMM is unmapping (struct muser_dma_fence): type1 calls
+ * dma_unmap, drops its own lock, then removes the mapping only if nothing
+ * is pinned in it any more, and BUG()s after ten retries. New pins of a
+ * fenced range wait until the fence expires, so the VMM gets there first.
+ */
+#define MUSER_DMA_FENCES	8
+
+/**
+ * struct muser_dma_fence - see MUSER_DMA_FENCES.
+ * @iova, @size: the VMM's mapping being removed (size 0: slot unused)
+ * @until:   jiffies when pins may go ahead
+ * @retries: dma_unmap calls for this range that found new pins; each one
+ *           fences ten times longer
+ */
+struct muser_dma_fence {
+	u64 iova;
+	u64 size;
+	unsigned long until;
+	unsigned int retries;
+};
+
 /**
  * struct muser_dma - guest memory pinned for the emulator (dma.c).
  * Lock order: @lock, then @sem, then vfio's own locks (vfio_pin_pages()).
@@ -78,9 +110,13 @@ struct muser_irq_ctx {
  * @chunks:  struct muser_dma_chunk by iova >> MUSER_DMA_CHUNK_SHIFT;
  *           entries are added and removed under @sem for writing too
  * @lru:     chunks nobody holds, least recently used first
- * @pinned:  pages pinned
+ * @pinned:  pages pinned (read locklessly for figures)
+ * @mapped:  of those, pages of chunks the emulator holds (read locklessly)
  * @budget_pages: most pages pinned at once
  * @open:    a VMM has the device open, so vfio_pin_pages() may be called
+ * @registered: vfio has registered the device for dma_unmap callbacks
+ *           since it was opened (see muser_dma_wait_registered())
+ * @fences:  ranges the VMM is unmapping, where pins wait
  * @evictions: chunks unpinned for the budget (sysfs)
  *
  * @sem:     held for reading by emulator faults and copies that look pins
@@ -91,8 +127,11 @@ struct muser_dma {
 	struct xarray chunks;
 	struct list_head lru;
 	unsigned long pinned;
+	unsigned long mapped;
 	unsigned long budget_pages;
 	bool open;
+	bool registered;
+	struct muser_dma_fence fences[MUSER_DMA_FENCES];
 	unsigned long evictions;
 	struct rw_semaphore sem;	/* see above */
 };
@@ -122,6 +161,10 @@ struct muser_dma {
  *
  * @devmem:     device memory pages, keyed by muser_devmem_key(); the
  *              xarray's own lock guards it
+ * @devmem_sem: taken for writing, under @lock, to change @info, for
+ *              reading by faults on device memory, which look @info up
+ * @devmem_pages: pages of @devmem backing regions (the state area's are
+ *              not counted), at most @devmem_budget_pages (sysfs)
  * @dma:        pinned guest memory, with its own locks
  *
  * @irq_lock guards:
@@ -140,7 +183,9 @@ struct muser_dma {
  * @unmaps:     @nr_unmaps unmapped ranges to post as MUSER_REQ_DMA_UNMAP
  * @nr_requests, @nr_failed, @last_error: requests settled, those that
  *              failed (an error reply or a timeout), the last one's errno
+ * @nr_queued:  requests on @pending or @inflight, or about to be
  * @req_wq:     emulator readers and pollers
+ * @slot_wq:    VMM threads waiting for @nr_queued to drop
  */
 struct muser_dev {
 	struct vfio_device vdev;
@@ -162,6 +207,9 @@ struct muser_dev {
 	wait_queue_head_t attach_wq;
 
 	struct xarray devmem;
+	struct rw_semaphore devmem_sem;	/* see above */
+	atomic_long_t devmem_pages;
+	unsigned long devmem_budget_pages;
 	struct muser_dma dma;
 
 	struct mutex irq_lock;		/* see above */
@@ -181,18 +229,25 @@ struct muser_dev {
 	u64 nr_requests;
 	u64 nr_failed;
 	u32 last_error;
+	unsigned int nr_queued;
 	wait_queue_head_t req_wq;
+	wait_queue_head_t slot_wq;
 };
 
 /**
- * struct muser_ctl_file - one open file of a control node.
- * @md:    its device
- * @holds: DMA holds this file took, as xa_mk_value() counts by chunk
- *         index (md->dma.lock)
+ * struct muser_ctl_file - one open file of a control node. Freed with its
+ * last reference: the file's, and one per takeover waiting for it.
+ * @md:       its device
+ * @ref:      references
+ * @holds:    DMA holds this file took, as xa_mk_value() counts by chunk
+ *            index (md->dma.lock)
+ * @released: the file is gone (md->req_lock): its pointer may be reused
  */
 struct muser_ctl_file {
 	struct muser_dev *md;
+	refcount_t ref;
 	struct xarray holds;
+	bool released;
 };
 
 #define muser_err(md, fmt, ...) \
@@ -214,9 +269,14 @@ void muser_irq_layout(const struct muser_device_info *info, unsigned int index,
 		      u32 *flags, u32 *count);
 int muser_layout_validate(struct muser_dev *md,
 			  const struct muser_device_info *info);
+bool muser_layout_ready(struct muser_dev *md);
 const struct muser_device_info *muser_wait_layout(struct muser_dev *md);
 
 /* devmem.c */
+extern unsigned int muser_devmem_budget_mb;
+void muser_devmem_init(struct muser_dev *md);
+void muser_devmem_set_layout(struct muser_dev *md,
+			     const struct muser_device_info *info);
 const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info,
 					    u32 index, u64 off, u64 *avail);
 ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
@@ -230,6 +290,8 @@ int muser_region_caps(const struct muser_device_info *info, u32 index,
 void muser_devmem_free(struct muser_dev *md);
 
 /* request.c */
+int muser_request_slot(struct muser_dev *md);
+void muser_request_unslot(struct muser_dev *md);
 int muser_request(struct muser_dev *md, struct muser_wait *w);
 ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 		      char __user *buf, size_t count);
@@ -243,7 +305,8 @@ bool muser_has_requests(struct muser_dev *md);
 
 /* dma.c */
 extern unsigned int muser_dma_budget_mb;
-extern const struct attribute_group *muser_dev_groups[];
+extern const struct attribute_group muser_dma_group;
+extern const struct attribute_group muser_devmem_group;
 void muser_dma_init(struct muser_dev *md);
 void muser_dma_destroy(struct muser_dev *md);
 void muser_dma_open(struct muser_dev *md);
@@ -255,7 +318,7 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
 int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
 void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf);
-unsigned long muser_dma_mapped_pages(struct muser_dev *md);
+void muser_dma_revoke_window(struct muser_dev *md);
 
 /* ctl.c */
 int muser_ctl_create(struct muser_dev *md, struct device *parent);

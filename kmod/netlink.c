@@ -47,12 +47,13 @@ static u32 muser_dev_state(struct muser_dev *md)
 		return MUSER_STATE_REMOVING;
 	if (READ_ONCE(md->emulator))
 		return MUSER_STATE_ATTACHED;
-	/* Pairs with the release in muser_attach(), as the layout's readers. */
-	return smp_load_acquire(&md->has_info) ? MUSER_STATE_WAITING :
-						MUSER_STATE_NEW;
+	return muser_layout_ready(md) ? MUSER_STATE_WAITING : MUSER_STATE_NEW;
 }
 
-/* The device's figures; read without the locks that order their updates. */
+/*
+ * The device's figures, read without the locks that order their updates:
+ * nobody may stall the genl_mutex, held here, behind a device's pins.
+ */
 static int muser_nl_put_device(struct sk_buff *skb, struct muser_dev *md)
 {
 	u64 requests, failed;
@@ -72,13 +73,19 @@ static int muser_nl_put_device(struct sk_buff *skb, struct muser_dev *md)
 	    nla_put_u64_64bit(skb, MUSER_ATTR_PINNED_PAGES,
 			      READ_ONCE(md->dma.pinned), MUSER_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, MUSER_ATTR_MAPPED_PAGES,
-			      muser_dma_mapped_pages(md), MUSER_ATTR_PAD) ||
+			      READ_ONCE(md->dma.mapped), MUSER_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, MUSER_ATTR_REQUESTS, requests,
 			      MUSER_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, MUSER_ATTR_REQUESTS_FAILED, failed,
 			      MUSER_ATTR_PAD) ||
 	    nla_put_u32(skb, MUSER_ATTR_RESTARTS, READ_ONCE(md->restarts)) ||
-	    nla_put_u32(skb, MUSER_ATTR_LAST_ERROR, last_error))
+	    nla_put_u32(skb, MUSER_ATTR_LAST_ERROR, last_error) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_DEVMEM_PAGES,
+			      atomic_long_read(&md->devmem_pages),
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_DEVMEM_BUDGET,
+			      READ_ONCE(md->devmem_budget_pages),
+			      MUSER_ATTR_PAD))
 		return -EMSGSIZE;
 	return 0;
 }

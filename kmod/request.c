@@ -34,6 +34,46 @@ static void muser_count_request(struct muser_dev *md, int error)
 	}
 }
 
+static bool muser_take_slot(struct muser_dev *md)
+{
+	bool ok;
+
+	spin_lock(&md->req_lock);
+	ok = md->nr_queued < MUSER_MAX_QUEUED;
+	if (ok)
+		md->nr_queued++;
+	spin_unlock(&md->req_lock);
+	return ok;
+}
+
+/*
+ * A place for one request, taken before the VMM thread allocates for it:
+ * however many threads a VMM has, a device queues MUSER_MAX_QUEUED.
+ */
+int muser_request_slot(struct muser_dev *md)
+{
+	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
+	long left;
+
+	left = wait_event_killable_timeout(md->slot_wq, muser_take_slot(md),
+					   msecs_to_jiffies(timeout_ms));
+	if (left > 0)
+		return 0;
+	if (!left)
+		muser_err(md, "%u requests queued for %u ms: the emulator is not keeping up\n",
+			  MUSER_MAX_QUEUED, timeout_ms);
+	return left < 0 ? -EINTR : -ETIMEDOUT;
+}
+
+void muser_request_unslot(struct muser_dev *md)
+{
+	spin_lock(&md->req_lock);
+	md->nr_queued--;
+	spin_unlock(&md->req_lock);
+	wake_up(&md->slot_wq);
+}
+
+/* Queue @w and wait for its reply; the caller holds a slot. */
 int muser_request(struct muser_dev *md, struct muser_wait *w)
 {
 	unsigned long timeout;

@@ -18,9 +18,10 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	spin_lock_init(&md->req_lock);
 	init_waitqueue_head(&md->attach_wq);
 	init_waitqueue_head(&md->req_wq);
+	init_waitqueue_head(&md->slot_wq);
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
-	xa_init(&md->devmem);
+	muser_devmem_init(md);
 	muser_dma_init(md);
 	return 0;
 }
@@ -78,11 +79,16 @@ static ssize_t muser_vfio_rw_chunk(struct muser_dev *md, char __user *buf,
 	};
 	int ret;
 
+	ret = muser_request_slot(md);
+	if (ret)
+		return ret;
 	w.data = w.inline_data;
 	if (len > sizeof(w.inline_data)) {
-		w.data = kmalloc(len, GFP_KERNEL);
-		if (!w.data)
-			return -ENOMEM;
+		w.data = kmalloc(len, GFP_KERNEL_ACCOUNT);
+		if (!w.data) {
+			ret = -ENOMEM;
+			goto out_unslot;
+		}
 	}
 	if (write && copy_from_user(w.data, buf, len)) {
 		ret = -EFAULT;
@@ -94,6 +100,8 @@ static ssize_t muser_vfio_rw_chunk(struct muser_dev *md, char __user *buf,
 out_free:
 	if (w.data != w.inline_data)
 		kfree(w.data);
+out_unslot:
+	muser_request_unslot(md);
 	return ret ? ret : (ssize_t)len;
 }
 
@@ -237,13 +245,19 @@ static int muser_reset(struct muser_dev *md)
 {
 	const struct muser_device_info *info;
 	struct muser_wait w = { .hdr.type = MUSER_REQ_RESET };
+	int ret;
 
 	info = muser_wait_layout(md);
 	if (IS_ERR(info))
 		return PTR_ERR(info);
 	if (!(info->flags & MUSER_DEV_F_RESET))
 		return -EINVAL;
-	return muser_request(md, &w);
+	ret = muser_request_slot(md);
+	if (ret)
+		return ret;
+	ret = muser_request(md, &w);
+	muser_request_unslot(md);
+	return ret;
 }
 
 static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
@@ -266,15 +280,19 @@ static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	return -ENOTTY;
 }
 
+/*
+ * Called with mmap_lock held for writing: never wait here for an emulator.
+ * A VMM maps regions it has asked about, and asking waits for the layout.
+ */
 static int muser_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 {
 	struct muser_dev *md = vdev_to_muser(vdev);
-	const struct muser_device_info *info;
 
-	info = muser_wait_layout(md);
-	if (IS_ERR(info))
-		return PTR_ERR(info);
-	return muser_devmem_mmap(md, info, vma, true);
+	if (!muser_layout_ready(md)) {
+		muser_err(md, "mmap before any emulator attached\n");
+		return -ENODEV;
+	}
+	return muser_devmem_mmap(md, &md->info, vma, true);
 }
 
 static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)

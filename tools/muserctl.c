@@ -221,7 +221,7 @@ struct device {
 	bool has[MUSER_ATTR_MAX + 1];
 	char uuid[37];
 	uint32_t state, pid, vmm_open, restarts, last_error;
-	uint64_t pinned, mapped, requests, failed;
+	uint64_t pinned, mapped, requests, failed, devmem, devmem_budget;
 };
 
 struct request {
@@ -247,6 +247,8 @@ static struct nla_policy attr_policy[MUSER_ATTR_MAX + 1] = {
 	[MUSER_ATTR_EVENT] = { .type = NLA_U32 },
 	[MUSER_ATTR_IOVA] = { .type = NLA_U64 },
 	[MUSER_ATTR_SIZE] = { .type = NLA_U64 },
+	[MUSER_ATTR_DEVMEM_PAGES] = { .type = NLA_U64 },
+	[MUSER_ATTR_DEVMEM_BUDGET] = { .type = NLA_U64 },
 };
 
 /* The kernel's error, with the message of its extended ack if any. */
@@ -418,6 +420,8 @@ static void parse_device(struct nlattr *tb[], struct device *d)
 	U64(MUSER_ATTR_REQUESTS_FAILED, failed);
 	U32(MUSER_ATTR_RESTARTS, restarts);
 	U32(MUSER_ATTR_LAST_ERROR, last_error);
+	U64(MUSER_ATTR_DEVMEM_PAGES, devmem);
+	U64(MUSER_ATTR_DEVMEM_BUDGET, devmem_budget);
 #undef U32
 #undef U64
 }
@@ -442,7 +446,9 @@ static void print_device_json(const struct device *d)
 		printf("\"%s\"", errno_name(d->last_error, buf, sizeof(buf)));
 	else
 		printf("null");
-	printf(",\"last_errno\":%u}", d->last_error);
+	printf(",\"last_errno\":%u,\"devmem_pages\":%llu,\"devmem_budget_pages\":%llu}",
+	       d->last_error, (unsigned long long)d->devmem,
+	       (unsigned long long)d->devmem_budget);
 }
 
 /* --- list --- */
@@ -563,6 +569,8 @@ static int cmd_show(int argc, char **argv)
 	printf("requests-failed: %llu\n", (unsigned long long)d.failed);
 	printf("restarts: %u\n", d.restarts);
 	printf("last-error: %s\n", errno_name(d.last_error, buf, sizeof(buf)));
+	printf("devmem-pages: %llu\n", (unsigned long long)d.devmem);
+	printf("devmem-budget-pages: %llu\n", (unsigned long long)d.devmem_budget);
 	return EXIT_SUCCESS;
 }
 

@@ -77,7 +77,7 @@ import json, sys
 l = json.load(open(sys.argv[1]))
 keys = {"uuid", "state", "emulator_pid", "vmm_open", "pinned_pages",
         "mapped_pages", "requests", "requests_failed", "restarts",
-        "last_error", "last_errno"}
+        "last_error", "last_errno", "devmem_pages", "devmem_budget_pages"}
 assert isinstance(l, list) and len(l) == 2, l
 assert sorted(d["uuid"] for d in l) == sorted(sys.argv[2:]), l
 assert all(set(d) == keys for d in l), l
@@ -89,10 +89,11 @@ check "it is gone" test ! -e "$MDEV_DEVICES/$U2"
 # --- 2. show, through a device's life ---
 ctl show "$U" >"$W/show"
 sed 's/^/#   /' "$W/show"
-expect_eq "show: lines" 10 "$(wc -l <"$W/show")"
+expect_eq "show: lines" 12 "$(wc -l <"$W/show")"
 for kv in "uuid $U" "state new" "emulator-pid 0" "vmm-open 0" \
 	"pinned-pages 0" "mapped-pages 0" "requests 0" "requests-failed 0" \
-	"restarts 0" "last-error none"; do
+	"restarts 0" "last-error none" "devmem-pages 0" \
+	"devmem-budget-pages $(($(cat "$MUSER_PARAMS/devmem_budget_mb") * 256))"; do
 	expect_eq "show before the emulator: ${kv% *}" "${kv#* }" "$(muserctl_field "$U" "${kv% *}")"
 done
 

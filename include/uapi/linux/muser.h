@@ -26,9 +26,11 @@
  *      ETIMEDOUT. What the next emulator needs is kept: the layout, device
  *      memory, pinned guest memory, the VMM's eventfds, pending notices and
  *      the state area (MUSER_STATE_OFFSET). MUSER_IOC_TAKEOVER replaces a
- *      running emulator without a gap. An emulator that detached keeps
- *      the mappings it made (of device memory, guest memory and the state
- *      area) until it unmaps them or exits: it must stop using them.
+ *      running emulator without a gap. An emulator that detached, or was
+ *      taken over, loses guest memory at once: its mappings of the DMA
+ *      window raise SIGBUS from then on, whatever is pinned later. Its
+ *      mappings of device memory and the state area stay until it unmaps
+ *      them or exits: it must stop using them.
  *   5. When the last VMM closes the device, the kernel unpins the guest
  *      memory the emulator used, drops the VMM's interrupt eventfds and
  *      posts MUSER_REQ_DMA_UNMAP, MUSER_REQ_IRQ_STATE and
@@ -298,15 +300,19 @@ struct muser_irq_state {
  * instead of mapping and fails with EFAULT on memory the VMM has not
  * mapped, so copies never see stale memory.
  *
- * Holds belong to the attached emulator: detaching drops them (the pins
- * stay for the next emulator), and only it may map the DMA window
- * (ENOTCONN). Pinning needs an open VMM: ENXIO otherwise.
+ * Holds belong to the attached emulator: detaching or being taken over
+ * drops them (the pins stay for the next emulator), and only it may map
+ * the DMA window (ENOTCONN) or fault pages in through it (SIGBUS).
+ * Pinning needs an open VMM: ENXIO otherwise.
  */
 #define MUSER_DMA_OFFSET	(1ULL << 62)
 #define MUSER_DMA_MAX_IOVA	(MUSER_DMA_OFFSET - 1)
 
 /* Pins are managed in aligned chunks of this size. */
 #define MUSER_DMA_CHUNK_SHIFT	21
+
+/* Most DMA_MAP holds one open control node takes on one chunk. */
+#define MUSER_DMA_MAX_HOLDS	65535
 
 /* muser_dma_map.flags, muser_dma_rw.flags */
 #define MUSER_DMA_F_WRITE	(1u << 0)	/* the emulator writes guest memory */
@@ -327,7 +333,10 @@ struct muser_irq_state {
  * mapped by the VMM; EPERM MUSER_DMA_F_WRITE on memory the VMM mapped
  * read-only; ENOMEM the VMM's RLIMIT_MEMLOCK is exhausted; ENOSPC the
  * device's pin budget is taken by held ranges; ENXIO no VMM has the device
- * open; ENOTCONN the caller is not the attached emulator.
+ * open; ENOTCONN the caller is not the attached emulator; EOVERFLOW the
+ * caller holds a chunk of the range MUSER_DMA_MAX_HOLDS times already;
+ * EINTR a fatal signal came while the VMM was unmapping the range (pins of
+ * a range being unmapped wait until the VMM is done with it).
  * DMA_RELEASE: EINVAL if part of the range is not held.
  */
 struct muser_dma_map {
@@ -395,7 +404,8 @@ struct muser_dma_range {
  *
  * MUSER_CMD_GET_DEVICE: with MUSER_ATTR_UUID, that device (ENODEV if there
  * is none); as a dump, every device. Replies carry the MUSER_ATTR_* below
- * from UUID to LAST_ERROR. Needs no privilege.
+ * from UUID to LAST_ERROR, DEVMEM_PAGES and DEVMEM_BUDGET. Needs no
+ * privilege, and never waits for a device's locks.
  *
  * Multicast group MUSER_GENL_MCGRP_EVENTS: MUSER_CMD_EVENT messages with
  * MUSER_ATTR_EVENT (enum muser_event) and MUSER_ATTR_UUID, plus
@@ -437,6 +447,8 @@ enum muser_attr {
 	MUSER_ATTR_EVENT,		/* u32, enum muser_event */
 	MUSER_ATTR_IOVA,		/* u64 */
 	MUSER_ATTR_SIZE,		/* u64 */
+	MUSER_ATTR_DEVMEM_PAGES,	/* u64, device memory allocated */
+	MUSER_ATTR_DEVMEM_BUDGET,	/* u64, most pages of it */
 	__MUSER_ATTR_MAX,
 };
 
