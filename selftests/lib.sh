@@ -30,9 +30,11 @@ KSFT_PASS=0
 KSFT_FAIL=1
 KSFT_SKIP=4
 
-# Kernel log lines that fail any test. Keep in sync with kmsg_bad[] in
-# selftests/muser/common.c.
-KERNEL_BAD='WARNING:|BUG:|Oops|general protection|KASAN|UBSAN:|leak|unreferenced object|Call Trace|blocked for more than|hung_task|refcount_t:|list_(add|del) corruption|segfault at'
+# Kernel log lines that fail any test: one list for every test.
+KERNEL_BAD_FILE=$SELFTESTS_DIR/kernel-log-bad
+
+# Filter stdin down to the lines that fail a test.
+kernel_bad() { grep -E -f <(grep -Ev '^(#|$)' "$KERNEL_BAD_FILE"); }
 
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 KMSG_MARK=""
@@ -63,7 +65,7 @@ dmesg_since_mark() {
 # Print the bad lines since the mark; status 0 if there are none.
 dmesg_clean() {
 	local bad
-	bad=$(dmesg_since_mark "${1:-}" | grep -v 'muser-selftest:' | grep -E "$KERNEL_BAD")
+	bad=$(dmesg_since_mark "${1:-}" | grep -v 'muser-selftest:' | kernel_bad)
 	[ -z "$bad" ] && return 0
 	echo "$bad" | sed 's/^/# dmesg: /'
 	return 1

@@ -40,7 +40,7 @@
 #  12. rmmod muser; lsmod must no longer list it
 #
 # Each harness test is reported on its own. After every test the kernel log
-# since its start must be free of warnings (selftests/lib.sh KERNEL_BAD),
+# since its start must be free of warnings (selftests/kernel-log-bad),
 # leftover mdevs are removed and timeout_ms is restored. Output: one
 # "ok N - name", "not ok N - name" or "ok N - name # SKIP reason" line per
 # test, everything else prefixed with "#", and last exactly one line

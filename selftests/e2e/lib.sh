@@ -228,8 +228,8 @@ need_sample() {
 	[ -x "$SAMPLE" ] || skip "sample not built: $SAMPLE"
 }
 
-# Kernel log lines that make any test fail.
-KERNEL_BAD='BUG:|WARNING:|Oops|general protection fault|Call Trace:|kernel BUG|list_(add|del) corruption|refcount_t:|UBSAN:|KASAN:|INFO: task .* blocked|segfault at|unreferenced object|hung_task'
+# Filter stdin down to the kernel log lines that fail any test.
+kernel_bad() { grep -E -f <(grep -Ev '^(#|$)' "$E2E_DIR/../kernel-log-bad"); }
 
 dmesg_since_mark() {
 	if [ -n "$KMSG_MARK" ]; then
@@ -339,7 +339,7 @@ e2e_cleanup() {
 		[ "$rc" -eq 0 ] && rc=$KSFT_FAIL
 	fi
 	local bad
-	bad=$(dmesg_since_mark | grep -E "$KERNEL_BAD")
+	bad=$(dmesg_since_mark | kernel_bad)
 	if [ -n "$bad" ]; then
 		log "FAIL: kernel log reports problems:"
 		dmesg_since_mark | tail -n 80

@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -890,13 +891,41 @@ void *map_fd(int fd, uint64_t offset, size_t len, int flags)
 
 /* ------------------------------------------------------------------ dmesg */
 
-/* Keep in sync with KERNEL_BAD in selftests/lib.sh. */
-static const char *const kmsg_bad[] = {
-	"WARNING:", "BUG:", "Oops", "general protection", "KASAN", "UBSAN:",
-	"leak", "unreferenced object", "Call Trace", "blocked for more than",
-	"hung_task", "refcount_t:", "list_add corruption",
-	"list_del corruption", "segfault at",
-};
+#ifndef MUSER_KERNEL_LOG_BAD
+#define MUSER_KERNEL_LOG_BAD "selftests/kernel-log-bad"
+#endif
+
+/* The patterns of selftests/kernel-log-bad, compiled once. */
+#define KMSG_BAD_MAX	64
+static regex_t kmsg_bad[KMSG_BAD_MAX];
+static int nr_kmsg_bad = -1;
+
+static void kmsg_bad_load(void)
+{
+	char line[256];
+	FILE *f;
+
+	if (nr_kmsg_bad >= 0)
+		return;
+	nr_kmsg_bad = 0;
+	f = fopen(MUSER_KERNEL_LOG_BAD, "re");
+	if (!f) {
+		fprintf(stderr, "# cannot read %s: %m; checking WARNING: and BUG: only\n",
+			MUSER_KERNEL_LOG_BAD);
+		regcomp(&kmsg_bad[nr_kmsg_bad++], "WARNING:|BUG:", REG_EXTENDED | REG_NOSUB);
+		return;
+	}
+	while (nr_kmsg_bad < KMSG_BAD_MAX && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!*line || *line == '#')
+			continue;
+		if (!regcomp(&kmsg_bad[nr_kmsg_bad], line, REG_EXTENDED | REG_NOSUB))
+			nr_kmsg_bad++;
+		else
+			fprintf(stderr, "# bad pattern in %s: %s\n", MUSER_KERNEL_LOG_BAD, line);
+	}
+	fclose(f);
+}
 
 static void kmsg_log(const char *what, const char *name)
 {
@@ -933,11 +962,11 @@ int kmsg_start(const char *name)
 int kmsg_check(int fd, const char *name)
 {
 	char rec[8192];
-	int bad = 0;
-	size_t i;
+	int bad = 0, i;
 
 	if (fd < 0)
 		return 0;
+	kmsg_bad_load();
 	kmsg_log("END", name);
 	for (;;) {
 		ssize_t n = read(fd, rec, sizeof(rec) - 1);
@@ -952,8 +981,8 @@ int kmsg_check(int fd, const char *name)
 		msg = msg ? msg + 1 : rec;
 		if (!strncmp(msg, "muser-selftest:", 15))
 			continue;
-		for (i = 0; i < sizeof(kmsg_bad) / sizeof(kmsg_bad[0]); i++) {
-			if (strstr(msg, kmsg_bad[i])) {
+		for (i = 0; i < nr_kmsg_bad; i++) {
+			if (!regexec(&kmsg_bad[i], msg, 0, NULL, 0)) {
 				fprintf(stderr, "# dmesg: %s", msg);
 				bad++;
 				break;

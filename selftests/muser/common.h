@@ -208,7 +208,7 @@ void *map_fd(int fd, uint64_t offset, size_t len, int flags);
 int kmsg_start(const char *name);
 /*
  * Read what the kernel logged since kmsg_start(); print and count lines
- * matching WARNING:|BUG:|Oops|general protection|KASAN|leak. Logs
+ * matching selftests/kernel-log-bad. Logs
  * "muser-selftest: END name" and closes the fd. Returns the count.
  */
 int kmsg_check(int fd, const char *name);

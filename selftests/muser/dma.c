@@ -30,66 +30,15 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 
 #define PG		4096ul
 #define CHUNK		(1ul << MUSER_DMA_CHUNK_SHIFT)
 #define GUEST_IOVA	(1ul << 30)		/* where the test maps its "RAM" */
 #define GUEST_SIZE	(4 * CHUNK)
 
-static int dma_map(int ctl, uint64_t iova, uint64_t size, uint32_t flags,
-		   uint64_t *offset)
-{
-	struct muser_dma_map m = {
-		.argsz = sizeof(m), .flags = flags, .iova = iova, .size = size,
-	};
-
-	if (ioctl(ctl, MUSER_IOC_DMA_MAP, &m))
-		return -errno;
-	if (offset)
-		*offset = m.offset;
-	return 0;
-}
-
-static int dma_release(int ctl, uint64_t iova, uint64_t size)
-{
-	struct muser_dma_map m = { .argsz = sizeof(m), .iova = iova, .size = size };
-
-	return ioctl(ctl, MUSER_IOC_DMA_RELEASE, &m) ? -errno : 0;
-}
-
-static int dma_rw(int ctl, uint64_t iova, void *buf, uint64_t size, bool write)
-{
-	struct muser_dma_rw rw = {
-		.argsz = sizeof(rw), .flags = write ? MUSER_DMA_F_WRITE : 0,
-		.iova = iova, .size = size, .data = (uintptr_t)buf,
-	};
-
-	return ioctl(ctl, MUSER_IOC_DMA_RW, &rw) ? -errno : 0;
-}
-
-static int vmm_map(struct vfio_client *c, void *vaddr, uint64_t iova,
-		   uint64_t size, uint32_t flags)
-{
-	struct vfio_iommu_type1_dma_map map = {
-		.argsz = sizeof(map), .flags = flags, .vaddr = (uintptr_t)vaddr,
-		.iova = iova, .size = size,
-	};
-
-	return ioctl(c->container, VFIO_IOMMU_MAP_DMA, &map) ? -errno : 0;
-}
-
-static int vmm_unmap(struct vfio_client *c, uint64_t iova, uint64_t size)
-{
-	struct vfio_iommu_type1_dma_unmap unmap = {
-		.argsz = sizeof(unmap), .iova = iova, .size = size,
-	};
-
-	return ioctl(c->container, VFIO_IOMMU_UNMAP_DMA, &unmap) ? -errno : 0;
-}
-
-#define RW (VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)
+#define RW VMM_RW
 
 /* Count posted notices of @type within @ms; the range of the last unmap. */
 static int count_posted(int ctl, uint16_t type, struct muser_dma_range *last,
@@ -114,29 +63,6 @@ static int count_posted(int ctl, uint16_t type, struct muser_dma_range *last,
 	return count;
 }
 
-/* Touch a byte; returns false if that raised SIGBUS. */
-static sigjmp_buf bus_jmp;
-
-static void on_sigbus(int sig)
-{
-	(void)sig;
-	siglongjmp(bus_jmp, 1);
-}
-
-static bool touch(volatile uint8_t *p, uint8_t *val)
-{
-	struct sigaction sa = { .sa_handler = on_sigbus }, old;
-	bool ok = false;
-
-	sigaction(SIGBUS, &sa, &old);
-	if (!sigsetjmp(bus_jmp, 1)) {
-		*val = *p;
-		ok = true;
-	}
-	sigaction(SIGBUS, &old, NULL);
-	return ok;
-}
-
 static void fill(uint8_t *p, size_t len, uint8_t seed)
 {
 	size_t i;
@@ -146,12 +72,7 @@ static void fill(uint8_t *p, size_t len, uint8_t seed)
 }
 
 FIXTURE(dma) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int kmsg;
-	int ctl;
-	struct muser_device_info layout;
-	struct vfio_client c;
+	struct rig r;
 	uint8_t *guest;		/* GUEST_SIZE bytes mapped at GUEST_IOVA */
 	void *window;		/* the emulator's mapping, or NULL */
 	size_t window_len;
@@ -159,59 +80,31 @@ FIXTURE(dma) {
 
 FIXTURE_SETUP(dma)
 {
-	const char *step = "?";
-	int ret;
-
-	self->kmsg = -1;
-	self->ctl = -1;
 	self->window = NULL;
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
+	RIG_SETUP(&self->r, NULL, RIG_NONBLOCK);
 	ASSERT_EQ(PG, sysconf(_SC_PAGESIZE));
-
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	self->ctl = ctl_open(self->uuid, O_NONBLOCK);
-	ASSERT_LE(0, self->ctl);
-	layout_default(&self->layout);
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
 
 	/* Anonymous memory, not touched yet: pinning must fault it in. */
 	self->guest = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->guest);
-	ASSERT_EQ(0, vmm_map(&self->c, self->guest, GUEST_IOVA, GUEST_SIZE, RW));
+	test_vmm_map(&self->r.c, self->guest, GUEST_IOVA, GUEST_SIZE);
 	/* Drain what attaching and opening posted. */
-	count_posted(self->ctl, 0, NULL, 50);
+	count_posted(self->r.ctl, 0, NULL, 50);
 }
 
 FIXTURE_TEARDOWN(dma)
 {
 	if (self->window)
 		munmap(self->window, self->window_len);
-	vfio_client_close(&self->c);
-	if (self->created) {
-		EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"))
-			TH_LOG("pins outlived the VMM");
-	}
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
 }
 
 /* Map the DMA window of [iova, iova + len) into the test. */
 static uint8_t *window(struct __test_metadata *_metadata,
 		       FIXTURE_DATA(dma) *self, uint64_t offset, size_t len)
 {
-	void *p = map_fd(self->ctl, offset, len, MAP_SHARED);
+	void *p = map_fd(self->r.ctl, offset, len, MAP_SHARED);
 
 	if (!p) {
 		TH_LOG("mmap of the DMA window: %m");
@@ -228,10 +121,10 @@ TEST_F(dma, map_coherent_both_ways)
 	uint8_t *w, buf[2 * PG];
 
 	fill(self->guest + CHUNK + 3 * PG, 2 * PG, 1);
-	ASSERT_EQ(0, dma_map(self->ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, &off));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, &off));
 	EXPECT_EQ(MUSER_DMA_OFFSET + iova, off);
-	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(2, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(2, dma_stat(self->r.uuid, "mapped_pages"));
 
 	w = window(_metadata, self, off, 2 * PG);
 	ASSERT_NE(NULL, w);
@@ -243,21 +136,21 @@ TEST_F(dma, map_coherent_both_ways)
 	EXPECT_EQ(w[100], self->guest[CHUNK + 3 * PG + 100]);
 
 	/* Copies see the same memory. */
-	ASSERT_EQ(0, dma_rw(self->ctl, iova, buf, sizeof(buf), false));
+	ASSERT_EQ(0, _test_dma_rw(self->r.ctl, iova, buf, sizeof(buf), false));
 	EXPECT_EQ(0, memcmp(buf, w, sizeof(buf)));
 	fill(buf, sizeof(buf), 9);
-	ASSERT_EQ(0, dma_rw(self->ctl, iova + 1, buf, sizeof(buf) - 2, true));
+	ASSERT_EQ(0, _test_dma_rw(self->r.ctl, iova + 1, buf, sizeof(buf) - 2, true));
 	EXPECT_EQ(0, memcmp(buf, self->guest + CHUNK + 3 * PG + 1, sizeof(buf) - 2));
 
 	/* Released: no longer mapped, still pinned; a second map pins nothing. */
-	ASSERT_EQ(0, dma_release(self->ctl, iova, 2 * PG));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
-	ASSERT_EQ(0, dma_map(self->ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, NULL));
-	EXPECT_EQ(2, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(-EINVAL, dma_release(self->ctl, GUEST_IOVA + 3 * CHUNK, PG));
-	ASSERT_EQ(0, dma_release(self->ctl, iova, 2 * PG));
-	EXPECT_EQ(-EINVAL, dma_release(self->ctl, iova, 2 * PG));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, iova, 2 * PG));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
+	EXPECT_EQ(2, dma_stat(self->r.uuid, "pinned_pages"));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, iova, 2 * PG, MUSER_DMA_F_WRITE, NULL));
+	EXPECT_EQ(2, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(-EINVAL, _test_dma_release(self->r.ctl, GUEST_IOVA + 3 * CHUNK, PG));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, iova, 2 * PG));
+	EXPECT_EQ(-EINVAL, _test_dma_release(self->r.ctl, iova, 2 * PG));
 }
 
 TEST_F(dma, copy_pins_on_demand)
@@ -273,11 +166,11 @@ TEST_F(dma, copy_pins_on_demand)
 
 		if (len > MUSER_DMA_RW_MAX)
 			len = MUSER_DMA_RW_MAX;
-		ASSERT_EQ(0, dma_rw(self->ctl, GUEST_IOVA + off, buf + off, len, false));
+		ASSERT_EQ(0, _test_dma_rw(self->r.ctl, GUEST_IOVA + off, buf + off, len, false));
 	}
 	EXPECT_EQ(0, memcmp(buf + 5, self->guest + 5, GUEST_SIZE - 10));
-	EXPECT_EQ(GUEST_SIZE / PG, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(GUEST_SIZE / PG, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
 	free(buf);
 }
 
@@ -285,15 +178,15 @@ TEST_F(dma, outside_mapped_ranges)
 {
 	uint8_t b[16];
 
-	EXPECT_EQ(-EFAULT, dma_map(self->ctl, 0x40000000ul * 8, PG, 0, NULL));
+	EXPECT_EQ(-EFAULT, _test_dma_map(self->r.ctl, 0x40000000ul * 8, PG, 0, NULL));
 	/* Half in, half out: nothing held. */
-	EXPECT_EQ(-EFAULT, dma_map(self->ctl, GUEST_IOVA + GUEST_SIZE - PG,
+	EXPECT_EQ(-EFAULT, _test_dma_map(self->r.ctl, GUEST_IOVA + GUEST_SIZE - PG,
 				   2 * PG, 0, NULL));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, GUEST_IOVA - 8, b, sizeof(b), false));
-	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, GUEST_IOVA, NULL, sizeof(b), false));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
+	EXPECT_EQ(-EFAULT, _test_dma_rw(self->r.ctl, GUEST_IOVA - 8, b, sizeof(b), false));
+	EXPECT_EQ(-EFAULT, _test_dma_rw(self->r.ctl, GUEST_IOVA, NULL, sizeof(b), false));
 	/* The client's own 2 MiB at iova 0 is guest memory too. */
-	EXPECT_EQ(0, dma_rw(self->ctl, 0, b, sizeof(b), false));
+	EXPECT_EQ(0, _test_dma_rw(self->r.ctl, 0, b, sizeof(b), false));
 }
 
 TEST_F(dma, argument_errors)
@@ -304,35 +197,35 @@ TEST_F(dma, argument_errors)
 	int other;
 
 	rw.data = (uintptr_t)b;
-	EXPECT_EQ(-EINVAL, dma_map(self->ctl, GUEST_IOVA, 0, 0, NULL));
-	EXPECT_EQ(-EINVAL, dma_map(self->ctl, GUEST_IOVA, PG, 0x80, NULL));
-	EXPECT_EQ(-EINVAL, dma_map(self->ctl, MUSER_DMA_MAX_IOVA, 2, 0, NULL));
-	EXPECT_EQ(-EINVAL, dma_map(self->ctl, ~0ull - 1, 16, 0, NULL));
+	EXPECT_EQ(-EINVAL, _test_dma_map(self->r.ctl, GUEST_IOVA, 0, 0, NULL));
+	EXPECT_EQ(-EINVAL, _test_dma_map(self->r.ctl, GUEST_IOVA, PG, 0x80, NULL));
+	EXPECT_EQ(-EINVAL, _test_dma_map(self->r.ctl, MUSER_DMA_MAX_IOVA, 2, 0, NULL));
+	EXPECT_EQ(-EINVAL, _test_dma_map(self->r.ctl, ~0ull - 1, 16, 0, NULL));
 	/* The largest range is refused at once, not walked. */
-	EXPECT_EQ(-ENOSPC, dma_map(self->ctl, 0, MUSER_DMA_MAX_IOVA + 1, 0, NULL));
+	EXPECT_EQ(-ENOSPC, _test_dma_map(self->r.ctl, 0, MUSER_DMA_MAX_IOVA + 1, 0, NULL));
 	m.argsz = sizeof(m) - 1;
-	EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_DMA_MAP, &m));
+	EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_DMA_MAP, &m));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_DMA_MAP, NULL));
+	EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_DMA_MAP, NULL));
 	EXPECT_EQ(EFAULT, errno);
 	rw.argsz = sizeof(rw) - 8;
-	EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_DMA_RW, &rw));
+	EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_DMA_RW, &rw));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-EINVAL, dma_rw(self->ctl, GUEST_IOVA, b, MUSER_DMA_RW_MAX + 1ull, false));
-	EXPECT_EQ(-EINVAL, dma_rw(self->ctl, GUEST_IOVA, b, 0, false));
+	EXPECT_EQ(-EINVAL, _test_dma_rw(self->r.ctl, GUEST_IOVA, b, MUSER_DMA_RW_MAX + 1ull, false));
+	EXPECT_EQ(-EINVAL, _test_dma_rw(self->r.ctl, GUEST_IOVA, b, 0, false));
 
 	/* Only the attached emulator. */
-	other = ctl_open(self->uuid, O_NONBLOCK);
+	other = ctl_open(self->r.uuid, O_NONBLOCK);
 	ASSERT_LE(0, other);
-	EXPECT_EQ(-ENOTCONN, dma_map(other, GUEST_IOVA, PG, 0, NULL));
-	EXPECT_EQ(-ENOTCONN, dma_rw(other, GUEST_IOVA, b, 8, false));
+	EXPECT_EQ(-ENOTCONN, _test_dma_map(other, GUEST_IOVA, PG, 0, NULL));
+	EXPECT_EQ(-ENOTCONN, _test_dma_rw(other, GUEST_IOVA, b, 8, false));
 	EXPECT_EQ(NULL, map_fd(other, MUSER_DMA_OFFSET, PG, MAP_SHARED));
 	EXPECT_EQ(ENOTCONN, errno);
 	close(other);
 
 	/* A private or oversized mapping of the window. */
-	EXPECT_EQ(NULL, map_fd(self->ctl, MUSER_DMA_OFFSET, PG, MAP_PRIVATE));
-	EXPECT_EQ(NULL, map_fd(self->ctl, MUSER_DMA_OFFSET + MUSER_DMA_MAX_IOVA + 1 - PG,
+	EXPECT_EQ(NULL, map_fd(self->r.ctl, MUSER_DMA_OFFSET, PG, MAP_PRIVATE));
+	EXPECT_EQ(NULL, map_fd(self->r.ctl, MUSER_DMA_OFFSET + MUSER_DMA_MAX_IOVA + 1 - PG,
 			       2 * PG, MAP_SHARED));
 }
 
@@ -344,36 +237,36 @@ TEST_F(dma, vmm_unmap_revokes)
 	uint8_t *fresh;
 
 	fill(self->guest + 2 * CHUNK, CHUNK, 5);
-	ASSERT_EQ(0, dma_map(self->ctl, iova, CHUNK, MUSER_DMA_F_WRITE, &off));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, iova, CHUNK, MUSER_DMA_F_WRITE, &off));
 	w = window(_metadata, self, off, CHUNK);
 	ASSERT_NE(NULL, w);
 	ASSERT_TRUE(touch(w + PG, &v));
 	EXPECT_EQ(self->guest[2 * CHUNK + PG], v);
 
 	/* The guest's memory goes: the mapping is gone before the ioctl returns. */
-	ASSERT_EQ(0, vmm_unmap(&self->c, GUEST_IOVA, GUEST_SIZE));
-	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
+	ASSERT_EQ(0, _test_vmm_unmap(&self->r.c, GUEST_IOVA, GUEST_SIZE));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "pinned_pages"));
 	EXPECT_FALSE(touch(w + PG, &v)) TH_LOG("stale guest memory still mapped");
-	EXPECT_EQ(-EFAULT, dma_rw(self->ctl, iova, b, sizeof(b), false));
-	EXPECT_EQ(1, count_posted(self->ctl, MUSER_REQ_DMA_UNMAP, &range, 300));
+	EXPECT_EQ(-EFAULT, _test_dma_rw(self->r.ctl, iova, b, sizeof(b), false));
+	EXPECT_EQ(1, count_posted(self->r.ctl, MUSER_REQ_DMA_UNMAP, &range, 300));
 	EXPECT_EQ(GUEST_IOVA, range.iova);
 	EXPECT_EQ(GUEST_SIZE, range.size);
-	EXPECT_EQ(-EFAULT, dma_map(self->ctl, iova, PG, 0, NULL));
+	EXPECT_EQ(-EFAULT, _test_dma_map(self->r.ctl, iova, PG, 0, NULL));
 
 	/* New memory at the same iova: the hold and the mapping work again. */
 	fresh = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
 		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, fresh);
 	fill(fresh, GUEST_SIZE, 11);
-	ASSERT_EQ(0, vmm_map(&self->c, fresh, GUEST_IOVA, GUEST_SIZE, RW));
-	ASSERT_EQ(0, dma_map(self->ctl, iova, CHUNK, MUSER_DMA_F_WRITE, NULL));
+	ASSERT_EQ(0, _test_vmm_map(&self->r.c, fresh, GUEST_IOVA, GUEST_SIZE, RW));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, iova, CHUNK, MUSER_DMA_F_WRITE, NULL));
 	ASSERT_TRUE(touch(w + PG, &v));
 	EXPECT_EQ(fresh[2 * CHUNK + PG], v);
-	EXPECT_EQ(0, dma_release(self->ctl, iova, CHUNK));
+	EXPECT_EQ(0, _test_dma_release(self->r.ctl, iova, CHUNK));
 	/* Twice mapped, once released: one hold left. */
-	EXPECT_EQ(CHUNK / PG, dma_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(0, dma_release(self->ctl, iova, CHUNK));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(CHUNK / PG, dma_stat(self->r.uuid, "mapped_pages"));
+	EXPECT_EQ(0, _test_dma_release(self->r.ctl, iova, CHUNK));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
 	self->guest = fresh;
 }
 
@@ -384,67 +277,67 @@ TEST_F(dma, read_only_guest_memory)
 	ro = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, ro);
 	fill(ro, CHUNK, 2);
-	ASSERT_EQ(0, vmm_map(&self->c, ro, 8 * CHUNK, CHUNK, VFIO_DMA_MAP_FLAG_READ));
-	EXPECT_EQ(-EPERM, dma_map(self->ctl, 8 * CHUNK, PG, MUSER_DMA_F_WRITE, NULL));
-	EXPECT_EQ(0, dma_rw(self->ctl, 8 * CHUNK + PG, b, sizeof(b), false));
+	ASSERT_EQ(0, _test_vmm_map(&self->r.c, ro, 8 * CHUNK, CHUNK, VFIO_DMA_MAP_FLAG_READ));
+	EXPECT_EQ(-EPERM, _test_dma_map(self->r.ctl, 8 * CHUNK, PG, MUSER_DMA_F_WRITE, NULL));
+	EXPECT_EQ(0, _test_dma_rw(self->r.ctl, 8 * CHUNK + PG, b, sizeof(b), false));
 	EXPECT_EQ(0, memcmp(b, ro + PG, sizeof(b)));
-	EXPECT_EQ(-EPERM, dma_rw(self->ctl, 8 * CHUNK + PG, b, sizeof(b), true));
-	EXPECT_EQ(0, vmm_unmap(&self->c, 8 * CHUNK, CHUNK));
+	EXPECT_EQ(-EPERM, _test_dma_rw(self->r.ctl, 8 * CHUNK + PG, b, sizeof(b), true));
+	EXPECT_EQ(0, _test_vmm_unmap(&self->r.c, 8 * CHUNK, CHUNK));
 	munmap(ro, CHUNK);
 }
 
 TEST_F(dma, budget_evicts_least_recently_used)
 {
-	ASSERT_EQ(0, dma_stat_set(self->uuid, "budget_mb", 4));	/* 2 chunks */
-	EXPECT_EQ(4, dma_stat(self->uuid, "budget_mb"));
-	EXPECT_NE(0, dma_stat_set(self->uuid, "budget_mb", 0));
+	ASSERT_EQ(0, dma_stat_set(self->r.uuid, "budget_mb", 4));	/* 2 chunks */
+	EXPECT_EQ(4, dma_stat(self->r.uuid, "budget_mb"));
+	EXPECT_NE(0, dma_stat_set(self->r.uuid, "budget_mb", 0));
 
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, CHUNK, 0, NULL));
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA + CHUNK, CHUNK, 0, NULL));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA, CHUNK, 0, NULL));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA + CHUNK, CHUNK, 0, NULL));
 	/* Both held: a third does not fit. */
-	EXPECT_EQ(-ENOSPC, dma_map(self->ctl, GUEST_IOVA + 2 * CHUNK, PG, 0, NULL));
-	EXPECT_EQ(0, dma_stat(self->uuid, "evictions"));
+	EXPECT_EQ(-ENOSPC, _test_dma_map(self->r.ctl, GUEST_IOVA + 2 * CHUNK, PG, 0, NULL));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "evictions"));
 
 	/* Released ones are evicted, least recently used first. */
-	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA, CHUNK));
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA + 2 * CHUNK, CHUNK, 0, NULL));
-	EXPECT_EQ(1, dma_stat(self->uuid, "evictions"));
-	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->uuid, "mapped_pages"));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, GUEST_IOVA, CHUNK));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA + 2 * CHUNK, CHUNK, 0, NULL));
+	EXPECT_EQ(1, dma_stat(self->r.uuid, "evictions"));
+	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(2 * CHUNK / PG, dma_stat(self->r.uuid, "mapped_pages"));
 
 	/* Shrinking the budget evicts what nobody holds at once. */
-	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA + CHUNK, CHUNK));
-	ASSERT_EQ(0, dma_stat_set(self->uuid, "budget_mb", 2));
-	EXPECT_EQ(CHUNK / PG, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(2, dma_stat(self->uuid, "evictions"));
-	ASSERT_EQ(0, dma_release(self->ctl, GUEST_IOVA + 2 * CHUNK, CHUNK));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, GUEST_IOVA + CHUNK, CHUNK));
+	ASSERT_EQ(0, dma_stat_set(self->r.uuid, "budget_mb", 2));
+	EXPECT_EQ(CHUNK / PG, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(2, dma_stat(self->r.uuid, "evictions"));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, GUEST_IOVA + 2 * CHUNK, CHUNK));
 }
 
 TEST_F(dma, detach_drops_holds_keeps_pins)
 {
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
-	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
-	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(8, dma_stat(self->uuid, "pinned_pages"));
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
-	EXPECT_EQ(8, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA, 8 * PG, 0, NULL));
+	EXPECT_EQ(8, dma_stat(self->r.uuid, "mapped_pages"));
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
+	EXPECT_EQ(8, dma_stat(self->r.uuid, "pinned_pages"));
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA, 8 * PG, 0, NULL));
+	EXPECT_EQ(8, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(8, dma_stat(self->r.uuid, "mapped_pages"));
 }
 
 TEST_F(dma, vmm_close_unpins_and_tells)
 {
 	uint8_t b[8];
 
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, 8 * PG, 0, NULL));
-	vfio_client_close(&self->c);
-	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
-	EXPECT_EQ(-ENXIO, dma_map(self->ctl, GUEST_IOVA, PG, 0, NULL));
-	EXPECT_EQ(-ENXIO, dma_rw(self->ctl, GUEST_IOVA, b, sizeof(b), false));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA, 8 * PG, 0, NULL));
+	vfio_client_close(&self->r.c);
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "pinned_pages"));
+	EXPECT_EQ(-ENXIO, _test_dma_map(self->r.ctl, GUEST_IOVA, PG, 0, NULL));
+	EXPECT_EQ(-ENXIO, _test_dma_rw(self->r.ctl, GUEST_IOVA, b, sizeof(b), false));
 	/* The holds are the emulator's to release. */
-	EXPECT_EQ(0, dma_release(self->ctl, GUEST_IOVA, 8 * PG));
-	EXPECT_EQ(1, count_posted(self->ctl, MUSER_REQ_VMM_CLOSE, NULL, 300));
+	EXPECT_EQ(0, _test_dma_release(self->r.ctl, GUEST_IOVA, 8 * PG));
+	EXPECT_EQ(1, count_posted(self->r.ctl, MUSER_REQ_VMM_CLOSE, NULL, 300));
 }
 
 TEST_F(dma, vmm_close_notices)
@@ -453,10 +346,10 @@ TEST_F(dma, vmm_close_notices)
 	struct muser_dma_range all;
 	int n;
 
-	ASSERT_EQ(0, dma_map(self->ctl, GUEST_IOVA, PG, 0, NULL));
-	vfio_client_close(&self->c);
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, GUEST_IOVA, PG, 0, NULL));
+	vfio_client_close(&self->r.c);
 	/* In order: what to forget, the irq state, then the close. */
-	n = emu_read_timeout(self->ctl, reqs, 8, 1000);
+	n = emu_read_timeout(self->r.ctl, reqs, 8, 1000);
 	ASSERT_EQ(3, n);
 	EXPECT_EQ(MUSER_REQ_DMA_UNMAP, reqs[0].hdr.type);
 	memcpy(&all, reqs[0].data, sizeof(all));
@@ -484,13 +377,13 @@ TEST_F(dma, rlimit_memlock)
 	mem = mmap(NULL, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, mem);
 	/* The limit is taken when the VMM maps. */
-	ASSERT_EQ(0, vmm_map(&self->c, mem, 16 * CHUNK, CHUNK, RW));
-	EXPECT_EQ(0, dma_map(self->ctl, 16 * CHUNK, 8 * PG, 0, NULL));
-	EXPECT_EQ(-ENOMEM, dma_map(self->ctl, 16 * CHUNK + 8 * PG, 64 * PG, 0, NULL));
-	EXPECT_EQ(8, dma_stat(self->uuid, "mapped_pages"));
-	EXPECT_EQ(0, dma_release(self->ctl, 16 * CHUNK, 8 * PG));
-	EXPECT_EQ(0, vmm_unmap(&self->c, 16 * CHUNK, CHUNK));
-	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
+	ASSERT_EQ(0, _test_vmm_map(&self->r.c, mem, 16 * CHUNK, CHUNK, RW));
+	EXPECT_EQ(0, _test_dma_map(self->r.ctl, 16 * CHUNK, 8 * PG, 0, NULL));
+	EXPECT_EQ(-ENOMEM, _test_dma_map(self->r.ctl, 16 * CHUNK + 8 * PG, 64 * PG, 0, NULL));
+	EXPECT_EQ(8, dma_stat(self->r.uuid, "mapped_pages"));
+	EXPECT_EQ(0, _test_dma_release(self->r.ctl, 16 * CHUNK, 8 * PG));
+	EXPECT_EQ(0, _test_vmm_unmap(&self->r.c, 16 * CHUNK, CHUNK));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "pinned_pages"));
 }
 
 TEST_F(dma, hugepage_backed)
@@ -507,17 +400,17 @@ TEST_F(dma, hugepage_backed)
 	if (huge == MAP_FAILED)
 		SKIP(return, "no 2 MiB hugepage available: %m");
 	fill(huge, CHUNK, 4);
-	ASSERT_EQ(0, vmm_map(&self->c, huge, iova, CHUNK, RW));
-	ASSERT_EQ(0, dma_map(self->ctl, iova, CHUNK, MUSER_DMA_F_WRITE, &off));
+	ASSERT_EQ(0, _test_vmm_map(&self->r.c, huge, iova, CHUNK, RW));
+	ASSERT_EQ(0, _test_dma_map(self->r.ctl, iova, CHUNK, MUSER_DMA_F_WRITE, &off));
 	w = window(_metadata, self, off, CHUNK);
 	ASSERT_NE(NULL, w);
 	EXPECT_EQ(0, memcmp(w, huge, CHUNK));
 	w[CHUNK - 1] ^= 0x5a;
 	EXPECT_EQ(w[CHUNK - 1], huge[CHUNK - 1]);
-	ASSERT_EQ(0, dma_release(self->ctl, iova, CHUNK));
-	ASSERT_EQ(0, vmm_unmap(&self->c, iova, CHUNK));
+	ASSERT_EQ(0, _test_dma_release(self->r.ctl, iova, CHUNK));
+	ASSERT_EQ(0, _test_vmm_unmap(&self->r.c, iova, CHUNK));
 	EXPECT_FALSE(touch(w, &v));
-	EXPECT_EQ(0, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "pinned_pages"));
 	munmap(huge, CHUNK);
 }
 
@@ -534,8 +427,8 @@ static void *unmapper_fn(void *arg)
 	struct unmapper *u = arg;
 
 	while (!u->stop) {
-		if (vmm_unmap(u->c, GUEST_IOVA, GUEST_SIZE) ||
-		    vmm_map(u->c, u->mem, GUEST_IOVA, GUEST_SIZE, RW))
+		if (_test_vmm_unmap(u->c, GUEST_IOVA, GUEST_SIZE) ||
+		    _test_vmm_map(u->c, u->mem, GUEST_IOVA, GUEST_SIZE, RW))
 			u->errors++;
 		u->rounds++;
 	}
@@ -544,7 +437,7 @@ static void *unmapper_fn(void *arg)
 
 TEST_F_TIMEOUT(dma, unmap_races_emulator, 120)
 {
-	struct unmapper u = { .c = &self->c, .mem = self->guest };
+	struct unmapper u = { .c = &self->r.c, .mem = self->guest };
 	int64_t end = now_ms() + 3000;
 	int ok = 0, faults = 0, other = 0, i;
 	uint8_t buf[PG];
@@ -553,7 +446,7 @@ TEST_F_TIMEOUT(dma, unmap_races_emulator, 120)
 	ASSERT_EQ(0, pthread_create(&u.thread, NULL, unmapper_fn, &u));
 	for (i = 0; now_ms() < end || u.rounds < 50; i++) {
 		uint64_t iova = GUEST_IOVA + (i % (GUEST_SIZE / PG)) * PG;
-		int ret = dma_rw(self->ctl, iova, buf, sizeof(buf), false);
+		int ret = _test_dma_rw(self->r.ctl, iova, buf, sizeof(buf), false);
 
 		if (!ret && !memcmp(buf, self->guest + (iova - GUEST_IOVA), PG))
 			ok++;
@@ -561,9 +454,9 @@ TEST_F_TIMEOUT(dma, unmap_races_emulator, 120)
 			faults++;
 		else
 			other++;
-		ret = dma_map(self->ctl, iova, PG, 0, NULL);
+		ret = _test_dma_map(self->r.ctl, iova, PG, 0, NULL);
 		if (!ret)
-			ret = dma_release(self->ctl, iova, PG);
+			ret = _test_dma_release(self->r.ctl, iova, PG);
 		if (ret && ret != -EFAULT)
 			other++;
 	}
@@ -573,7 +466,7 @@ TEST_F_TIMEOUT(dma, unmap_races_emulator, 120)
 	EXPECT_EQ(0, u.errors);
 	EXPECT_EQ(0, other);
 	EXPECT_LT(0, ok);
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
 }
 
 TEST_HARNESS_MAIN
