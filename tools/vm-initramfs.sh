@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Build the tools/vm-run initramfs for one kernel version.
 #
-#   tools/vm-initramfs.sh KERNEL_VERSION OUTPUT.cpio
+#   tools/vm-initramfs.sh KERNEL_VERSION OUTPUT.cpio [MODULES_DIR]
+#
+# MODULES_DIR is the kernel's modules directory, /lib/modules/KERNEL_VERSION
+# unless given (a kernel built in the tree: build/debug-kernel/lib/modules/V,
+# whose needed drivers are all built in, so the image then holds no module).
 #
 # The image holds busybox-static, tools/vm-init as /init, and just the modules
 # needed to reach the host's root over virtio-9p. Which of those are modules
@@ -18,7 +22,7 @@ TARGETS=(virtio_pci 9pnet_virtio 9p)
 here=$(cd "$(dirname "$0")" && pwd)
 
 usage() {
-	echo "usage: $0 KERNEL_VERSION OUTPUT.cpio" >&2
+	echo "usage: $0 KERNEL_VERSION OUTPUT.cpio [MODULES_DIR]" >&2
 	exit 2
 }
 
@@ -125,10 +129,10 @@ write_cpio() {
 }
 
 main() {
-	[ $# -eq 2 ] || usage
+	[ $# -eq 2 ] || [ $# -eq 3 ] || usage
 	ver=$1
 	out=$2
-	moddir=/lib/modules/$ver
+	moddir=${3:-/lib/modules/$ver}
 	[ -f "$moddir/modules.dep" ] || { echo "$0: no $moddir/modules.dep" >&2; exit 1; }
 	mkdir -p "$(dirname "$out")"
 	stage=$(mktemp -d "$(dirname "$out")/.stage.XXXXXX")
