@@ -11,6 +11,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 kver=${1:?usage: build-kmod.sh KVER [KDIR]}
 kdir=${2:-/lib/modules/$kver/build}
+# make runs in build/kmod/KVER: a relative KDIR must not be.
+[ ! -d "$kdir" ] || kdir=$(cd "$kdir" && pwd)
 out="$top/build/kmod/$kver"
 
 mkdir -p "$out"
