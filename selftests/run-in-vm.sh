@@ -26,6 +26,10 @@
 #   9. config_space           config space emulated by libmuser, through
 #                             VFIO: header, BARs, ROM, capabilities, resets
 #                             (harness, against muser/cfgdev)
+#   9a. hostile_vmm           a hostile VMM: every VFIO device ioctl, pread/
+#                             pwrite and mmap edge per layout, calls before an
+#                             emulator, 8 threads, DMA map/unmap storms, then a
+#                             seeded fuzzer (MUSER_FUZZ_SECONDS/CALLS/SEED)
 #  10. muser/bite.sh          the tests fail against a wrongly answering sample
 #  10a. muser/upgrade.sh      takeover and SIGKILL under a reading VMM
 #  10b. ops/udev.sh           udev rule, sysusers, an unprivileged emulator
@@ -238,6 +242,7 @@ if muser_loaded; then
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
+	want hostile_vmm && run_harness hostile_vmm 300 "$TEST_BIN_DIR/hostile_vmm"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
 	want upgrade && run_script upgrade 300 "$SELFTESTS_DIR/muser/upgrade.sh"
 	want ops/udev && run_script ops/udev 300 "$SELFTESTS_DIR/ops/udev.sh"

@@ -682,12 +682,14 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 	switch (r->hdr.type) {
 	case MUSER_REQ_READ:
 		t->nr_read++;
+		t->bytes_read += r->hdr.len;
 		for (i = 0; i < r->hdr.len && i < sizeof(data); i++)
 			data[i] = emu_pattern(r->hdr.region, r->hdr.offset + i);
 		n = emu_reply(t->ctl, r->hdr.id, 0, data, r->hdr.len);
 		break;
 	case MUSER_REQ_WRITE:
 		t->nr_write++;
+		t->bytes_written += r->hdr.len;
 		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
 		break;
 	case MUSER_REQ_RESET:

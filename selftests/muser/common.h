@@ -153,6 +153,8 @@ struct emu_thread {
 	bool running;
 	volatile int nr_read, nr_write, nr_reset, nr_replayed, nr_irq_state,
 		nr_dma_unmap, nr_vmm_close, errors;
+	/* Data bytes of the READs answered and of the WRITEs taken. */
+	volatile long bytes_read, bytes_written;
 };
 
 int emu_thread_start(struct emu_thread *t, int ctl);
