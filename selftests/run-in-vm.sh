@@ -6,6 +6,10 @@
 #   tools/vm-run --kernel 6.1 --results build/results/6.1 -- \
 #           selftests/run-in-vm.sh --results build/results/6.1
 #
+#   0. demo                   tools/demo-in-vm.sh, the README's demo, first,
+#                             in a VM where nothing is loaded yet: it loads
+#                             muser.ko as a user would and runs
+#                             e2e/nested-gpio.sh (which step 11 then skips)
 #   1. muser/module.sh        load/unload, parameters, max_instances
 #   2. insmod build/kmod/$(uname -r)/muser.ko (its dependencies by modprobe)
 #   3. muser/mdev_sysfs.sh    create/remove, good and bad UUIDs
@@ -204,11 +208,17 @@ if [ ! -f "$MUSER_KO" ]; then
 	exit 1
 fi
 
-# 1. Loading and unloading, with the module not loaded.
+# 0, 1. The demo, then loading and unloading, with the module not loaded.
 if muser_loaded; then
 	echo "# muser was loaded: unloading it"
 	tidy
 	rmmod muser
+fi
+demo_ran=""
+if [ -z "$no_e2e" ] && want demo; then
+	run_script demo 900 "$ROOT/tools/demo-in-vm.sh"
+	demo_ran=1
+	muser_loaded && { tidy; muser_rmmod; }
 fi
 run_script module 300 "$SELFTESTS_DIR/muser/module.sh"
 
@@ -259,6 +269,8 @@ if muser_loaded; then
 			fi
 			name="e2e/$(basename "$t" .sh)"
 			want "$name" || continue
+			# The demo step ran it, as the README's demo does.
+			[ "$name" = e2e/nested-gpio ] && [ -n "$demo_ran" ] && continue
 			run_script "$name" 1800 "$t"
 		done
 	fi
