@@ -17,6 +17,9 @@
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
 #   6a. dma                   guest memory: pin, map, revoke, budget (harness)
+#   6a. dma_races             guest memory: unmap vs pinning threads, hold
+#                             limits and leaks, the window of a replaced
+#                             emulator, 6.1's late dma_unmap registration
 #   6b. lib_dma               libmuser's guest memory API (harness)
 #   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
 #   6d. takeover              upgrading an emulator in place (harness)
@@ -244,6 +247,7 @@ if muser_loaded; then
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
 	want dma && run_harness dma 600 "$TEST_BIN_DIR/dma"
+	want dma_races && run_harness dma_races 1800 "$TEST_BIN_DIR/dma_races"
 	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
 	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
 	want takeover && run_harness takeover 300 "$TEST_BIN_DIR/takeover"
