@@ -22,7 +22,12 @@
 #                             emulator, 6.1's late dma_unmap registration
 #   6b. lib_dma               libmuser's guest memory API (harness)
 #   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
-#   6d. takeover              upgrading an emulator in place (harness)
+#   6d. takeover              upgrading an emulator in place, two emulators
+#                             alternating under VMM writes (harness)
+#   6d. queue                 bounded queues: 300 VMM threads against
+#                             MUSER_MAX_QUEUED, coalesced notices (harness)
+#   6d. figures               netlink and sysfs figures answered while a
+#                             device pins guest memory (harness)
 #   6e. restart               restartable emulators: the state area, libmuser
 #                             recovering config and device state, a SIGKILL
 #                             storm under VMM load, no emulator (harness)
@@ -250,7 +255,9 @@ if muser_loaded; then
 	want dma_races && run_harness dma_races 1800 "$TEST_BIN_DIR/dma_races"
 	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
 	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
-	want takeover && run_harness takeover 300 "$TEST_BIN_DIR/takeover"
+	want takeover && run_harness takeover 600 "$TEST_BIN_DIR/takeover"
+	want queue && run_harness queue 600 "$TEST_BIN_DIR/queue"
+	want figures && run_harness figures 600 "$TEST_BIN_DIR/figures"
 	want restart && run_harness restart 900 "$TEST_BIN_DIR/restart"
 	want restart_bench && run_script restart_bench 1200 "$TEST_BIN_DIR/restart_bench"
 	want concurrency && run_harness concurrency 600 "$TEST_BIN_DIR/concurrency"

@@ -12,7 +12,12 @@
  * ways; VMM pread/pwrite of device memory served by the kernel with no
  * request; accesses straddling trapped and mapped ranges split into the
  * right requests; mmap errors; pages surviving emulator restarts and VMM
- * reopens; reset with device memory; area validation at attach.
+ * reopens; reset with device memory; area validation at attach; the
+ * device memory budget (ENOMEM, SIGBUS, sysfs devmem/, the module
+ * parameter), VMM reads of untouched pages allocating nothing, a new
+ * layout freeing the pages of areas it dropped; a VFIO mmap before any
+ * emulator attached failing at once without stalling the VMM's other
+ * threads.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -26,8 +31,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 #include "attach_cases.h"
 
 #define PG		0x1000UL
@@ -1051,6 +1056,391 @@ TEST(devmem_mmap_before_attach)
 	close(ctl);
 	EXPECT_EQ(0, mdev_remove(uuid));
 	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
+}
+
+/* ------------------------------------------------------------ the budget */
+
+/*
+ * Device memory is allocated on first write or fault, at most the device's
+ * budget (devmem/budget_mb, from the module parameter devmem_budget_mb);
+ * VMM reads of untouched pages read zeros without allocating; a new layout
+ * frees what its dropped areas held.
+ *
+ * The layout: BAR0 of BIG0 and BAR2 of BIG2, both device memory whole.
+ */
+#define BIG0		(64UL << 20)
+#define BIG2		(16UL << 20)
+#define MB_PAGES	(0x100000UL / PG)
+
+static void layout_big(struct muser_device_info *info)
+{
+	layout_default(info);
+	info->regions[BAR0].size = BIG0;
+	info->regions[BAR2].size = BIG2;
+	info->num_mmap_areas = 2;
+	info->mmap_areas[0].region = BAR0;
+	info->mmap_areas[0].offset = 0;
+	info->mmap_areas[0].size = BIG0;
+	info->mmap_areas[1].region = BAR2;
+	info->mmap_areas[1].offset = 0;
+	info->mmap_areas[1].size = BIG2;
+}
+
+/* /sys/bus/mdev/devices/UUID/devmem/@name, or -1. */
+static long devmem_stat(const char *uuid, const char *name)
+{
+	char path[256];
+	long v;
+
+	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/devmem/%s", uuid, name);
+	return sysfs_read_long(path, &v) ? -1 : v;
+}
+
+static int devmem_set(const char *uuid, const char *name, const char *val)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/devmem/%s", uuid, name);
+	return sysfs_write(path, val);
+}
+
+/*
+ * Free memory in pages, or -1: the buddy allocator's (/proc/zoneinfo
+ * "pages free") plus the per-cpu lists' ("count:"), where freed pages wait.
+ */
+static long free_pages(void)
+{
+	char line[128];
+	long v, sum = 0;
+	bool any = false;
+	FILE *f = fopen("/proc/zoneinfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, " pages free %ld", &v) == 1 ||
+		    sscanf(line, " count: %ld", &v) == 1) {
+			sum += v;
+			any = true;
+		}
+	}
+	fclose(f);
+	return any ? sum : -1;
+}
+
+static ssize_t vmm_write_byte(struct rig *r, int region, uint64_t off,
+			      uint8_t val)
+{
+	ssize_t n = pwrite(r->c.device, &val, 1, REGION_OFF(region) + off);
+
+	return n < 0 ? -errno : n;
+}
+
+FIXTURE(budget) {
+	struct rig r;
+	void *maps[4];
+	size_t map_len[4];
+	int nr_maps;
+};
+
+FIXTURE_SETUP(budget)
+{
+	struct muser_device_info info;
+
+	self->nr_maps = 0;
+	layout_big(&info);
+	RIG_SETUP(&self->r, &info, RIG_NONBLOCK);
+}
+
+FIXTURE_TEARDOWN(budget)
+{
+	while (self->nr_maps--)
+		munmap(self->maps[self->nr_maps], self->map_len[self->nr_maps]);
+	RIG_TEARDOWN(&self->r);
+}
+
+static volatile uint8_t *budget_map(FIXTURE_DATA(budget) *self, int fd,
+				    int region, size_t len)
+{
+	void *p = map_fd(fd, REGION_OFF(region), len, MAP_SHARED);
+
+	if (p && self->nr_maps < 4) {
+		self->maps[self->nr_maps] = p;
+		self->map_len[self->nr_maps++] = len;
+	}
+	return p;
+}
+
+/*
+ * Past the budget a VMM write fails with ENOMEM and a fault, the VMM's
+ * or the emulator's, raises SIGBUS; pages already there stay usable; a
+ * higher budget takes effect at once, a lower one frees nothing.
+ */
+TEST_F(budget, enforced)
+{
+	volatile uint8_t *vmm, *emu, *state;
+	long dflt, i;
+	uint8_t v;
+
+	SKIP_IF_SETUP_SKIPPED();
+	ASSERT_EQ(0, param_get("devmem_budget_mb", &dflt))
+		TH_LOG("no module parameter devmem_budget_mb");
+	EXPECT_EQ(dflt, devmem_stat(self->r.uuid, "budget_mb"));
+	ASSERT_EQ(0, devmem_stat(self->r.uuid, "pages"));
+	ASSERT_EQ(0, devmem_set(self->r.uuid, "budget_mb", "1"));
+	EXPECT_EQ(1, devmem_stat(self->r.uuid, "budget_mb"));
+
+	/* VMM writes: one page each, up to the budget. */
+	for (i = 0; i < (long)MB_PAGES; i++)
+		ASSERT_EQ(1, vmm_write_byte(&self->r, BAR0, i * PG, 0x11))
+			TH_LOG("page %ld", i);
+	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
+	EXPECT_EQ(-ENOMEM, vmm_write_byte(&self->r, BAR0, MB_PAGES * PG, 1));
+	EXPECT_EQ(-ENOMEM, vmm_write_byte(&self->r, BAR2, 0, 1));
+	/* A page it has is still written; a write into the next stops short. */
+	EXPECT_EQ(1, vmm_write_byte(&self->r, BAR0, 5 * PG + 1, 0x22));
+	EXPECT_EQ(1, pwrite(self->r.c.device, "ab", 2,
+			    REGION_OFF(BAR0) + MB_PAGES * PG - 1));
+	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
+
+	/* Faults past it: SIGBUS for the VMM and the emulator, read or write. */
+	vmm = budget_map(self, self->r.c.device, BAR0, 2 * MB_PAGES * PG);
+	ASSERT_NE(NULL, vmm);
+	emu = budget_map(self, self->r.ctl, BAR0, 2 * MB_PAGES * PG);
+	ASSERT_NE(NULL, emu);
+	EXPECT_TRUE(touch(vmm + 5 * PG + 1, &v));
+	EXPECT_EQ(0x22, v);
+	EXPECT_TRUE(poke(emu + 7 * PG, 0x33));
+	EXPECT_FALSE(poke(vmm + (MB_PAGES + 10) * PG, 1)) TH_LOG("VMM write");
+	EXPECT_FALSE(touch(vmm + (MB_PAGES + 11) * PG, &v)) TH_LOG("VMM read");
+	EXPECT_FALSE(poke(emu + (MB_PAGES + 12) * PG, 1)) TH_LOG("emulator");
+	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
+
+	/* The state area is the emulator's, not device memory: not charged. */
+	state = map_fd(self->r.ctl, MUSER_STATE_OFFSET, 4 * PG, MAP_SHARED);
+	ASSERT_NE(NULL, state);
+	for (i = 0; i < 4; i++)
+		EXPECT_TRUE(poke(state + i * PG, 1));
+	munmap((void *)state, 4 * PG);
+	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
+
+	/* Raised: at once. Lowered: nothing freed, nothing new. */
+	ASSERT_EQ(0, devmem_set(self->r.uuid, "budget_mb", "2"));
+	EXPECT_TRUE(poke(vmm + (MB_PAGES + 10) * PG, 0x44));
+	EXPECT_EQ(1, vmm_write_byte(&self->r, BAR2, 0, 0x55));
+	EXPECT_EQ((long)MB_PAGES + 2, devmem_stat(self->r.uuid, "pages"));
+	ASSERT_EQ(0, devmem_set(self->r.uuid, "budget_mb", "1"));
+	EXPECT_EQ((long)MB_PAGES + 2, devmem_stat(self->r.uuid, "pages"));
+	EXPECT_TRUE(touch(vmm + (MB_PAGES + 10) * PG, &v));
+	EXPECT_EQ(0x44, v);
+	EXPECT_EQ(-ENOMEM, vmm_write_byte(&self->r, BAR2, PG, 1));
+	EXPECT_FALSE(poke(emu + (MB_PAGES + 20) * PG, 1));
+
+	/* Values the kernel refuses. */
+	EXPECT_EQ(-EINVAL, devmem_set(self->r.uuid, "budget_mb", "1048577"));
+	EXPECT_EQ(-EINVAL, devmem_set(self->r.uuid, "budget_mb", "-1"));
+	EXPECT_EQ(-EINVAL, devmem_set(self->r.uuid, "budget_mb", "x"));
+	EXPECT_EQ(1, devmem_stat(self->r.uuid, "budget_mb"));
+	EXPECT_EQ(-EACCES, devmem_set(self->r.uuid, "pages", "0"));
+}
+
+/* The module parameter is the budget of devices created after it changes. */
+TEST(budget_param)
+{
+	char uuid[UUID_LEN + 1];
+	long saved;
+
+	REQUIRE_MUSER();
+	ASSERT_EQ(0, param_get("devmem_budget_mb", &saved))
+		TH_LOG("no module parameter devmem_budget_mb");
+	ASSERT_EQ(0, param_set("devmem_budget_mb", 3));
+	EXPECT_EQ(-EINVAL, param_set("devmem_budget_mb", (1L << 20) + 1));
+	ASSERT_EQ(0, mdev_create(uuid));
+	EXPECT_EQ(3, devmem_stat(uuid, "budget_mb"));
+	EXPECT_EQ(0, mdev_remove(uuid));
+	EXPECT_EQ(0, param_set("devmem_budget_mb", saved));
+}
+
+/*
+ * A VMM read of device memory nobody wrote reads zeros and allocates
+ * nothing: a VMM reading a huge BAR cannot make the kernel fill it.
+ */
+TEST_F(budget, read_untouched_allocates_nothing)
+{
+	static uint8_t buf[64 * 1024];
+	long before, after;
+	uint64_t off;
+	size_t i;
+
+	SKIP_IF_SETUP_SKIPPED();
+	memset(buf, 0xff, sizeof(buf));
+	before = free_pages();
+	for (off = 0; off < BIG0; off += sizeof(buf)) {
+		ASSERT_EQ((ssize_t)sizeof(buf),
+			  pread(self->r.c.device, buf, sizeof(buf),
+				REGION_OFF(BAR0) + off));
+		for (i = 0; i < sizeof(buf); i++)
+			if (buf[i])
+				break;
+		ASSERT_EQ(sizeof(buf), i) TH_LOG("byte 0x%llx is 0x%x",
+					(unsigned long long)(off + i), buf[i]);
+		buf[0] = 0xff;
+	}
+	after = free_pages();
+	/* 64 MiB allocated would be 16384 pages; allow for others' noise. */
+	EXPECT_GT(2048, before - after)
+		TH_LOG("%ld pages less free after reading the BAR", before - after);
+	EXPECT_EQ(0, devmem_stat(self->r.uuid, "pages"));
+
+	/* What the emulator writes is read back, and only that is allocated. */
+	ASSERT_EQ(1, vmm_write_byte(&self->r, BAR0, 3 * PG + 9, 0x5a));
+	ASSERT_EQ(PG, (size_t)pread(self->r.c.device, buf, PG,
+				    REGION_OFF(BAR0) + 3 * PG));
+	EXPECT_EQ(0x5a, buf[9]);
+	EXPECT_EQ(0, buf[8]);
+	EXPECT_EQ(1, devmem_stat(self->r.uuid, "pages"));
+}
+
+/*
+ * Attaching with a layout that no longer has an area (no VMM open) frees
+ * that area's pages and takes the emulator's mappings of it away
+ * (SIGBUS); areas that stay keep their contents.
+ */
+TEST_F(budget, new_layout_frees_dropped_area)
+{
+	struct muser_device_info fewer;
+	volatile uint8_t *emu0, *emu2;
+	long before, after;
+	uint64_t off;
+	uint8_t v;
+
+	SKIP_IF_SETUP_SKIPPED();
+	for (off = 0; off < BIG2; off += PG)
+		ASSERT_EQ(1, vmm_write_byte(&self->r, BAR2, off, 0x77));
+	for (off = 0; off < 16 * PG; off += PG)
+		ASSERT_EQ(1, vmm_write_byte(&self->r, BAR0, off, 0x66));
+	EXPECT_EQ((long)(BIG2 / PG + 16), devmem_stat(self->r.uuid, "pages"));
+	emu0 = budget_map(self, self->r.ctl, BAR0, 16 * PG);
+	ASSERT_NE(NULL, emu0);
+	emu2 = budget_map(self, self->r.ctl, BAR2, BIG2);
+	ASSERT_NE(NULL, emu2);
+	EXPECT_TRUE(touch(emu2 + PG, &v));
+	EXPECT_EQ(0x77, v);
+
+	/* No VMM, a new emulator with BAR2 trapped instead. */
+	vfio_client_close(&self->r.c);
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	fewer = self->r.layout;
+	fewer.num_mmap_areas = 1;
+	before = free_pages();
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &fewer));
+	after = free_pages();
+	EXPECT_EQ(16, devmem_stat(self->r.uuid, "pages"));
+	/* Its 4096 pages are free again. */
+	EXPECT_LT((long)(BIG2 / PG / 2), after - before)
+		TH_LOG("%ld pages freed", after - before);
+	EXPECT_FALSE(touch(emu2 + PG, &v)) TH_LOG("a dropped area still maps");
+	EXPECT_FALSE(poke(emu2, 1));
+	EXPECT_TRUE(touch(emu0 + 15 * PG, &v));
+	EXPECT_EQ(0x66, v);
+	EXPECT_EQ(16, devmem_stat(self->r.uuid, "pages"));
+
+	/* Back to the first layout: BAR2's pages start from zero. */
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	EXPECT_TRUE(touch(emu2 + PG, &v)) TH_LOG("the area is back");
+	EXPECT_EQ(0, v);
+	EXPECT_EQ(17, devmem_stat(self->r.uuid, "pages"));
+}
+
+/* ------------------------------------------- VFIO mmap before the layout */
+
+struct mmap_arg {
+	pthread_t thread;
+	int fd;
+	pid_t tid;
+	int err;
+	int64_t ms;
+	volatile int started, done;
+};
+
+static void *vfio_mmap_fn(void *p)
+{
+	struct mmap_arg *a = p;
+	int64_t t0;
+	void *m;
+
+	a->tid = gettid();
+	__atomic_store_n(&a->started, 1, __ATOMIC_RELEASE);
+	t0 = now_ms();
+	m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd,
+		 (off_t)REGION_OFF(BAR2));
+	a->err = m == MAP_FAILED ? errno : 0;
+	a->ms = now_ms() - t0;
+	if (m != MAP_FAILED)
+		munmap(m, PG);
+	__atomic_store_n(&a->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Is thread @tid of this process asleep (S or D)? */
+static bool task_sleeping(pid_t tid)
+{
+	char path[64], buf[256], *p;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	if (sysfs_read(path, buf, sizeof(buf)) < 0)
+		return false;
+	p = strrchr(buf, ')');
+	return p && (p[2] == 'S' || p[2] == 'D');
+}
+
+/*
+ * A VMM maps a region before any emulator attached: ENODEV at once, not
+ * after timeout_ms. mmap() runs with mmap_lock held for writing, so
+ * waiting there for an emulator would also stall every other thread of
+ * the VMM that maps, unmaps or faults.
+ */
+TEST(devmem_vfio_mmap_before_attach)
+{
+	struct muser_device_info info;
+	struct mmap_arg a = { 0 };
+	struct rig r;
+	int64_t t0, ms;
+	long saved;
+	void *p;
+
+	layout_devmem(&info);
+	RIG_SETUP(&r, &info, RIG_DETACHED);
+	ASSERT_EQ(0, param_get("timeout_ms", &saved));
+	ASSERT_EQ(0, param_set("timeout_ms", 3000));
+	a.fd = r.c.device;
+	ASSERT_EQ(0, pthread_create(&a.thread, NULL, vfio_mmap_fn, &a));
+	/* Until it is done, or asleep: in mmap() waiting for a layout. */
+	while (!__atomic_load_n(&a.done, __ATOMIC_ACQUIRE) &&
+	       !(__atomic_load_n(&a.started, __ATOMIC_ACQUIRE) &&
+		 task_sleeping(a.tid)))
+		sched_yield();
+	/* Another thread's mmap and munmap go ahead meanwhile. */
+	t0 = now_ms();
+	p = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	munmap(p, PG);
+	ms = now_ms() - t0;
+	pthread_join(a.thread, NULL);
+	EXPECT_GT(1000, ms) TH_LOG("another thread's mmap took %lld ms",
+				   (long long)ms);
+	EXPECT_EQ(ENODEV, a.err) TH_LOG("mmap: %s", strerror(a.err));
+	EXPECT_GT(1000, a.ms) TH_LOG("mmap waited %lld ms", (long long)a.ms);
+
+	/* Once there is a layout, the same mmap works. */
+	ASSERT_EQ(0, param_set("timeout_ms", saved));
+	ASSERT_EQ(0, ctl_attach(r.ctl, &r.layout));
+	a.done = 0;
+	a.started = 0;
+	vfio_mmap_fn(&a);
+	EXPECT_EQ(0, a.err) TH_LOG("mmap: %s", strerror(a.err));
+	RIG_TEARDOWN(&r);
 }
 
 /* ------------------------------------------------------ area validation */

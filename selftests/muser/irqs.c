@@ -13,8 +13,10 @@
  * triggers (DATA_NONE, DATA_BOOL), INTx automask, mask and unmask by ioctl
  * and by the unmask eventfd, GET_IRQ_STATE, the posted notifications
  * (coalesced, none for a failed SET_IRQS, kept for the next emulator), the
- * VMM closing the device, and SET_IRQS / GET_IRQ_STATE / TRIGGER_IRQ
- * argument errors in the kselftest length-test style.
+ * VMM closing the device, SET_IRQS of count 0 with every data type and
+ * action (no data: only a DATA_NONE trigger, which disables, does
+ * anything), and SET_IRQS / GET_IRQ_STATE / TRIGGER_IRQ argument errors in
+ * the kselftest length-test style.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -582,6 +584,184 @@ TEST_F(irqs, intx_mask_unmask)
 	EXPECT_EQ(0, efd_take(intx)) TH_LOG("a stale pending INTx fired");
 	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
+}
+
+/*
+ * INTx MASK and UNMASK with count 0 carry no data whatever the data type:
+ * nothing happens, masked or not. (A DATA_BOOL one once read the missing
+ * bool, an oops with irq_lock held, so that the VMM's close and the
+ * device's removal then hung.)
+ */
+TEST_F(irqs, intx_mask_count_zero)
+{
+	static const uint32_t flags[] = {
+		BOOL_MASK, BOOL_UNMASK, NONE_MASK, NONE_UNMASK,
+	};
+	struct muser_irq_state st;
+	int intx, pass;
+	unsigned int i;
+
+	SKIP_IF_SETUP_SKIPPED();
+	ASSERT_LE(0, intx = new_efd(self));
+	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	for (pass = 0; pass < 2; pass++) {
+		/* Pass 0 unmasked, pass 1 masked with a trigger pending. */
+		if (pass) {
+			EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+			EXPECT_EQ(1, efd_take(intx));
+			EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+		}
+		for (i = 0; i < ARRAY_SIZE(flags); i++) {
+			EXPECT_EQ(0, vfio_set_irqs(self->c.device, flags[i],
+						   INTX, 0, 0, NULL))
+				TH_LOG("flags 0x%x", flags[i]);
+			ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+			EXPECT_EQ(pass ? MUSER_IRQ_STATE_F_MASKED : 0, st.flags)
+				TH_LOG("flags 0x%x changed the mask", flags[i]);
+			EXPECT_EQ(1, st.count);
+			EXPECT_EQ(0, efd_take(intx))
+				TH_LOG("flags 0x%x fired INTx", flags[i]);
+		}
+		/* A mask or unmask eventfd needs one: EINVAL, as vfio-pci. */
+		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device,
+						 VFIO_IRQ_SET_DATA_EVENTFD |
+						 VFIO_IRQ_SET_ACTION_MASK,
+						 INTX, 0, 0, NULL));
+		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device, EVENTFD_UNMASK,
+						 INTX, 0, 0, NULL));
+	}
+	/* Still working: the pending trigger comes with a real unmask. */
+	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+				   NULL));
+	EXPECT_EQ(1, efd_take(intx));
+	/* The VMM's close and the removal (teardown) must not wait. */
+	vfio_client_close(&self->c);
+	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	EXPECT_EQ(0, st.count);
+}
+
+/* Every index is as count_zero_every_index() set it up. */
+static void check_irq_config(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(irqs) *self, const uint32_t *indexes,
+			     const uint32_t *counts, int n)
+{
+	struct muser_irq_state st;
+	int x;
+
+	for (x = 0; x < n; x++) {
+		ASSERT_EQ(0, emu_get_irq_state(self->ctl, indexes[x], &st));
+		EXPECT_EQ(counts[x], st.count) TH_LOG("index %u", indexes[x]);
+		EXPECT_EQ((1ull << counts[x]) - 1, st.enabled[0])
+			TH_LOG("index %u", indexes[x]);
+		EXPECT_EQ(0, st.flags) TH_LOG("index %u", indexes[x]);
+	}
+}
+
+/*
+ * Count 0 of every data type on every index: only DATA_NONE with
+ * ACTION_TRIGGER does something (it disables the index). A count-0 trigger
+ * with DATA_BOOL or DATA_EVENTFD keeps the eventfds, INTx's unmask eventfd
+ * among them (it was dropped, as only disabling INTx should do); MASK and
+ * UNMASK change nothing (INTx; an eventfd needs one: EINVAL) or are not
+ * supported (MSI, MSI-X: ENOTTY, as vfio-pci).
+ */
+TEST_F(irqs, count_zero_every_index)
+{
+	static const uint32_t types[] = {
+		VFIO_IRQ_SET_DATA_NONE, VFIO_IRQ_SET_DATA_BOOL,
+		VFIO_IRQ_SET_DATA_EVENTFD,
+	};
+	static const uint32_t masks[] = {
+		VFIO_IRQ_SET_ACTION_MASK, VFIO_IRQ_SET_ACTION_UNMASK,
+	};
+	static const uint32_t indexes[] = { INTX, MSI, MSIX };
+	static const uint32_t counts[] = { 1, NR_MSI, NR_MSIX };
+	int32_t fds[NR_MSIX], msi[NR_MSI];
+	int intx, unmask, want;
+	unsigned int x, a, t, v;
+
+	SKIP_IF_SETUP_SKIPPED();
+	for (v = 0; v < NR_MSIX; v++)
+		ASSERT_LE(0, fds[v] = new_efd(self));
+	for (v = 0; v < NR_MSI; v++)
+		ASSERT_LE(0, msi[v] = new_efd(self));
+	ASSERT_LE(0, intx = new_efd(self));
+	ASSERT_LE(0, unmask = new_efd(self));
+	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
+				   NR_MSIX, fds));
+	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSI, 0,
+				   NR_MSI, msi));
+	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+				   &unmask));
+
+	/* Triggers of count 0, at the first and at the last vector. */
+	for (x = 0; x < 3; x++) {
+		for (v = 0; v < 2; v++) {
+			uint32_t start = v ? counts[x] - 1 : 0;
+
+			EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER,
+						   indexes[x], start, 0, NULL))
+				TH_LOG("index %u start %u", indexes[x], start);
+			EXPECT_EQ(0, vfio_set_irqs(self->c.device,
+						   EVENTFD_TRIGGER, indexes[x],
+						   start, 0, NULL))
+				TH_LOG("index %u start %u", indexes[x], start);
+		}
+	}
+	check_irq_config(_metadata, self, indexes, counts, 3);
+	/* Every eventfd is still in place... */
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_FIRED(fds, NR_MSIX, 0xffffu);
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, NR_MSI));
+	EXPECT_FIRED(msi, NR_MSI, 0xfu);
+	/* ...INTx's unmask eventfd too: it delivers a pending trigger. */
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(1, efd_take(intx));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, efd_take(intx));
+	ASSERT_EQ(0, eventfd_write(unmask, 1));
+	EXPECT_EQ(1, eventfd_wait(intx, 2000))
+		TH_LOG("a count-0 trigger dropped the unmask eventfd");
+	EXPECT_TRUE(wait_masked(self->ctl, true, 2000));
+	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+				   NULL));
+	EXPECT_LE(0, drain_posted(self->ctl, NULL));
+
+	/* Masks and unmasks of count 0. */
+	for (x = 0; x < 3; x++) {
+		for (a = 0; a < 2; a++) {
+			for (t = 0; t < 3; t++) {
+				uint32_t flags = masks[a] | types[t];
+
+				if (indexes[x] != INTX)
+					want = -ENOTTY;
+				else if (types[t] == VFIO_IRQ_SET_DATA_EVENTFD)
+					want = -EINVAL;
+				else
+					want = 0;
+				EXPECT_EQ(want, vfio_set_irqs(self->c.device,
+							      flags, indexes[x],
+							      0, 0, NULL))
+					TH_LOG("index %u flags 0x%x",
+					       indexes[x], flags);
+			}
+		}
+	}
+	check_irq_config(_metadata, self, indexes, counts, 3);
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(1, efd_take(intx));
+
+	/* DATA_NONE, count 0: each index disabled. */
+	for (x = 0; x < 3; x++) {
+		struct muser_irq_state st;
+
+		EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER,
+					   indexes[x], 0, 0, NULL));
+		ASSERT_EQ(0, emu_get_irq_state(self->ctl, indexes[x], &st));
+		EXPECT_EQ(0, st.count) TH_LOG("index %u", indexes[x]);
+		EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, indexes[x], 0, 1));
+	}
 }
 
 /* The unmask eventfd: the VMM signals it instead of an UNMASK ioctl. */

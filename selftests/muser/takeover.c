@@ -4,12 +4,15 @@
  * protocol: the running emulator finishes the requests it has read, the
  * new one gets everything after; the takeover returns once the old one has
  * answered, or after timeout_ms with its requests replayed to the new one.
- * DMA holds belong to the file that took them.
+ * DMA holds belong to the file that took them. Two emulators taking the
+ * device from each other under VMM writes: every write answered exactly
+ * once, through clean, timed-out, taken-back and closed handovers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
@@ -222,6 +225,340 @@ TEST_F(up, holds_belong_to_their_file)
 	EXPECT_EQ(-1, ioctl(self->new_ctl, MUSER_IOC_DMA_RELEASE, &m));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->uuid, "pinned_pages"));
+}
+
+/* ------------------------------------------------ alternating takeovers */
+
+/*
+ * Two emulators take the device from each other, again and again, while
+ * TK_WRITERS VMM threads each write an incrementing counter to their own
+ * trapped BAR0 register. Each round hands over one way, chosen at random
+ * (seeded: MUSER_FUZZ_SEED):
+ *
+ *   clean    the old emulator holds requests when the takeover starts
+ *            and answers them; the takeover then returns
+ *   timeout  it never answers: after timeout_ms (low for this) the
+ *            takeover returns and the new one gets them, replayed; the
+ *            old one's late answers fail (ENOTCONN)
+ *   takeback it holds requests; while the takeover waits for it, it takes
+ *            the device back, then answers them: they are still its own
+ *            (the waiting takeover must not replay them when it ends)
+ *   close    it holds requests and exits during the takeover: the new one
+ *            gets them, replayed
+ *
+ * Every write must reach an emulator's successful answer exactly once,
+ * every pwrite must succeed, no request may be delivered twice unless
+ * replayed, and an answer may fail only where the old emulator had lost
+ * its requests (the timeout round).
+ */
+#define TK_WRITERS	4
+#define TK_MAXSEQ	65536
+#define TK_HIGH_MS	20000	/* timeout_ms for VMM accesses */
+#define TK_LOW_MS	300	/* timeout_ms for a takeover that times out */
+#define TK_ROUNDS	10	/* of each kind */
+#define TK_HELD		64
+
+enum { TK_CLEAN, TK_TIMEOUT, TK_TAKEBACK, TK_CLOSE, TK_KINDS };
+
+static const char *const tk_names[TK_KINDS] = {
+	"clean", "timeout", "takeback", "close",
+};
+
+struct tk_writer {
+	pthread_t thread;
+	struct vfio_client *c;
+	int index;
+	volatile int *stop;
+	uint32_t written;	/* writes that returned */
+	int failed, first_err;
+};
+
+static void *tk_writer_fn(void *p)
+{
+	struct tk_writer *w = p;
+	uint32_t seq;
+	ssize_t n;
+
+	for (seq = 1; seq <= TK_MAXSEQ &&
+		      !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE); seq++) {
+		n = pwrite(w->c->device, &seq, sizeof(seq),
+			   REGION_OFF(BAR0) + 8 * w->index);
+		if (n != sizeof(seq) && !w->failed++)
+			w->first_err = n < 0 ? errno : 0;
+		w->written = seq;
+	}
+	return NULL;
+}
+
+struct tk {
+	int fd[2];
+	uint8_t applied[TK_WRITERS][TK_MAXSEQ + 1];
+	uint8_t fresh[TK_WRITERS][TK_MAXSEQ + 1];	/* not replayed */
+	int bad_req, dup, replays, enoent, lost_answer, late_ok, other_err;
+	struct emu_req held[TK_HELD];
+	int nheld;
+};
+
+/* The counter write a request carries, or -1. */
+static int tk_decode(const struct emu_req *r, int *w, uint32_t *seq)
+{
+	if (r->hdr.type != MUSER_REQ_WRITE || r->hdr.region != BAR0 ||
+	    r->hdr.len != 4 || r->hdr.offset % 8 ||
+	    r->hdr.offset / 8 >= TK_WRITERS)
+		return -1;
+	*w = r->hdr.offset / 8;
+	memcpy(seq, r->data, 4);
+	return *seq && *seq <= TK_MAXSEQ ? 0 : -1;
+}
+
+/* Answer @r from emulator @e; returns emu_reply()'s result. */
+static ssize_t tk_answer(struct tk *k, int e, const struct emu_req *r)
+{
+	ssize_t ret = emu_reply(k->fd[e], r->hdr.id, 0, NULL, 0);
+	uint32_t seq;
+	int w;
+
+	if (ret > 0 && !tk_decode(r, &w, &seq))
+		k->applied[w][seq]++;
+	else if (ret == -ENOENT)
+		k->enoent++;
+	return ret;
+}
+
+/*
+ * One read() of emulator @e (waiting at most @ms): requests are answered,
+ * or held if @hold. Returns how many came, or -errno (-ENOTCONN: @e is
+ * not the emulator).
+ */
+static int tk_take(struct tk *k, int e, bool hold, int ms)
+{
+	static struct emu_req reqs[64];
+	ssize_t ret;
+	uint32_t seq;
+	int n, i, w;
+
+	n = emu_read_timeout(k->fd[e], reqs, 64, ms);
+	if (n == -EPIPE)	/* POLLERR: not the emulator */
+		n = emu_read(k->fd[e], reqs, 64);
+	for (i = 0; i < n && i < 64; i++) {
+		if (!reqs[i].hdr.id)
+			continue;	/* a posted notice */
+		if (tk_decode(&reqs[i], &w, &seq)) {
+			k->bad_req++;
+			continue;
+		}
+		if (reqs[i].hdr.flags & MUSER_REQ_F_REPLAYED)
+			k->replays++;
+		else if (k->fresh[w][seq]++)
+			k->dup++;
+		if (hold && k->nheld < TK_HELD) {
+			k->held[k->nheld++] = reqs[i];
+			continue;
+		}
+		ret = tk_answer(k, e, &reqs[i]);
+		if (ret <= 0 && ret != -ENOENT)
+			k->other_err++;
+	}
+	return n;
+}
+
+/* Serve @e for @ms. */
+static void tk_serve(struct tk *k, int e, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end)
+		tk_take(k, e, false, 10);
+}
+
+/* Read from @e, holding what comes, until it holds something. */
+static bool tk_hold(struct tk *k, int e)
+{
+	int64_t end = now_ms() + 5000;
+
+	k->nheld = 0;
+	while (!k->nheld && now_ms() < end)
+		if (tk_take(k, e, true, 50) < 0)
+			return false;
+	return k->nheld;
+}
+
+/* Until @e is no longer the emulator (holding what it still gets). */
+static bool tk_wait_replaced(struct tk *k, int e)
+{
+	int64_t end = now_ms() + 5000;
+
+	while (now_ms() < end) {
+		if (tk_take(k, e, true, 0) == -ENOTCONN)
+			return true;
+		sleep_ms(1);
+	}
+	return false;
+}
+
+/* Serve @e until the takeover @t returned. */
+static void tk_serve_until(struct tk *k, int e, struct takeover_arg *t)
+{
+	int64_t end = now_ms() + 3 * TK_HIGH_MS;
+
+	while (!__atomic_load_n(&t->done, __ATOMIC_ACQUIRE) && now_ms() < end)
+		tk_take(k, e, false, 10);
+}
+
+/* Serve @e until every held request has been answered by someone. */
+static void tk_serve_held(struct tk *k, int e)
+{
+	int64_t end = now_ms() + TK_HIGH_MS;
+	uint32_t seq;
+	int i, w;
+
+	for (i = 0; i < k->nheld; i++) {
+		if (tk_decode(&k->held[i], &w, &seq))
+			continue;
+		while (!k->applied[w][seq] && now_ms() < end)
+			tk_take(k, e, false, 10);
+	}
+}
+
+TEST_F_TIMEOUT(up, alternate_counter, 300)
+{
+	struct tk_writer wr[TK_WRITERS];
+	struct takeover_arg t, back;
+	int kinds[TK_KINDS * TK_ROUNDS], done[TK_KINDS] = { 0 };
+	const char *env = getenv("MUSER_FUZZ_SEED");
+	unsigned int seed = env ? strtoul(env, NULL, 0) : (unsigned int)now_ms();
+	volatile int stop = 0;
+	int cur = 0, e, f, i, j, tmp, missing = 0, twice = 0;
+	struct tk *k;
+	ssize_t ret;
+
+	k = calloc(1, sizeof(*k));
+	ASSERT_NE(NULL, k);
+	k->fd[0] = self->old_ctl;	/* attached by the fixture */
+	k->fd[1] = self->new_ctl;
+	TH_LOG("seed %u (MUSER_FUZZ_SEED)", seed);
+	for (i = 0; i < TK_KINDS * TK_ROUNDS; i++)
+		kinds[i] = i % TK_KINDS;
+	for (i = TK_KINDS * TK_ROUNDS - 1; i > 0; i--) {
+		j = rand_r(&seed) % (i + 1);
+		tmp = kinds[i];
+		kinds[i] = kinds[j];
+		kinds[j] = tmp;
+	}
+	ASSERT_EQ(0, param_get("timeout_ms", &self->saved_timeout));
+	ASSERT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+	for (i = 0; i < TK_WRITERS; i++) {
+		wr[i] = (struct tk_writer){ .c = &self->c, .index = i,
+					    .stop = &stop };
+		ASSERT_EQ(0, pthread_create(&wr[i].thread, NULL, tk_writer_fn,
+					    &wr[i]));
+	}
+
+	for (i = 0; i < TK_KINDS * TK_ROUNDS; i++) {
+		e = cur;
+		f = !cur;
+		tk_serve(k, e, 20);
+		if (!tk_hold(k, e)) {
+			TH_LOG("round %d: no request to hold", i);
+			break;
+		}
+		t = (struct takeover_arg){ .ctl = k->fd[f], .info = &self->layout };
+		if (kinds[i] == TK_TIMEOUT || kinds[i] == TK_TAKEBACK)
+			EXPECT_EQ(0, param_set("timeout_ms", TK_LOW_MS));
+		ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
+
+		switch (kinds[i]) {
+		case TK_CLEAN:
+			/* Answered by the old one, taken over or not yet. */
+			for (j = 0; j < k->nheld; j++)
+				if (tk_answer(k, e, &k->held[j]) <= 0)
+					k->lost_answer++;
+			tk_serve_until(k, f, &t);
+			cur = f;
+			break;
+		case TK_TIMEOUT:
+			tk_serve_until(k, f, &t);
+			EXPECT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+			/* Replayed to the new one by now: too late. */
+			for (j = 0; j < k->nheld; j++) {
+				ret = tk_answer(k, e, &k->held[j]);
+				if (ret > 0)
+					k->late_ok++;
+				else if (ret != -ENOTCONN)
+					k->other_err++;
+			}
+			tk_serve_held(k, f);
+			cur = f;
+			break;
+		case TK_TAKEBACK:
+			ASSERT_TRUE(tk_wait_replaced(k, e));
+			back = (struct takeover_arg){ .ctl = k->fd[e],
+						      .info = &self->layout };
+			ASSERT_EQ(0, pthread_create(&back.thread, NULL,
+						    takeover_fn, &back));
+			/* The new one has read nothing: nothing to wait for. */
+			ASSERT_TRUE(wait_flag(&back.done, TK_HIGH_MS));
+			pthread_join(back.thread, NULL);
+			EXPECT_EQ(0, back.ret);
+			EXPECT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+			/* Only now, with the first takeover over. */
+			ASSERT_TRUE(wait_flag(&t.done, 3 * TK_HIGH_MS));
+			for (j = 0; j < k->nheld; j++)
+				if (tk_answer(k, e, &k->held[j]) <= 0)
+					k->lost_answer++;
+			break;
+		case TK_CLOSE:
+			ASSERT_TRUE(tk_wait_replaced(k, e));
+			close(k->fd[e]);
+			k->fd[e] = ctl_open(self->uuid, O_NONBLOCK);
+			ASSERT_LE(0, k->fd[e]);
+			if (e)
+				self->new_ctl = k->fd[e];
+			else
+				self->old_ctl = k->fd[e];
+			tk_serve_until(k, f, &t);
+			tk_serve_held(k, f);
+			cur = f;
+			break;
+		}
+		pthread_join(t.thread, NULL);
+		EXPECT_EQ(0, t.ret) TH_LOG("round %d (%s)", i, tk_names[kinds[i]]);
+		done[kinds[i]]++;
+	}
+
+	/* Let the writers finish, and check every write. */
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < TK_WRITERS; i++)
+		while (pthread_tryjoin_np(wr[i].thread, NULL))
+			tk_take(k, cur, false, 10);
+	for (i = 0; i < TK_WRITERS; i++) {
+		EXPECT_EQ(0, wr[i].failed)
+			TH_LOG("writer %d: %d failed writes, the first: %s", i,
+			       wr[i].failed, strerror(wr[i].first_err));
+		for (j = 1; j <= (int)wr[i].written; j++) {
+			missing += !k->applied[i][j];
+			twice += k->applied[i][j] > 1;
+		}
+		TH_LOG("writer %d: %u writes", i, wr[i].written);
+	}
+	TH_LOG("rounds: clean %d, timeout %d, takeback %d, close %d; %d replays",
+	       done[TK_CLEAN], done[TK_TIMEOUT], done[TK_TAKEBACK],
+	       done[TK_CLOSE], k->replays);
+	EXPECT_EQ(TK_KINDS * TK_ROUNDS,
+		  done[TK_CLEAN] + done[TK_TIMEOUT] + done[TK_TAKEBACK] +
+		  done[TK_CLOSE]);
+	EXPECT_EQ(0, missing) TH_LOG("writes no emulator took");
+	EXPECT_EQ(0, twice) TH_LOG("writes emulators took twice");
+	EXPECT_EQ(0, k->dup) TH_LOG("requests delivered twice, not replayed");
+	EXPECT_EQ(0, k->enoent)
+		TH_LOG("answers to requests the emulator had read and still owned failed (ENOENT)");
+	EXPECT_EQ(0, k->lost_answer)
+		TH_LOG("answers of an emulator to what it had read failed");
+	EXPECT_EQ(0, k->late_ok)
+		TH_LOG("late answers after a takeover timed out succeeded");
+	EXPECT_EQ(0, k->other_err);
+	EXPECT_EQ(0, k->bad_req);
+	free(k);
 }
 
 TEST_HARNESS_MAIN
