@@ -13,6 +13,9 @@
 #   1. muser/module.sh        load/unload, parameters, max_instances
 #   2. insmod build/kmod/$(uname -r)/muser.ko (its dependencies by modprobe)
 #   3. muser/mdev_sysfs.sh    create/remove, good and bad UUIDs
+#   3a. fail_nth              fault-injection sweep over create, attach, VFIO
+#                             open, SET_IRQS, DMA_MAP (harness; only on a
+#                             kernel with fail-nth: tools/debug-kernel.sh)
 #   4. emulator_proto         raw protocol tests (kselftest harness)
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
@@ -248,6 +251,7 @@ fi
 if muser_loaded; then
 	# 3-10.
 	want mdev_sysfs && run_script mdev_sysfs 300 "$SELFTESTS_DIR/muser/mdev_sysfs.sh"
+	want fail_nth && [ -e /proc/self/fail-nth ] && run_harness fail_nth 3600 "$TEST_BIN_DIR/fail_nth"
 	want emulator_proto && run_harness emulator_proto 900 "$TEST_BIN_DIR/emulator_proto"
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
