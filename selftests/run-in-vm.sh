@@ -71,10 +71,12 @@
 #   --only REGEX    run only the steps whose name matches (module loading and
 #                   unloading always run)
 #   --no-e2e        skip selftests/e2e
+#   --skip REGEX    skip the steps whose name matches
 set -u
 
 results=""
 only=""
+skip_re=""
 no_e2e=""
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -82,6 +84,7 @@ while [ $# -gt 0 ]; do
 	--build) export BUILD_DIR=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--no-e2e) no_e2e=1; shift ;;
+	--skip) skip_re=$2; shift 2 ;;
 	-h | --help) sed -n '3,/^set -u/{/^set -u/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
 	*) echo "run-in-vm: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -116,7 +119,10 @@ emit() {	# emit ok|fail|skip NAME [REASON]
 	[ -z "$tap" ] || echo "$line" >>"$tap"
 }
 
-want() { [ -z "$only" ] || [[ $1 =~ $only ]]; }
+want() {
+	{ [ -z "$only" ] || [[ $1 =~ $only ]]; } &&
+		{ [ -z "$skip_re" ] || ! [[ $1 =~ $skip_re ]]; }
+}
 
 # Between tests: no mdev left, timeout_ms back to the default.
 tidy() {
@@ -207,6 +213,7 @@ echo "# muser selftests on $(uname -r), $(nproc) CPUs, $(date -u)"
 echo "# muser.ko: $MUSER_KO"
 echo "# build:    $BUILD_DIR"
 kmsg "selftests begin on $(uname -r)"
+[ -w /sys/kernel/debug/kmemleak ] && "$SELFTESTS_DIR/kmemleak.sh" begin
 
 if [ "$(id -u)" -ne 0 ]; then
 	emit fail "running as root"
@@ -307,14 +314,14 @@ if muser_loaded; then
 	fi
 fi
 
+# Every leak since the start (kmemleak.sh begin) fails, muser's or not.
 if [ -w /sys/kernel/debug/kmemleak ]; then
-	echo scan >/sys/kernel/debug/kmemleak
-	if grep -q . /sys/kernel/debug/kmemleak; then
-		sed 's/^/# kmemleak: /' /sys/kernel/debug/kmemleak | head -n 60
-		emit fail "kmemleak" "suspected leaks"
-	else
-		emit ok "kmemleak"
-	fi
+	"$SELFTESTS_DIR/kmemleak.sh" check
+	case $? in
+	0) emit ok "kmemleak" ;;
+	3) emit fail "kmemleak" "kmemleak cannot scan" ;;
+	*) emit fail "kmemleak" "suspected leaks" ;;
+	esac
 fi
 
 kmsg "selftests end (passed=$passed failed=$failed skipped=$skipped)"
