@@ -45,6 +45,12 @@
 #                             pwrite and mmap edge per layout, calls before an
 #                             emulator, 8 threads, DMA map/unmap storms, then a
 #                             seeded fuzzer (MUSER_FUZZ_SECONDS/CALLS/SEED)
+#   9c. lifecycle             lifecycle races: threads creating/removing
+#                             devices, opening/closing VMMs, attaching, taking
+#                             over, SIGKILLing emulators, DMA, rmmod at random
+#                             (MUSER_FUZZ_SECONDS/CALLS/SEED), invariants all
+#                             along; then no pins, no leaks, refcount 0, rmmod
+#                             succeeds; leaves muser.ko loaded as it found it
 #  10. muser/bite.sh          the tests fail against a wrongly answering sample
 #  10a. muser/upgrade.sh      takeover and SIGKILL under a reading VMM
 #  10b. ops/udev.sh           udev rule, sysusers, an unprivileged emulator
@@ -275,6 +281,7 @@ if muser_loaded; then
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
 	want hostile_vmm && run_harness hostile_vmm 300 "$TEST_BIN_DIR/hostile_vmm"
+	want lifecycle && run_harness lifecycle 900 "$TEST_BIN_DIR/lifecycle"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
 	want upgrade && run_script upgrade 300 "$SELFTESTS_DIR/muser/upgrade.sh"
 	want ops/udev && run_script ops/udev 300 "$SELFTESTS_DIR/ops/udev.sh"

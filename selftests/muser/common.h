@@ -49,6 +49,64 @@ int wait_path(const char *path, bool want, int timeout_ms);
 /* Is the muser module loaded (its class exists)? */
 bool muser_loaded(void);
 
+/* --- the module itself --- */
+/* Where muser.ko is: $MUSER_KO, else build/kmod/$(uname -r)/muser.ko. */
+const char *muser_ko_path(char *buf, size_t len);
+/* finit_module(2) of muser_ko_path() with @params ("": the defaults). */
+int muser_module_load(const char *params);
+/*
+ * delete_module(2) of muser with O_NONBLOCK: 0, or -EWOULDBLOCK while
+ * something holds the module, -ENOENT if it is not loaded.
+ */
+int muser_module_unload(void);
+/* /sys/module/muser/refcnt, or -1 if the module is not loaded. */
+long muser_module_refcnt(void);
+
+/* --- kernel memory figures, for leak checks --- */
+struct kmem_cache_count {
+	char name[48];
+	long objects;
+};
+
+/**
+ * struct kmem_snap - what the kernel has allocated, at one moment.
+ * @caches, @nr: objects in use per slab cache (/proc/slabinfo, exact
+ *           under slub_debug, which disables the per-cpu slabs)
+ * @objects: their sum, plus @kfence
+ * @kfence:  KFENCE objects allocated (they are in no cache), 0 if unknown
+ * @slab_kb, @sunreclaim_kb: /proc/meminfo Slab and SUnreclaim
+ * @nr_slab_unreclaimable, @nr_mlock: /proc/vmstat, pages
+ * @foll_pins: pages pinned with FOLL_PIN (nr_foll_pin_acquired - released)
+ * @other_kb: memory the kernel holds outside free memory, the page and
+ *           anon LRUs, slab, stacks, page tables, vmalloc, percpu and the
+ *           per-cpu free lists: pages drivers allocate directly
+ */
+struct kmem_snap {
+	struct kmem_cache_count *caches;
+	int nr;
+	long objects;
+	long kfence;
+	long slab_kb, sunreclaim_kb;
+	long nr_slab_unreclaimable, nr_mlock;
+	long foll_pins;
+	long other_kb;
+};
+
+/*
+ * Drop clean caches, let RCU callbacks run, and take a snapshot (free it
+ * with kmem_snap_free()). Returns 0 or -errno.
+ */
+int kmem_snapshot(struct kmem_snap *s);
+void kmem_snap_free(struct kmem_snap *s);
+/*
+ * Print @a and @b side by side, and the @top caches whose object counts
+ * changed most; returns @b's objects minus @a's.
+ */
+long kmem_report(const struct kmem_snap *a, const struct kmem_snap *b,
+		 int top);
+/* Print /proc/TID/stack and wchan of a task (root only), "# "-prefixed. */
+void print_kernel_stack(pid_t tid);
+
 /* --- time --- */
 int64_t now_ms(void);
 void sleep_ms(int ms);
