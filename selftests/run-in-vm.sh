@@ -45,6 +45,11 @@
 #                             pwrite and mmap edge per layout, calls before an
 #                             emulator, 8 threads, DMA map/unmap storms, then a
 #                             seeded fuzzer (MUSER_FUZZ_SECONDS/CALLS/SEED)
+#   9b. hostile_emu           a hostile emulator: replies with wrong ids,
+#                             lengths and errnos, read/write buffers, layouts
+#                             at every edge, every muser ioctl, DMA and mmap
+#                             storms, emulators attaching, taking over and
+#                             SIGKILLed under a VMM, then a seeded fuzzer
 #   9c. lifecycle             lifecycle races: threads creating/removing
 #                             devices, opening/closing VMMs, attaching, taking
 #                             over, SIGKILLing emulators, DMA, rmmod at random
@@ -281,6 +286,7 @@ if muser_loaded; then
 	want vfio_client && run_harness vfio_client 600 "$TEST_BIN_DIR/vfio_client"
 	want config_space && run_harness config_space 600 "$TEST_BIN_DIR/config_space"
 	want hostile_vmm && run_harness hostile_vmm 300 "$TEST_BIN_DIR/hostile_vmm"
+	want hostile_emu && run_harness hostile_emu 600 "$TEST_BIN_DIR/hostile_emu"
 	want lifecycle && run_harness lifecycle 900 "$TEST_BIN_DIR/lifecycle"
 	want bite && run_script bite 900 "$SELFTESTS_DIR/muser/bite.sh"
 	want upgrade && run_script upgrade 300 "$SELFTESTS_DIR/muser/upgrade.sh"

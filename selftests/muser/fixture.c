@@ -8,9 +8,11 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "fixture.h"
 
@@ -19,6 +21,7 @@ void rig_init(struct rig *r)
 	memset(r, 0, sizeof(*r));
 	r->kmsg = -1;
 	r->ctl = -1;
+	r->saved_timeout = -1;
 	vfio_client_init(&r->c);
 }
 
@@ -82,10 +85,57 @@ int rig_teardown(struct rig *r)
 		problems++;
 	}
 	r->created = false;
+	if (r->saved_timeout >= 0 && param_set("timeout_ms", r->saved_timeout)) {
+		fprintf(stderr, "# teardown: cannot restore timeout_ms %ld\n",
+			r->saved_timeout);
+		problems++;
+	}
+	r->saved_timeout = -1;
 	if (r->kmsg >= 0)
 		problems += kmsg_check(r->kmsg, "rig");
 	r->kmsg = -1;
 	return problems;
+}
+
+int rig_set_timeout(struct rig *r, long ms)
+{
+	int ret;
+
+	if (r->saved_timeout < 0) {
+		ret = param_get("timeout_ms", &r->saved_timeout);
+		if (ret) {
+			r->saved_timeout = -1;
+			return ret;
+		}
+	}
+	return param_set("timeout_ms", ms);
+}
+
+int emu_next_request(int ctl, struct emu_req *r, int timeout_ms)
+{
+	static __thread struct emu_req reqs[16];
+	int64_t end = now_ms() + timeout_ms;
+	int n, i, found = 0;
+
+	while (!found) {
+		int left = (int)(end - now_ms());
+
+		if (left < 0)
+			return 0;
+		n = emu_read_timeout(ctl, reqs, 16, left);
+		if (n == -EAGAIN)
+			continue;
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++) {
+			if (!reqs[i].hdr.id)
+				continue;
+			if (found++)
+				return -EPROTO;
+			*r = reqs[i];
+		}
+	}
+	return 1;
 }
 
 int _test_dma_map(int ctl, uint64_t iova, uint64_t size, uint32_t flags,
@@ -179,6 +229,32 @@ bool touch(volatile const uint8_t *p, uint8_t *val)
 	return ok;
 }
 
+uint8_t *guarded_alloc(size_t len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t span = (len + pg - 1) / pg * pg;
+	uint8_t *base;
+
+	base = mmap(NULL, span + pg, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		return NULL;
+	if (mprotect(base + span, pg, PROT_NONE)) {
+		munmap(base, span + pg);
+		return NULL;
+	}
+	return base + span - len;
+}
+
+void guarded_free(uint8_t *p, size_t len)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t span = (len + pg - 1) / pg * pg;
+
+	if (p)
+		munmap(p + len - span, span + pg);
+}
+
 bool poke(volatile uint8_t *p, uint8_t val)
 {
 	bool ok = false;
@@ -191,4 +267,172 @@ bool poke(volatile uint8_t *p, uint8_t val)
 	}
 	fault_armed = 0;
 	return ok;
+}
+
+uint64_t rnd(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+uint64_t below(uint64_t *s, uint64_t n)
+{
+	return n ? rnd(s) % n : 0;
+}
+
+bool chance(uint64_t *s, unsigned int percent)
+{
+	return below(s, 100) < percent;
+}
+
+uint32_t edge32(uint64_t *s, uint32_t n)
+{
+	const uint32_t v[] = { 0, 1, 2, n - 1, n, n + 1, n * 2, 0x7fffffff,
+			       0x80000000, UINT32_MAX - 1, UINT32_MAX };
+
+	if (chance(s, 10))
+		return (uint32_t)rnd(s);
+	return v[below(s, sizeof(v) / sizeof(v[0]))];
+}
+
+uint64_t edge64(uint64_t *s, uint64_t n)
+{
+	const uint64_t v[] = { 0, 1, n - 1, n, n + 1, 2 * n, -n, 1ull << 63,
+			       (1ull << 63) - 1, UINT64_MAX, UINT64_MAX - 4095 };
+
+	switch (below(s, 10)) {
+	case 0:
+		return rnd(s);
+	case 1:
+	case 2:
+		return 1ull << below(s, 64);
+	}
+	return v[below(s, sizeof(v) / sizeof(v[0]))];
+}
+
+bool want_has(struct want w, int err)
+{
+	int i;
+
+	for (i = 0; i < w.nr; i++)
+		if (w.err[i] == err)
+			return true;
+	return false;
+}
+
+void want_add(struct want *w, int err)
+{
+	if (!want_has(*w, err) && w->nr < (int)(sizeof(w->err) / sizeof(w->err[0])))
+		w->err[w->nr++] = err;
+}
+
+const char *errname(int err)
+{
+	const char *s = err ? strerrorname_np(err) : "0";
+
+	return s ? s : "E?";
+}
+
+char *want_str(struct want w, char *s, size_t len)
+{
+	size_t at = 0;
+	int i;
+
+	s[0] = 0;
+	for (i = 0; i < w.nr && at < len; i++)
+		at += snprintf(s + at, len - at, "%s%s", i ? "|" : "",
+			       errname(w.err[i]));
+	return s;
+}
+
+void vmiss(int *bad, long at, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	if (__atomic_fetch_add(bad, 1, __ATOMIC_RELAXED) >= MAX_REPORTS)
+		return;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	if (at >= 0)
+		fprintf(stderr, "# MISMATCH at call %ld: %s\n", at, line);
+	else
+		fprintf(stderr, "# MISMATCH: %s\n", line);
+}
+
+static void miss_line(int *bad, long at, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmiss(bad, at, fmt, ap);
+	va_end(ap);
+}
+
+bool vjudge(int *bad, long at, struct want w, long ret, int err,
+	    const char *fmt, va_list ap)
+{
+	int got = ret < 0 ? err : 0;
+	char call[256], ws[96];
+
+	if (want_has(w, got))
+		return true;
+	vsnprintf(call, sizeof(call), fmt, ap);
+	miss_line(bad, at, "%s: %s, expected %s", call, errname(got),
+		  want_str(w, ws, sizeof(ws)));
+	return false;
+}
+
+unsigned long long env_ull(const char *name, unsigned long long def)
+{
+	const char *s = getenv(name);
+
+	return s && *s ? strtoull(s, NULL, 0) : def;
+}
+
+void fuzz_budget_init(struct fuzz_budget *b, const char *who,
+		      unsigned long long seconds)
+{
+	b->seed = env_ull("MUSER_FUZZ_SEED",
+			  (unsigned long long)now_ms() ^ (unsigned long long)getpid() << 20);
+	b->calls = env_ull("MUSER_FUZZ_CALLS", 0);
+	b->seconds = env_ull("MUSER_FUZZ_SECONDS", seconds);
+	b->t0 = now_ms();
+	fprintf(stderr, "# fuzz: %s, seed %#llx (MUSER_FUZZ_SEED=%#llx replays it), %llu %s\n",
+		who, b->seed, b->seed, b->calls ? b->calls : b->seconds,
+		b->calls ? "calls" : "seconds");
+}
+
+double fuzz_done(const struct fuzz_budget *b, unsigned long calls, int64_t ms)
+{
+	if (b->calls)
+		return (double)calls / b->calls;
+	return ms / (b->seconds * 1000.0);
+}
+
+unsigned int fuzz_timeout(unsigned long long seconds, unsigned int slack)
+{
+	if (env_ull("MUSER_FUZZ_CALLS", 0))
+		return 24 * 3600;
+	return env_ull("MUSER_FUZZ_SECONDS", seconds) + slack;
+}
+
+void fuzz_report(const char *who, const char *const *names,
+		 const unsigned long *n, int nr, unsigned long calls,
+		 unsigned long ops, int64_t ms)
+{
+	char line[1024];
+	size_t at = 0;
+	int k;
+
+	fprintf(stderr, "# fuzz: %lu %s calls in %.1f s (%.0f/s), %lu operations in all\n",
+		calls, who, ms / 1000.0, calls * 1000.0 / (ms ? ms : 1), ops);
+	for (k = 0; k < nr; k++) {
+		at += snprintf(line + at, sizeof(line) - at, " %s %lu", names[k], n[k]);
+		if (at > 70 || k == nr - 1) {
+			fprintf(stderr, "# fuzz: %s\n", line);
+			at = 0;
+		}
+	}
 }

@@ -14,6 +14,8 @@
 #ifndef MUSER_SELFTEST_FIXTURE_H
 #define MUSER_SELFTEST_FIXTURE_H
 
+#include <stdarg.h>
+
 #include "common.h"
 
 /**
@@ -25,6 +27,8 @@
  * @layout:  what the rig attached with
  * @c:       the VMM (container, group, 2 MiB of DMA at iova 0, device),
  *           open unless RIG_NO_VMM
+ * @saved_timeout: timeout_ms before rig_set_timeout(), -1 if unchanged;
+ *           rig_teardown() puts it back
  */
 struct rig {
 	char uuid[UUID_LEN + 1];
@@ -33,6 +37,7 @@ struct rig {
 	int ctl;
 	struct muser_device_info layout;
 	struct vfio_client c;
+	long saved_timeout;
 };
 
 #define RIG_NONBLOCK	(1u << 0)	/* the control node is O_NONBLOCK */
@@ -57,6 +62,11 @@ int rig_open_vmm(struct rig *r, const char **step);
  * stderr.
  */
 int rig_teardown(struct rig *r);
+/*
+ * Set the module parameter timeout_ms for the test (a low one bounds how
+ * long a VMM access may wait); rig_teardown() restores the old value.
+ */
+int rig_set_timeout(struct rig *r, long ms);
 
 #define RIG_SETUP(r, layout, flags) do {				\
 	const char *_step = "?";					\
@@ -69,6 +79,14 @@ int rig_teardown(struct rig *r);
 
 #define RIG_TEARDOWN(r)							\
 	EXPECT_EQ(0, rig_teardown(r)) TH_LOG("teardown found problems, see above")
+
+/* --- the emulator's requests --- */
+/*
+ * Wait at most @timeout_ms for the one request that needs a reply (id not
+ * 0), skipping posted notices. Returns 1 with it in @r, 0 on timeout,
+ * -EPROTO if a second one came with it (it would be lost), or -errno.
+ */
+int emu_next_request(int ctl, struct emu_req *r, int timeout_ms);
 
 /* --- guest memory, emulator side (MUSER_IOC_DMA_*) --- */
 int _test_dma_map(int ctl, uint64_t iova, uint64_t size, uint32_t flags,
@@ -104,5 +122,79 @@ int _test_vmm_unmap(struct vfio_client *c, uint64_t iova, uint64_t size);
 bool touch(volatile const uint8_t *p, uint8_t *val);
 /* Write a byte; false if that raised SIGBUS (or SIGSEGV). */
 bool poke(volatile uint8_t *p, uint8_t val);
+/*
+ * @len bytes of zeroed read-write memory that end where a PROT_NONE page
+ * begins, so a copy that runs past them faults; NULL on failure.
+ */
+uint8_t *guarded_alloc(size_t len);
+void guarded_free(uint8_t *p, size_t len);
+
+/* --- the fuzzers: seeded randomness, expected results, budget --- */
+/* splitmix64: one 64-bit state, good enough and replayable. */
+uint64_t rnd(uint64_t *s);
+/* [0, @n), 0 if @n is 0. */
+uint64_t below(uint64_t *s, uint64_t n);
+bool chance(uint64_t *s, unsigned int percent);
+/* A 32-bit value at an edge around @n, sometimes anything. */
+uint32_t edge32(uint64_t *s, uint32_t n);
+/* A 64-bit one: around @n, the powers of two and the sign bit. */
+uint64_t edge64(uint64_t *s, uint64_t n);
+
+/* The results a call may have: 0 (success) and errnos. */
+struct want {
+	int nr;
+	int err[6];
+};
+
+#define WANT(...) ((struct want){					\
+	.nr = sizeof((int[]){ __VA_ARGS__ }) / sizeof(int),		\
+	.err = { __VA_ARGS__ } })
+
+bool want_has(struct want w, int err);
+void want_add(struct want *w, int err);
+/* "0" or the errno's name ("EINVAL"). */
+const char *errname(int err);
+/* "0|EINVAL" */
+char *want_str(struct want w, char *s, size_t len);
+
+/* A checker prints this many mismatches at most; it counts them all. */
+#define MAX_REPORTS	40
+
+/*
+ * Count a mismatch in *@bad (atomically) and print it, with call number
+ * @at if it is >= 0.
+ */
+void vmiss(int *bad, long at, const char *fmt, va_list ap);
+/*
+ * A call returned @ret (failing with @err when negative): true if @w has
+ * it, else vmiss() with the call described by @fmt.
+ */
+bool vjudge(int *bad, long at, struct want w, long ret, int err,
+	    const char *fmt, va_list ap);
+
+/* The number in environment variable @name, else @def. */
+unsigned long long env_ull(const char *name, unsigned long long def);
+
+/**
+ * struct fuzz_budget - how long a fuzzer runs, from the environment:
+ * MUSER_FUZZ_SEED (a replay), MUSER_FUZZ_CALLS (hostile calls to make;
+ * 0: go by time) and MUSER_FUZZ_SECONDS.
+ */
+struct fuzz_budget {
+	unsigned long long seed, calls, seconds;
+	int64_t t0;
+};
+
+/* Read the budget (@seconds by default) and print the seed. */
+void fuzz_budget_init(struct fuzz_budget *b, const char *who,
+		      unsigned long long seconds);
+/* The share of the budget used after @calls calls and @ms ms: >= 1 when done. */
+double fuzz_done(const struct fuzz_budget *b, unsigned long calls, int64_t ms);
+/* A fuzz test's timeout: a day with a call budget, else seconds + @slack. */
+unsigned int fuzz_timeout(unsigned long long seconds, unsigned int slack);
+/* Print what was done: the calls, their rate and each kind's count. */
+void fuzz_report(const char *who, const char *const *names,
+		 const unsigned long *n, int nr, unsigned long calls,
+		 unsigned long ops, int64_t ms);
 
 #endif

@@ -99,7 +99,6 @@
 #define DI_MINSZ	16u		/* offsetofend(struct vfio_device_info, num_irqs) */
 #define MAX_FDS		4096u		/* room for SET_IRQS data, in eventfds */
 #define KERNEL_PTR	((void *)0xffff888000000000ul)
-#define MAX_REPORTS	40
 #define MAX(a, b)	((a) > (b) ? (a) : (b))
 #define MIN(a, b)	((a) < (b) ? (a) : (b))
 
@@ -107,86 +106,6 @@
 #define GUEST_SIZE	(8 * MiB)
 #define IOVA_SPAN	(128 * MiB)
 #define DMA_ENTS	48
-
-/* ------------------------------------------------------------ randomness */
-
-/* splitmix64: one 64-bit state, good enough and replayable. */
-static uint64_t rnd(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static uint64_t below(uint64_t *s, uint64_t n)
-{
-	return n ? rnd(s) % n : 0;
-}
-
-static bool chance(uint64_t *s, unsigned int percent)
-{
-	return below(s, 100) < percent;
-}
-
-/* A 32-bit value at an edge around @n, sometimes anything. */
-static uint32_t edge32(uint64_t *s, uint32_t n)
-{
-	const uint32_t v[] = { 0, 1, 2, n - 1, n, n + 1, n * 2, 0x7fffffff,
-			       0x80000000, UINT32_MAX - 1, UINT32_MAX };
-
-	if (chance(s, 10))
-		return (uint32_t)rnd(s);
-	return v[below(s, sizeof(v) / sizeof(v[0]))];
-}
-
-/* ------------------------------------------------------- expected results */
-
-/* The results a call may have: 0 (success) and errnos. */
-struct want {
-	int nr;
-	int err[4];
-};
-
-#define WANT(...) ((struct want){					\
-	.nr = sizeof((int[]){ __VA_ARGS__ }) / sizeof(int),		\
-	.err = { __VA_ARGS__ } })
-
-static bool want_has(struct want w, int err)
-{
-	int i;
-
-	for (i = 0; i < w.nr; i++)
-		if (w.err[i] == err)
-			return true;
-	return false;
-}
-
-static void want_add(struct want *w, int err)
-{
-	if (!want_has(*w, err) && w->nr < 4)
-		w->err[w->nr++] = err;
-}
-
-static const char *errname(int err)
-{
-	const char *s = err ? strerrorname_np(err) : "0";
-
-	return s ? s : "E?";
-}
-
-static char *want_str(struct want w, char *s, size_t len)
-{
-	size_t at = 0;
-	int i;
-
-	s[0] = 0;
-	for (i = 0; i < w.nr && at < len; i++)
-		at += snprintf(s + at, len - at, "%s%s", i ? "|" : "",
-			       errname(w.err[i]));
-	return s;
-}
 
 /* ---------------------------------------------------------------- layouts */
 
@@ -362,18 +281,11 @@ static void miss(struct hv *h, const char *fmt, ...)
 
 static void miss(struct hv *h, const char *fmt, ...)
 {
-	char line[512];
 	va_list ap;
 
-	if (__atomic_fetch_add(&h->bad, 1, __ATOMIC_RELAXED) >= MAX_REPORTS)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
+	vmiss(&h->bad, h->at, fmt, ap);
 	va_end(ap);
-	if (h->at >= 0)
-		fprintf(stderr, "# MISMATCH at call %ld: %s\n", h->at, line);
-	else
-		fprintf(stderr, "# MISMATCH: %s\n", line);
 }
 
 /*
@@ -386,18 +298,13 @@ static bool judge(struct hv *h, struct want w, long ret, int err,
 static bool judge(struct hv *h, struct want w, long ret, int err,
 		  const char *fmt, ...)
 {
-	int got = ret < 0 ? err : 0;
-	char call[256], ws[64];
 	va_list ap;
+	bool ok;
 
-	if (want_has(w, got))
-		return true;
 	va_start(ap, fmt);
-	vsnprintf(call, sizeof(call), fmt, ap);
+	ok = vjudge(&h->bad, h->at, w, ret, err, fmt, ap);
 	va_end(ap);
-	miss(h, "%s: %s, expected %s", call, errname(got),
-	     want_str(w, ws, sizeof(ws)));
-	return false;
+	return ok;
 }
 
 static uint64_t region_size(const struct muser_device_info *l, uint64_t idx)
@@ -3510,30 +3417,6 @@ static void fz_step(struct fuzz *f)
 		f->calls++;
 }
 
-static unsigned long long env_ull(const char *name, unsigned long long def)
-{
-	const char *s = getenv(name);
-
-	return s && *s ? strtoull(s, NULL, 0) : def;
-}
-
-static void fz_report(struct fuzz *f, int64_t ms)
-{
-	char line[1024];
-	size_t at = 0;
-	int k;
-
-	fprintf(stderr, "# fuzz: %lu hostile VMM calls in %.1f s (%.0f/s), %lu operations in all\n",
-		f->calls, ms / 1000.0, f->calls * 1000.0 / (ms ? ms : 1), f->ops);
-	for (k = 0; k < FK_NR; k++) {
-		at += snprintf(line + at, sizeof(line) - at, " %s %lu", fk_names[k], f->n[k]);
-		if (at > 70 || k == FK_NR - 1) {
-			fprintf(stderr, "# fuzz: %s\n", line);
-			at = 0;
-		}
-	}
-}
-
 FIXTURE(hv_fuzz) {
 	struct hv h;
 };
@@ -3570,27 +3453,22 @@ static void fz_epoch(struct __test_metadata *_metadata, struct fuzz *f, int e)
  */
 TEST_F_TIMEOUT(hv_fuzz, fuzz, FUZZ_SECONDS + 90)
 {
-	unsigned long long seed = env_ull("MUSER_FUZZ_SEED", (unsigned long long)now_ms() ^ getpid() << 20);
-	unsigned long long budget_calls = env_ull("MUSER_FUZZ_CALLS", 0);
-	unsigned long long seconds = env_ull("MUSER_FUZZ_SECONDS", FUZZ_SECONDS);
 	struct fuzz *f = calloc(1, sizeof(*f));
-	int64_t t0 = now_ms(), ms = 0;
+	struct fuzz_budget b;
+	int64_t ms = 0;
 	int epoch = -1, e;
 	double done;
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_NE(NULL, f);
 	REQUIRE_MUSER();
+	fuzz_budget_init(&b, "hostile VMM", FUZZ_SECONDS);
 	f->h = &self->h;
-	f->rng = seed;
-	fprintf(stderr, "# fuzz: seed %#llx (MUSER_FUZZ_SEED=%#llx replays it), %llu %s\n",
-		seed, seed, budget_calls ? budget_calls : seconds,
-		budget_calls ? "calls" : "seconds");
+	f->rng = b.seed;
 	for (;;) {
 		if (!(f->ops & 63))
-			ms = now_ms() - t0;
-		done = budget_calls ? (double)f->calls / budget_calls :
-			 ms / (seconds * 1000.0);
+			ms = now_ms() - b.t0;
+		done = fuzz_done(&b, f->calls, ms);
 		if (done >= 1 || f->h->bad > MAX_REPORTS)
 			break;
 		e = MIN(FUZZ_EPOCHS - 1, (int)(done * FUZZ_EPOCHS));
@@ -3599,23 +3477,21 @@ TEST_F_TIMEOUT(hv_fuzz, fuzz, FUZZ_SECONDS + 90)
 		fz_step(f);
 		if (f->ops % 100000 == 0)
 			fprintf(stderr, "# fuzz: %lu operations, %lu calls, %.0f s\n",
-				f->ops, f->calls, (now_ms() - t0) / 1000.0);
+				f->ops, f->calls, (now_ms() - b.t0) / 1000.0);
 	}
 	f->h->at = -1;
 	fz_check(f);
-	fz_report(f, now_ms() - t0);
+	fuzz_report("hostile VMM", fk_names, f->n, FK_NR, f->calls, f->ops,
+		    now_ms() - b.t0);
 	fz_epoch(_metadata, f, FUZZ_EPOCHS);
-	EXPECT_EQ(0, self->h.bad) TH_LOG("seed %#llx", seed);
+	EXPECT_EQ(0, self->h.bad) TH_LOG("seed %#llx", b.seed);
 	free(f);
 }
 
 /* The fuzzer's timeout follows its budget. */
-static void __attribute__((constructor)) fuzz_timeout(void)
+static void __attribute__((constructor)) hv_fuzz_timeout(void)
 {
-	if (env_ull("MUSER_FUZZ_CALLS", 0))
-		_hv_fuzz_fuzz_object.timeout = 24 * 3600;
-	else
-		_hv_fuzz_fuzz_object.timeout = env_ull("MUSER_FUZZ_SECONDS", FUZZ_SECONDS) + 90;
+	_hv_fuzz_fuzz_object.timeout = fuzz_timeout(FUZZ_SECONDS, 90);
 }
 
 TEST_HARNESS_MAIN
