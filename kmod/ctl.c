@@ -222,7 +222,7 @@ out_unlock:
 	if (old) {
 		/* Guest memory is the new emulator's alone from now on. */
 		muser_dma_revoke_window(md);
-		muser_dma_drop_holds(md, old_cf);
+		muser_dma_drop_holds(md, old_cf, old);
 		muser_takeover_wait(md, old, old_cf);
 	}
 	return 0;
@@ -248,7 +248,7 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);
 	muser_dma_revoke_window(md);
-	muser_dma_drop_holds(md, file->private_data);
+	muser_dma_drop_holds(md, file->private_data, file);
 
 	/* Readers of the old file must notice they are no longer attached. */
 	wake_up_all(&md->req_wq);
@@ -264,7 +264,7 @@ static int muser_ctl_release(struct inode *inode, struct file *file)
 
 	if (muser_detach(md, file) == -ENOTCONN)
 		/* Taken over, or never attached: only what it still holds. */
-		muser_dma_drop_holds(md, cf);
+		muser_dma_drop_holds(md, cf, file);
 	spin_lock(&md->req_lock);
 	muser_requeue_inflight(md, file);
 	cf->released = true;

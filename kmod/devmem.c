@@ -153,6 +153,12 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 			ret = -EFAULT;
 			break;
 		}
+		/* A VMM may ask for gigabytes in one call. */
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
 	}
 	kfree(bounce);
 	return done ? done : ret;

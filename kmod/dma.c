@@ -16,6 +16,7 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/task_work.h>
 #include <linux/uaccess.h>
 
 #include "muser_dev.h"
@@ -70,6 +71,7 @@ void muser_dma_init(struct muser_dev *md)
 	init_rwsem(&dma->sem);
 	xa_init(&dma->chunks);
 	INIT_LIST_HEAD(&dma->lru);
+	init_waitqueue_head(&dma->fence_wq);
 	dma->budget_pages = (unsigned long)muser_dma_budget_mb <<
 			    (20 - PAGE_SHIFT);
 }
@@ -93,35 +95,50 @@ static void muser_dma_free_chunk(struct muser_dev *md,
 }
 
 /*
- * Unpin the pages of @c in [first, first + n) (page indices in the chunk),
- * whose mappings the caller has zapped, in runs of consecutive pins.
+ * Forget the pins of @c in pages [first, last] of the chunk, after zapping
+ * their mappings, and mark them in @unpin for muser_dma_unpin(). Under
+ * dma.sem for writing, so no fault or copy finds them from now on.
  */
-static void muser_dma_unpin(struct muser_dev *md, struct muser_dma_chunk *c,
-			    unsigned int first, unsigned int n)
+static void muser_dma_forget(struct muser_dev *md, struct muser_dma_chunk *c,
+			     unsigned int first, unsigned int last,
+			     unsigned long *unpin)
 {
-	unsigned int i = first, end = first + n, run;
+	u64 base = muser_chunk_iova(c);
+	unsigned int i, n = 0;
 
 	lockdep_assert_held(&md->dma.lock);
 	lockdep_assert_held_write(&md->dma.sem);
-	while (i < end) {
-		if (!c->pfn[i]) {
-			i++;
+	muser_dma_zap(md, base + ((u64)first << PAGE_SHIFT),
+		      (u64)(last - first + 1) << PAGE_SHIFT);
+	for (i = first; i <= last; i++) {
+		if (!c->pfn[i])
 			continue;
-		}
-		for (run = 0; i + run < end && c->pfn[i + run]; run++) {
-			if (!(c->pfn[i + run] & MUSER_PFN_WRITABLE))
-				c->nr_readonly--;
-			c->pfn[i + run] = 0;
-		}
-		vfio_unpin_pages(&md->vdev,
-				 muser_chunk_iova(c) + ((u64)i << PAGE_SHIFT),
-				 run);
-		c->nr_pinned -= run;
-		WRITE_ONCE(md->dma.pinned, md->dma.pinned - run);
-		if (c->holds)
-			WRITE_ONCE(md->dma.mapped, md->dma.mapped - run);
-		i += run;
+		if (!(c->pfn[i] & MUSER_PFN_WRITABLE))
+			c->nr_readonly--;
+		c->pfn[i] = 0;
+		__set_bit(i, unpin);
+		n++;
 	}
+	c->nr_pinned -= n;
+	WRITE_ONCE(md->dma.pinned, md->dma.pinned - n);
+	if (c->holds)
+		WRITE_ONCE(md->dma.mapped, md->dma.mapped - n);
+}
+
+/*
+ * Unpin the pages @unpin marks in the chunk at @base, in runs. Not under
+ * dma.sem: vfio_unpin_pages() takes the VMM's mmap_lock for its locked
+ * memory count, and a fault holds an mmap_lock when it takes dma.sem.
+ */
+static void muser_dma_unpin(struct muser_dev *md, u64 base,
+			    const unsigned long *unpin)
+{
+	unsigned int start, end;
+
+	lockdep_assert_held(&md->dma.lock);
+	for_each_set_bitrange(start, end, unpin, MUSER_DMA_CHUNK_PAGES)
+		vfio_unpin_pages(&md->vdev, base + ((u64)start << PAGE_SHIFT),
+				 end - start);
 }
 
 /*
@@ -135,24 +152,28 @@ static void muser_dma_revoke(struct muser_dev *md, u64 iova, u64 size)
 	struct muser_dma_chunk *c;
 
 	lockdep_assert_held(&md->dma.lock);
-	down_write(&md->dma.sem);
-	muser_dma_zap(md, iova, size);
 	xa_for_each_range(&md->dma.chunks, idx, c, muser_iova_to_chunk(iova),
 			  muser_iova_to_chunk(end)) {
+		DECLARE_BITMAP(unpin, MUSER_DMA_CHUNK_PAGES);
 		u64 base = muser_chunk_iova(c);
 		u64 lo = max(iova, base) - base;
 		u64 hi = min(end, base + (1ull << MUSER_DMA_CHUNK_SHIFT) - 1) - base;
 
-		muser_dma_unpin(md, c, lo >> PAGE_SHIFT,
-				(hi >> PAGE_SHIFT) - (lo >> PAGE_SHIFT) + 1);
+		bitmap_zero(unpin, MUSER_DMA_CHUNK_PAGES);
+		down_write(&md->dma.sem);
+		if (c->nr_pinned)
+			muser_dma_forget(md, c, lo >> PAGE_SHIFT, hi >> PAGE_SHIFT,
+					 unpin);
 		if (!c->nr_pinned) {
 			if (!c->holds)
 				muser_dma_free_chunk(md, c);
 			else
 				list_del_init(&c->lru);
 		}
+		up_write(&md->dma.sem);
+		muser_dma_unpin(md, base, unpin);
+		cond_resched();
 	}
-	up_write(&md->dma.sem);
 }
 
 /* Unpin least recently used unheld chunks outside [keep_lo, keep_hi]. */
@@ -234,7 +255,7 @@ static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
 			  iova);
 		return -EPERM;
 	case -ENOMEM:
-		muser_err(md, "dma: pinning iova 0x%llx failed: the VMM's locked memory limit is reached\n",
+		muser_err(md, "dma: pinning iova 0x%llx failed: out of memory, or the VMM's locked memory limit is reached\n",
 			  iova);
 		return -ENOMEM;
 	}
@@ -365,74 +386,114 @@ static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
 	muser_dma_settle(md, c);
 }
 
-/*
- * Jiffies a pin of [iova, iova + size) must wait for a fence, 0 if none.
- * Expired fences are kept a while: dma_unmap() counts retries with them.
- */
-static unsigned long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
+static bool muser_dma_fence_live(const struct muser_dma_fence *f,
+				 unsigned long now)
 {
-	unsigned long wait = 0, now = jiffies;
+	return f->size && (f->task || time_before(now, f->until));
+}
+
+/*
+ * Jiffies a pin of [iova, iova + size) must wait for a fence, 0 if none,
+ * MAX_SCHEDULE_TIMEOUT for one lifted by its thread.
+ */
+static long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
+{
+	unsigned long now = jiffies;
+	long wait = 0;
 	unsigned int i;
 
 	lockdep_assert_held(&md->dma.lock);
+	if (time_before(now, md->dma.fences_until))
+		wait = md->dma.fences_until - now;
 	for (i = 0; i < MUSER_DMA_FENCES; i++) {
 		const struct muser_dma_fence *f = &md->dma.fences[i];
 
-		if (f->size && time_before(now, f->until) &&
-		    iova <= f->iova + (f->size - 1) && f->iova <= iova + (size - 1))
-			wait = max(wait, f->until - now);
+		if (!muser_dma_fence_live(f, now) ||
+		    iova > f->iova + (f->size - 1) || f->iova > iova + (size - 1))
+			continue;
+		wait = max_t(long, wait,
+			     f->task ? MAX_SCHEDULE_TIMEOUT : f->until - now);
 	}
 	return wait;
 }
 
+/* task_work of fences still to be lifted: the module waits for them. */
+static atomic_t muser_dma_fence_works = ATOMIC_INIT(0);
+
+/* The unmapping thread is back in userspace: type1 is done. */
+static void muser_dma_fence_lift(struct callback_head *work)
+{
+	struct muser_dma_fence *f = container_of(work, struct muser_dma_fence,
+						 work);
+	struct muser_dev *md = f->md;
+
+	mutex_lock(&md->dma.lock);
+	f->size = 0;
+	f->task = NULL;
+	md->dma.fence_seq++;
+	mutex_unlock(&md->dma.lock);
+	wake_up_all(&md->dma.fence_wq);
+	put_device(&md->vdev.device);
+	if (atomic_dec_and_test(&muser_dma_fence_works))
+		wake_up_var(&muser_dma_fence_works);
+}
+
 /*
- * The VMM is unmapping [iova, iova + size): fence it. A call for the range
- * of a fence that expired moments ago means a pin got in between our last
- * call and type1's check: fence ten times longer each time (10 ms, 100 ms,
- * 1 s...), so type1 runs out of retries only if the VMM thread waits that
- * long for its own lock over and over.
+ * The VMM is unmapping [iova, iova + size): fence it until this thread
+ * returns to userspace. type1 removes the mapping before the ioctl
+ * returns, so no pin can get in between our revocation and its check.
+ * Without a thread to wait for (a kernel thread, an exiting one) or a
+ * free slot, the fence lasts MUSER_DMA_FENCE_MS.
  */
 static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
 {
-	struct muser_dma_fence *fences = md->dma.fences, *f, *slot = NULL;
-	unsigned long now = jiffies, ms = 10;
-	unsigned int i, retries = 0;
+	struct muser_dma_fence *f, *slot = NULL;
+	unsigned long now = jiffies;
+	unsigned int i;
 
 	lockdep_assert_held(&md->dma.lock);
-	for (i = 0; i < MUSER_DMA_FENCES && !slot; i++) {
-		f = &fences[i];
-		if (f->size && f->iova == iova && f->size == size &&
-		    time_before(now, f->until + HZ)) {
-			retries = f->retries + 1;
-			slot = f;
+	for (i = 0; i < MUSER_DMA_FENCES; i++) {
+		f = &md->dma.fences[i];
+		/* One unmap ioctl may cover many VMM mappings: one fence. */
+		if (f->size && f->task == current) {
+			u64 lo = min(f->iova, iova);
+			u64 hi = max(f->iova + (f->size - 1), iova + (size - 1));
+
+			f->iova = lo;
+			f->size = hi - lo + 1;
+			return;
 		}
-	}
-	if (retries) {
-		muser_err(md, "dma: pins raced the VMM's unmap of iova 0x%llx (+0x%llx), %u time(s)\n",
-			  iova, size, retries);
-		for (i = 0; i < min(retries, 4u); i++)
-			ms *= 10;
-	}
-	/* Else a free or expired slot, or the live one that ends first. */
-	for (i = 0; i < MUSER_DMA_FENCES && !slot; i++) {
-		f = &fences[i];
-		if (!f->size || !time_before(now, f->until))
+		if (!slot && !muser_dma_fence_live(f, now))
 			slot = f;
 	}
 	if (!slot) {
-		slot = &fences[0];
-		for (i = 1; i < MUSER_DMA_FENCES; i++)
-			if (time_before(fences[i].until, slot->until))
-				slot = &fences[i];
-		/* Its range must stay fenced: fence all of guest memory. */
-		ms = max(ms, (unsigned long)jiffies_to_msecs(slot->until - now));
-		iova = 0;
-		size = MUSER_DMA_MAX_IOVA + 1;
+		md->dma.fences_until = now + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
+		return;
 	}
 	slot->iova = iova;
 	slot->size = size;
-	slot->retries = retries;
-	slot->until = now + msecs_to_jiffies(ms);
+	slot->task = NULL;
+	slot->until = now + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
+	if (current->flags & PF_KTHREAD)
+		return;
+	slot->md = md;
+	init_task_work(&slot->work, muser_dma_fence_lift);
+	get_device(&md->vdev.device);
+	atomic_inc(&muser_dma_fence_works);
+	if (!task_work_add(current, &slot->work, TWA_RESUME)) {
+		slot->task = current;
+		return;
+	}
+	/* Exiting: too late for task_work. The device is open, so not last. */
+	atomic_dec(&muser_dma_fence_works);
+	put_device(&md->vdev.device);
+}
+
+/* Module exit: no fence's task_work may still be queued to run our code. */
+void muser_dma_exit(void)
+{
+	wait_var_event(&muser_dma_fence_works,
+		       !atomic_read(&muser_dma_fence_works));
 }
 
 /*
@@ -443,15 +504,17 @@ static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
  * Called without dma.lock: open_device and close_device take it under
  * dev_set->lock.
  */
-static void muser_dma_wait_registered(struct muser_dev *md)
+static int muser_dma_wait_registered(struct muser_dev *md)
 {
 	if (READ_ONCE(md->dma.registered))
-		return;
-	mutex_lock(&md->vdev.dev_set->lock);
+		return 0;
+	if (mutex_lock_killable(&md->vdev.dev_set->lock))
+		return -EINTR;
 	mutex_lock(&md->dma.lock);
-	md->dma.registered = md->dma.open;
+	WRITE_ONCE(md->dma.registered, md->dma.open);
 	mutex_unlock(&md->dma.lock);
 	mutex_unlock(&md->vdev.dev_set->lock);
+	return 0;
 }
 
 /*
@@ -461,8 +524,7 @@ static void muser_dma_wait_registered(struct muser_dev *md)
  * Returns -EAGAIN with *@wait set while the range is fenced.
  */
 static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
-			 u32 flags, struct muser_ctl_file *cf,
-			 unsigned long *wait)
+			 u32 flags, struct muser_ctl_file *cf, long *wait)
 {
 	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
 	unsigned long lo = muser_iova_to_chunk(iova), hi = muser_iova_to_chunk(iova + size - 1);
@@ -563,20 +625,27 @@ static int muser_dma_pin_wait(struct muser_dev *md, struct file *file,
 			      u64 iova, u64 size, u32 flags,
 			      struct muser_ctl_file *cf)
 {
-	unsigned long wait;
+	unsigned long seq;
+	long wait;
 	int ret;
 
-	muser_dma_wait_registered(md);
+	ret = muser_dma_wait_registered(md);
+	if (ret)
+		return ret;
 	for (;;) {
-		mutex_lock(&md->dma.lock);
+		if (mutex_lock_killable(&md->dma.lock))
+			return -EINTR;
 		if (READ_ONCE(md->emulator) != file)
 			ret = -ENOTCONN;
 		else
 			ret = muser_dma_pin(md, iova, size, flags, cf, &wait);
+		seq = md->dma.fence_seq;
 		mutex_unlock(&md->dma.lock);
 		if (ret != -EAGAIN)
 			return ret;
-		if (schedule_timeout_killable(wait))
+		if (wait_event_killable_timeout(md->dma.fence_wq,
+						READ_ONCE(md->dma.fence_seq) != seq,
+						wait) < 0)
 			return -EINTR;
 	}
 }
@@ -641,7 +710,8 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 	lo = muser_iova_to_chunk(m.iova);
 	hi = muser_iova_to_chunk(m.iova + m.size - 1);
 
-	mutex_lock(&md->dma.lock);
+	if (mutex_lock_killable(&md->dma.lock))
+		return -EINTR;
 	for (idx = lo; idx <= hi; idx++) {
 		if (!muser_file_holds(cf, idx)) {
 			muser_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
@@ -659,18 +729,29 @@ out_unlock:
 	return ret;
 }
 
-/* An emulator file is going: its holds go, the pins stay for the next one. */
-void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf)
+/*
+ * The emulator file @file, whose @cf this is, is no longer attached: its
+ * holds go, the pins stay for the next one. Unless it has attached again
+ * since (a takeover back): what it holds now it took as the emulator,
+ * under dma.lock, after this check. @file is only compared: after a
+ * takeover it may be gone, and its release dropped the holds already.
+ */
+void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
+			  const struct file *file)
 {
 	unsigned long idx;
 	void *v;
 
 	mutex_lock(&md->dma.lock);
+	if (READ_ONCE(md->emulator) == file)
+		goto out_unlock;
 	xa_for_each(&cf->holds, idx, v) {
 		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx),
 				 xa_to_value(v));
 		xa_erase(&cf->holds, idx);
+		cond_resched();
 	}
+out_unlock:
 	mutex_unlock(&md->dma.lock);
 }
 
@@ -840,8 +921,7 @@ void muser_dma_open(struct muser_dev *md)
 {
 	mutex_lock(&md->dma.lock);
 	md->dma.open = true;
-	md->dma.registered = false;
-	memset(md->dma.fences, 0, sizeof(md->dma.fences));
+	WRITE_ONCE(md->dma.registered, false);
 	mutex_unlock(&md->dma.lock);
 }
 
@@ -851,7 +931,7 @@ void muser_dma_close(struct muser_dev *md)
 	mutex_lock(&md->dma.lock);
 	muser_dma_revoke(md, 0, MUSER_DMA_MAX_IOVA + 1);
 	md->dma.open = false;
-	md->dma.registered = false;
+	WRITE_ONCE(md->dma.registered, false);
 	mutex_unlock(&md->dma.lock);
 	muser_post_dma_unmap(md, 0, ~0ull);
 }

@@ -355,7 +355,10 @@ int muser_irq_trigger(struct muser_dev *md, unsigned long arg)
 	if (t.argsz < sizeof(t) || t.index >= MUSER_NUM_IRQS ||
 	    t.index == VFIO_PCI_REQ_IRQ_INDEX)
 		return -EINVAL;
-	/* The caller is attached, so the layout is set and stable. */
+	/*
+	 * The layout is set (the caller attached) but a takeover may change
+	 * it while no VMM has the device open: ctx->count bounds the loop.
+	 */
 	muser_irq_layout(info, t.index, &flags, &count);
 	if (!t.count || t.start >= count || t.count > count - t.start)
 		return -EINVAL;

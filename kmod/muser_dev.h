@@ -84,27 +84,37 @@ struct muser_irq_ctx {
  * A range the VMM is unmapping (struct muser_dma_fence): type1 calls
  * dma_unmap, drops its own lock, then removes the mapping only if nothing
  * is pinned in it any more, and BUG()s after ten retries. New pins of a
- * fenced range wait until the fence expires, so the VMM gets there first.
+ * fenced range wait until the unmapping thread returns from its ioctl,
+ * when type1 is done with the range.
  */
 #define MUSER_DMA_FENCES	8
+/* A fence without a thread to wait for (see muser_dma_fence()). */
+#define MUSER_DMA_FENCE_MS	100
 
 /**
  * struct muser_dma_fence - see MUSER_DMA_FENCES.
- * @iova, @size: the VMM's mapping being removed (size 0: slot unused)
- * @until:   jiffies when pins may go ahead
- * @retries: dma_unmap calls for this range that found new pins; each one
- *           fences ten times longer
+ * @iova, @size: the range, the hull of the thread's dma_unmap calls
+ *           (size 0: slot unused)
+ * @task:    the unmapping thread until it returns to userspace; NULL for
+ *           a fence that ends at @until
+ * @until:   jiffies
+ * @md:      for @work
+ * @work:    task_work of @task that lifts the fence (muser_dma_fence_lift())
  */
 struct muser_dma_fence {
 	u64 iova;
 	u64 size;
+	struct task_struct *task;
 	unsigned long until;
-	unsigned int retries;
+	struct muser_dev *md;
+	struct callback_head work;
 };
 
 /**
  * struct muser_dma - guest memory pinned for the emulator (dma.c).
- * Lock order: @lock, then @sem, then vfio's own locks (vfio_pin_pages()).
+ * Lock order: @lock, then @sem. vfio_pin_pages() and vfio_unpin_pages()
+ * run under @lock only, never under @sem: they take the VMM's mmap_lock,
+ * and an emulator fault takes @sem under its own mmap_lock.
  *
  * @lock guards:
  * @chunks:  struct muser_dma_chunk by iova >> MUSER_DMA_CHUNK_SHIFT;
@@ -117,6 +127,9 @@ struct muser_dma_fence {
  * @registered: vfio has registered the device for dma_unmap callbacks
  *           since it was opened (see muser_dma_wait_registered())
  * @fences:  ranges the VMM is unmapping, where pins wait
+ * @fences_until: all of guest memory is fenced until then (jiffies), when
+ *           no slot of @fences was free
+ * @fence_seq: bumped when a fence is lifted, waking @fence_wq
  * @evictions: chunks unpinned for the budget (sysfs)
  *
  * @sem:     held for reading by emulator faults and copies that look pins
@@ -132,6 +145,9 @@ struct muser_dma {
 	bool open;
 	bool registered;
 	struct muser_dma_fence fences[MUSER_DMA_FENCES];
+	unsigned long fences_until;
+	unsigned long fence_seq;
+	wait_queue_head_t fence_wq;	/* pins waiting for a fence */
 	unsigned long evictions;
 	struct rw_semaphore sem;	/* see above */
 };
@@ -308,6 +324,7 @@ extern unsigned int muser_dma_budget_mb;
 extern const struct attribute_group muser_dma_group;
 extern const struct attribute_group muser_devmem_group;
 void muser_dma_init(struct muser_dev *md);
+void muser_dma_exit(void);
 void muser_dma_destroy(struct muser_dev *md);
 void muser_dma_open(struct muser_dev *md);
 void muser_dma_close(struct muser_dev *md);
@@ -317,7 +334,8 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 		      void __user *arg);
 int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
 int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
-void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf);
+void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
+			  const struct file *file);
 void muser_dma_revoke_window(struct muser_dev *md);
 
 /* ctl.c */
