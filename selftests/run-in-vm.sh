@@ -25,6 +25,8 @@
 #                             emulator, 6.1's late dma_unmap registration
 #   6b. lib_dma               libmuser's guest memory API (harness)
 #   6c. dma_bench             figures: pin+map cost, mapped read bandwidth
+#   6c. req_bench             figures: trapped reads and writes, 1 and 8
+#                             VMM threads, as ratios to a syscall's cost
 #   6d. takeover              upgrading an emulator in place, two emulators
 #                             alternating under VMM writes (harness)
 #   6d. queue                 bounded queues: 300 VMM threads against
@@ -277,6 +279,7 @@ if muser_loaded; then
 	want dma_races && run_harness dma_races 1800 "$TEST_BIN_DIR/dma_races"
 	want lib_dma && run_harness lib_dma 300 "$TEST_BIN_DIR/lib_dma"
 	want dma_bench && run_script dma_bench 300 "$TEST_BIN_DIR/dma_bench"
+	want req_bench && run_script req_bench 300 "$TEST_BIN_DIR/req_bench" 2000
 	want takeover && run_harness takeover 600 "$TEST_BIN_DIR/takeover"
 	want queue && run_harness queue 600 "$TEST_BIN_DIR/queue"
 	want figures && run_harness figures 600 "$TEST_BIN_DIR/figures"

@@ -2467,12 +2467,12 @@ TEST_F(hv_order, close_while_accesses_wait)
 	int64_t end;
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, param_set("timeout_ms", 2000));
+	ASSERT_EQ(0, param_set("timeout_ms", 3000));
 	ASSERT_EQ(0, ctl_attach(h->r.ctl, &h->r.layout));
 	ASSERT_EQ(0, fcntl(h->r.ctl, F_SETFL, O_NONBLOCK));
 	for (i = 0; i < 8; i++)
 		ASSERT_EQ(0, async_start(&a[i], &h->r.c, BAR1, i * 8, 8, i & 1));
-	for (end = now_ms() + 1500; got < 8 && now_ms() < end; ) {
+	for (end = now_ms() + 2500; got < 8 && now_ms() < end; ) {
 		n = emu_read_timeout(h->r.ctl, reqs, 16, 100);
 		for (i = 0; i < n && i < 16; i++)
 			got += reqs[i].hdr.id != 0;
