@@ -153,10 +153,10 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
 			ret = -EFAULT;
 			break;
 		}
-		/* A VMM may ask for gigabytes in one call. */
+		/* A VMM may ask for gigabytes in one call; it may be dying. */
 		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
-			break;
+			kfree(bounce);
+			return -EINTR;
 		}
 		cond_resched();
 	}

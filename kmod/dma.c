@@ -71,6 +71,7 @@ void muser_dma_init(struct muser_dev *md)
 	init_rwsem(&dma->sem);
 	xa_init(&dma->chunks);
 	INIT_LIST_HEAD(&dma->lru);
+	INIT_LIST_HEAD(&dma->fences);
 	init_waitqueue_head(&dma->fence_wq);
 	dma->budget_pages = (unsigned long)muser_dma_budget_mb <<
 			    (20 - PAGE_SHIFT);
@@ -386,10 +387,18 @@ static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
 	muser_dma_settle(md, c);
 }
 
-static bool muser_dma_fence_live(const struct muser_dma_fence *f,
-				 unsigned long now)
+/* Whether a fence keeps pins out; drops expired timed fences. */
+static bool muser_dma_fence_live(struct muser_dev *md,
+				 struct muser_dma_fence *f, unsigned long now)
 {
-	return f->size && (f->task || time_before(now, f->until));
+	lockdep_assert_held(&md->dma.lock);
+	if (f->task)
+		return f->size;
+	if (time_before(now, f->until))
+		return true;
+	list_del(&f->node);
+	kfree(f);
+	return false;
 }
 
 /*
@@ -398,17 +407,15 @@ static bool muser_dma_fence_live(const struct muser_dma_fence *f,
  */
 static long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
 {
+	struct muser_dma_fence *f, *tmp;
 	unsigned long now = jiffies;
 	long wait = 0;
-	unsigned int i;
 
 	lockdep_assert_held(&md->dma.lock);
 	if (time_before(now, md->dma.fences_until))
 		wait = md->dma.fences_until - now;
-	for (i = 0; i < MUSER_DMA_FENCES; i++) {
-		const struct muser_dma_fence *f = &md->dma.fences[i];
-
-		if (!muser_dma_fence_live(f, now) ||
+	list_for_each_entry_safe(f, tmp, &md->dma.fences, node) {
+		if (!muser_dma_fence_live(md, f, now) ||
 		    iova > f->iova + (f->size - 1) || f->iova > iova + (size - 1))
 			continue;
 		wait = max_t(long, wait,
@@ -417,10 +424,10 @@ static long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
 	return wait;
 }
 
-/* task_work of fences still to be lifted: the module waits for them. */
-static atomic_t muser_dma_fence_works = ATOMIC_INIT(0);
-
-/* The unmapping thread is back in userspace: type1 is done. */
+/*
+ * The unmapping thread is back in userspace (or exiting): type1 is done.
+ * Each queued lift holds a reference to the device and to the module.
+ */
 static void muser_dma_fence_lift(struct callback_head *work)
 {
 	struct muser_dma_fence *f = container_of(work, struct muser_dma_fence,
@@ -428,72 +435,86 @@ static void muser_dma_fence_lift(struct callback_head *work)
 	struct muser_dev *md = f->md;
 
 	mutex_lock(&md->dma.lock);
-	f->size = 0;
-	f->task = NULL;
+	list_del(&f->node);
 	md->dma.fence_seq++;
 	mutex_unlock(&md->dma.lock);
 	wake_up_all(&md->dma.fence_wq);
+	kfree(f);
 	put_device(&md->vdev.device);
-	if (atomic_dec_and_test(&muser_dma_fence_works))
-		wake_up_var(&muser_dma_fence_works);
+	module_put(THIS_MODULE);
 }
 
 /*
  * The VMM is unmapping [iova, iova + size): fence it until this thread
  * returns to userspace. type1 removes the mapping before the ioctl
  * returns, so no pin can get in between our revocation and its check.
- * Without a thread to wait for (a kernel thread, an exiting one) or a
- * free slot, the fence lasts MUSER_DMA_FENCE_MS.
+ * One fence per thread: one unmap ioctl may cover many VMM mappings.
+ * A kernel thread gets a fence of MUSER_DMA_FENCE_MS; if even that cannot
+ * be allocated, all of guest memory is fenced that long.
  */
 static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
 {
-	struct muser_dma_fence *f, *slot = NULL;
-	unsigned long now = jiffies;
-	unsigned int i;
+	unsigned long until = jiffies + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
+	struct muser_dma_fence *f;
 
 	lockdep_assert_held(&md->dma.lock);
-	for (i = 0; i < MUSER_DMA_FENCES; i++) {
-		f = &md->dma.fences[i];
-		/* One unmap ioctl may cover many VMM mappings: one fence. */
-		if (f->size && f->task == current) {
+	list_for_each_entry(f, &md->dma.fences, node) {
+		if (f->task != current)
+			continue;
+		if (f->size) {
 			u64 lo = min(f->iova, iova);
 			u64 hi = max(f->iova + (f->size - 1), iova + (size - 1));
 
-			f->iova = lo;
-			f->size = hi - lo + 1;
-			return;
+			iova = lo;
+			size = hi - lo + 1;
 		}
-		if (!slot && !muser_dma_fence_live(f, now))
-			slot = f;
-	}
-	if (!slot) {
-		md->dma.fences_until = now + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
+		f->iova = iova;
+		f->size = size;
 		return;
 	}
-	slot->iova = iova;
-	slot->size = size;
-	slot->task = NULL;
-	slot->until = now + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f) {
+		md->dma.fences_until = until;
+		return;
+	}
+	f->iova = iova;
+	f->size = size;
+	f->until = until;
+	list_add(&f->node, &md->dma.fences);
 	if (current->flags & PF_KTHREAD)
 		return;
-	slot->md = md;
-	init_task_work(&slot->work, muser_dma_fence_lift);
+	f->md = md;
+	init_task_work(&f->work, muser_dma_fence_lift);
 	get_device(&md->vdev.device);
-	atomic_inc(&muser_dma_fence_works);
-	if (!task_work_add(current, &slot->work, TWA_RESUME)) {
-		slot->task = current;
+	__module_get(THIS_MODULE);
+	if (!task_work_add(current, &f->work, TWA_RESUME)) {
+		f->task = current;
 		return;
 	}
 	/* Exiting: too late for task_work. The device is open, so not last. */
-	atomic_dec(&muser_dma_fence_works);
+	module_put(THIS_MODULE);
 	put_device(&md->vdev.device);
 }
 
-/* Module exit: no fence's task_work may still be queued to run our code. */
-void muser_dma_exit(void)
+/*
+ * The VMM closed the device: its fences mean nothing to the next one. A
+ * thread's stays listed (unmatched) until its lift runs, which frees it.
+ */
+static void muser_dma_unfence(struct muser_dev *md)
 {
-	wait_var_event(&muser_dma_fence_works,
-		       !atomic_read(&muser_dma_fence_works));
+	struct muser_dma_fence *f, *tmp;
+
+	lockdep_assert_held(&md->dma.lock);
+	md->dma.fences_until = 0;
+	list_for_each_entry_safe(f, tmp, &md->dma.fences, node) {
+		f->size = 0;
+		if (!f->task) {
+			list_del(&f->node);
+			kfree(f);
+		}
+	}
+	md->dma.fence_seq++;
+	wake_up_all(&md->dma.fence_wq);
 }
 
 /*
@@ -732,18 +753,21 @@ out_unlock:
 /*
  * The emulator file @file, whose @cf this is, is no longer attached: its
  * holds go, the pins stay for the next one. Unless it has attached again
- * since (a takeover back): what it holds now it took as the emulator,
- * under dma.lock, after this check. @file is only compared: after a
- * takeover it may be gone, and its release dropped the holds already.
+ * since (a takeover back, or a detach racing an attach on the same file):
+ * then it keeps them, and the unmap notices its detach dropped become one
+ * "everything unmapped". @file is only compared: after a takeover it may
+ * be gone, and its release dropped the holds already.
  */
 void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
 			  const struct file *file)
 {
 	unsigned long idx;
+	bool back;
 	void *v;
 
 	mutex_lock(&md->dma.lock);
-	if (READ_ONCE(md->emulator) == file)
+	back = READ_ONCE(md->emulator) == file;
+	if (back)
 		goto out_unlock;
 	xa_for_each(&cf->holds, idx, v) {
 		muser_dma_unhold(md, xa_load(&md->dma.chunks, idx),
@@ -753,6 +777,8 @@ void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
 	}
 out_unlock:
 	mutex_unlock(&md->dma.lock);
+	if (back)
+		muser_post_dma_unmap(md, 0, ~0ull);
 }
 
 /*
@@ -930,6 +956,7 @@ void muser_dma_close(struct muser_dev *md)
 {
 	mutex_lock(&md->dma.lock);
 	muser_dma_revoke(md, 0, MUSER_DMA_MAX_IOVA + 1);
+	muser_dma_unfence(md);
 	md->dma.open = false;
 	WRITE_ONCE(md->dma.registered, false);
 	mutex_unlock(&md->dma.lock);
@@ -960,7 +987,10 @@ void muser_dma_destroy(struct muser_dev *md)
 	struct muser_dma_chunk *c;
 	unsigned long idx;
 
-	/* close_device unpinned everything; only empty chunks may be left. */
+	/*
+	 * close_device unpinned everything and dropped the fences (a
+	 * thread's holds a device reference). Only empty chunks may be left.
+	 */
 	xa_for_each(&md->dma.chunks, idx, c) {
 		WARN_ON_ONCE(c->nr_pinned);
 		kfree(c);

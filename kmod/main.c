@@ -185,7 +185,6 @@ static void __exit muser_exit(void)
 	mdev_unregister_parent(&muser_parent);
 	device_unregister(muser_parent_dev);
 	mdev_unregister_driver(&muser_mdev_driver);
-	muser_dma_exit();
 	muser_nl_exit();
 	muser_ctl_exit();
 	class_destroy(muser_class);

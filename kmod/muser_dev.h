@@ -87,21 +87,20 @@ struct muser_irq_ctx {
  * fenced range wait until the unmapping thread returns from its ioctl,
  * when type1 is done with the range.
  */
-#define MUSER_DMA_FENCES	8
-/* A fence without a thread to wait for (see muser_dma_fence()). */
-#define MUSER_DMA_FENCE_MS	100
+#define MUSER_DMA_FENCE_MS	100	/* a fence without a thread to wait for */
 
 /**
- * struct muser_dma_fence - see MUSER_DMA_FENCES.
+ * struct muser_dma_fence - see above; on muser_dma.fences (dma.lock).
  * @iova, @size: the range, the hull of the thread's dma_unmap calls
- *           (size 0: slot unused)
+ *           (size 0: the VMM closed the device, nothing is fenced)
  * @task:    the unmapping thread until it returns to userspace; NULL for
  *           a fence that ends at @until
  * @until:   jiffies
  * @md:      for @work
- * @work:    task_work of @task that lifts the fence (muser_dma_fence_lift())
+ * @work:    task_work of @task that lifts and frees the fence
  */
 struct muser_dma_fence {
+	struct list_head node;
 	u64 iova;
 	u64 size;
 	struct task_struct *task;
@@ -128,7 +127,7 @@ struct muser_dma_fence {
  *           since it was opened (see muser_dma_wait_registered())
  * @fences:  ranges the VMM is unmapping, where pins wait
  * @fences_until: all of guest memory is fenced until then (jiffies), when
- *           no slot of @fences was free
+ *           no fence could be allocated
  * @fence_seq: bumped when a fence is lifted, waking @fence_wq
  * @evictions: chunks unpinned for the budget (sysfs)
  *
@@ -144,7 +143,7 @@ struct muser_dma {
 	unsigned long budget_pages;
 	bool open;
 	bool registered;
-	struct muser_dma_fence fences[MUSER_DMA_FENCES];
+	struct list_head fences;
 	unsigned long fences_until;
 	unsigned long fence_seq;
 	wait_queue_head_t fence_wq;	/* pins waiting for a fence */
@@ -324,7 +323,6 @@ extern unsigned int muser_dma_budget_mb;
 extern const struct attribute_group muser_dma_group;
 extern const struct attribute_group muser_devmem_group;
 void muser_dma_init(struct muser_dev *md);
-void muser_dma_exit(void);
 void muser_dma_destroy(struct muser_dev *md);
 void muser_dma_open(struct muser_dev *md);
 void muser_dma_close(struct muser_dev *md);

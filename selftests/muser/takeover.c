@@ -6,7 +6,8 @@
  * answered, or after timeout_ms with its requests replayed to the new one.
  * DMA holds belong to the file that took them. Two emulators taking the
  * device from each other under VMM writes: every write answered exactly
- * once, through clean, timed-out, taken-back and closed handovers.
+ * once, through clean, timed-out, taken-back and closed handovers; and
+ * taking the device back keeps the holds taken since (takeback_keeps_holds).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -559,6 +560,83 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 	EXPECT_EQ(0, k->other_err);
 	EXPECT_EQ(0, k->bad_req);
 	free(k);
+}
+
+/* ------------------------------------------------------ taking it back */
+
+#define TAKEBACK_MS	5000
+
+struct takeback {
+	pthread_t thread;
+	int ctl;
+	const struct muser_device_info *info;
+	int *stop;
+	long takeovers, released, enotconn, lost;
+	int lost_err;
+};
+
+/* Take the device, map a page of guest memory, release it; again. */
+static void *takeback_fn(void *p)
+{
+	struct takeback *k = p;
+	struct muser_dma_map m = { .argsz = sizeof(m), .iova = 0, .size = 4096 };
+
+	while (!__atomic_load_n(k->stop, __ATOMIC_ACQUIRE)) {
+		if (ioctl(k->ctl, MUSER_IOC_TAKEOVER, k->info))
+			continue;
+		k->takeovers++;
+		if (ioctl(k->ctl, MUSER_IOC_DMA_MAP, &m))
+			continue;
+		if (!ioctl(k->ctl, MUSER_IOC_DMA_RELEASE, &m)) {
+			k->released++;
+		} else if (errno == ENOTCONN) {
+			k->enotconn++;	/* taken over: the hold went with it */
+		} else {
+			k->lost++;
+			k->lost_err = errno;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Two emulators take the device from each other as fast as they can, and
+ * each maps and releases a page while it is the emulator. A takeover
+ * drops the old file's holds after letting go of the device's lock; if
+ * the old one has taken the device back meanwhile, what it holds is its
+ * own: its release must not fail with EINVAL (the hold dropped under it).
+ */
+TEST_F_TIMEOUT(up, takeback_keeps_holds, 120)
+{
+	struct takeback k[2] = {
+		{ .ctl = self->old_ctl }, { .ctl = self->new_ctl },
+	};
+	long takeovers = 0, released = 0, lost = 0;
+	int stop = 0, i;
+
+	for (i = 0; i < 2; i++) {
+		k[i].info = &self->layout;
+		k[i].stop = &stop;
+		ASSERT_EQ(0, pthread_create(&k[i].thread, NULL, takeback_fn, &k[i]));
+	}
+	usleep(TAKEBACK_MS * 1000);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 2; i++) {
+		pthread_join(k[i].thread, NULL);
+		takeovers += k[i].takeovers;
+		released += k[i].released;
+		lost += k[i].lost;
+		if (k[i].lost)
+			TH_LOG("emulator %d: %ld releases failed, the last with %s",
+			       i, k[i].lost, strerror(k[i].lost_err));
+	}
+	TH_LOG("%ld takeovers, %ld map+release rounds, %ld releases after a takeover (ENOTCONN)",
+	       takeovers, released, k[0].enotconn + k[1].enotconn);
+	EXPECT_EQ(0, lost);
+	EXPECT_LT(0, released);
+	ioctl(self->old_ctl, MUSER_IOC_DETACH);
+	ioctl(self->new_ctl, MUSER_IOC_DETACH);
+	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
 }
 
 TEST_HARNESS_MAIN
