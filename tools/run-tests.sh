@@ -36,6 +36,7 @@ DEBUG_SKIP='^(demo|ops/libvirt|e2e/nested-|dma_bench|req_bench|restart_bench)'
 passed=0
 failed=0
 skipped=0
+failures=()
 
 # Add the counts of a "N passed, N failed[, N skipped]" line in file $1.
 tally() {
@@ -43,6 +44,7 @@ tally() {
 	line=$(grep -E '^([A-Za-z]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
 	if [ -z "$line" ]; then
 		echo "run-tests: $2: no result line" >&2
+		failures+=("$2: no result line (the VM died or timed out)")
 		failed=$((failed + 1))
 		return
 	fi
@@ -51,6 +53,10 @@ tally() {
 	s=$(sed -nE 's/.* ([0-9]+) skipped.*/\1/p' <<<"$line")
 	passed=$((passed + p))
 	failed=$((failed + f))
+	# Name what failed, so that the end of the log says it.
+	while IFS= read -r l; do
+		failures+=("$2: $l")
+	done < <(grep -E '^not ok ' "$1")
 	skipped=$((skipped + ${s:-0}))
 	echo "== $2: $line"
 }
@@ -77,6 +83,9 @@ if [ ${#kernels[@]} -gt 0 ]; then
 	else
 		echo "host: 0 passed, 1 failed" >build/results/host.sum
 	fi
+	# ctest's "The following tests FAILED:" list, as "not ok" lines.
+	sed -nE 's/^[[:space:]]+[0-9]+ - (.+) \(.+\)$/not ok \1/p' \
+		build/results/host.log >>build/results/host.sum
 	tally build/results/host.sum "host unit tests"
 fi
 
@@ -113,5 +122,8 @@ if [ -n "$debug" ]; then
 fi
 
 echo
+for l in "${failures[@]}"; do
+	echo "FAILED $l"
+done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
