@@ -9,10 +9,11 @@
 KVER ?= $(shell uname -r)
 KDIR ?= /lib/modules/$(KVER)/build
 INSTALL_MOD_DIR ?= updates
-VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' $(CURDIR)/dkms.conf 2>/dev/null)
+# The one version of the project (CMake, dkms and the module read it).
+VERSION := $(shell cat $(CURDIR)/VERSION 2>/dev/null)
 DKMS_DIR ?= /usr/src/muser-$(VERSION)
 # What the module is built from, all dkms needs.
-KMOD_SOURCES := Kbuild Makefile dkms.conf $(wildcard kmod/*.c kmod/*.h) \
+KMOD_SOURCES := Kbuild Makefile VERSION $(wildcard kmod/*.c kmod/*.h) \
 		include/uapi/linux/muser.h
 
 all: modules
@@ -31,17 +32,18 @@ install: modules
 	depmod $(if $(INSTALL_MOD_PATH),-b $(INSTALL_MOD_PATH)) $(KVER)
 
 dkms-install:
-	@test -n "$(VERSION)" || { echo "no PACKAGE_VERSION in dkms.conf" >&2; exit 1; }
+	@test -n "$(VERSION)" || { echo "no version in the file VERSION" >&2; exit 1; }
 	for f in $(KMOD_SOURCES); do \
 		install -D -m 644 $$f $(DESTDIR)$(DKMS_DIR)/$$f || exit 1; \
 	done
+	sed 's/@VERSION@/$(VERSION)/' dkms.conf.in >$(DESTDIR)$(DKMS_DIR)/dkms.conf
 
 clean:
 	$(MAKE) -C $(KDIR) M=$(CURDIR) clean
 
 # Kernel style for the module and the uapi header (checkpatch from
-# linux-source-6.1, extracted by tools/checkpatch.sh).
+# linux-source-6.1, extracted by tools/dev/checkpatch.sh).
 style:
-	tools/checkpatch.sh kmod/*.c kmod/*.h include/uapi/linux/muser.h
+	tools/dev/checkpatch.sh kmod/*.c kmod/*.h include/uapi/linux/muser.h
 
 .PHONY: all modules modules_install install dkms-install clean style

@@ -12,14 +12,14 @@
 #include <linux/poll.h>
 #include <linux/slab.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 #define MUSER_MINORS	(MINORMASK + 1)
 
 dev_t muser_devt;
 static DEFINE_IDA(muser_minors);
 
-static struct muser_dev *file_to_muser(struct file *file)
+static struct muser_mdev *file_to_muser(struct file *file)
 {
 	return ((struct muser_ctl_file *)file->private_data)->md;
 }
@@ -49,7 +49,7 @@ static struct file_system_type muser_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
-static int muser_inode_create(struct muser_dev *md)
+static int muser_inode_create(struct muser_mdev *md)
 {
 	int ret;
 
@@ -65,7 +65,7 @@ static int muser_inode_create(struct muser_dev *md)
 	return ret;
 }
 
-void muser_inode_destroy(struct muser_dev *md)
+void muser_inode_destroy(struct muser_mdev *md)
 {
 	if (!md->inode)
 		return;
@@ -76,7 +76,7 @@ void muser_inode_destroy(struct muser_dev *md)
 
 static int muser_ctl_open(struct inode *inode, struct file *file)
 {
-	struct muser_dev *md = container_of(inode->i_cdev, struct muser_dev,
+	struct muser_mdev *md = container_of(inode->i_cdev, struct muser_mdev,
 					    cdev);
 	struct muser_ctl_file *cf;
 
@@ -112,7 +112,7 @@ static void muser_ctl_file_put(struct muser_ctl_file *cf)
 }
 
 /* The takeover from @old is over: it answered, went, or came back. */
-static bool muser_takeover_done(struct muser_dev *md, struct file *old,
+static bool muser_takeover_done(struct muser_mdev *md, struct file *old,
 				struct muser_ctl_file *old_cf)
 {
 	return READ_ONCE(old_cf->released) || READ_ONCE(md->emulator) == old ||
@@ -124,7 +124,7 @@ static bool muser_takeover_done(struct muser_dev *md, struct file *old,
  * timeout_ms; what it leaves is delivered again to the new one. @old_cf
  * holds a reference so @old cannot be freed and reused unnoticed.
  */
-static void muser_takeover_wait(struct muser_dev *md, struct file *old,
+static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 				struct muser_ctl_file *old_cf)
 {
 	bool requeued = false;
@@ -144,12 +144,12 @@ static void muser_takeover_wait(struct muser_dev *md, struct file *old,
 	}
 	if (requeued) {
 		wake_up_all(&md->req_wq);
-		muser_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
+		muser_mdev_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
 	}
 	muser_ctl_file_put(old_cf);
 }
 
-static int muser_attach(struct muser_dev *md, struct file *file,
+static int muser_attach(struct muser_mdev *md, struct file *file,
 			void __user *arg, bool takeover)
 {
 	struct muser_ctl_file *old_cf = NULL;
@@ -160,7 +160,7 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 	if (copy_from_user(&info, arg, sizeof(info)))
 		return -EFAULT;
 	if (info.argsz < sizeof(info)) {
-		muser_err(md, "attach: argsz %u < %zu\n", info.argsz, sizeof(info));
+		muser_mdev_err(md, "attach: argsz %u < %zu\n", info.argsz, sizeof(info));
 		return -EINVAL;
 	}
 	ret = muser_layout_validate(md, &info);
@@ -178,13 +178,13 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 		goto out_unlock;
 	}
 	if (md->emulator && !muser_same_layout(&md->info, &info)) {
-		muser_err(md, "takeover: layout differs from the running emulator's\n");
+		muser_mdev_err(md, "takeover: layout differs from the running emulator's\n");
 		ret = -EBUSY;
 		goto out_unlock;
 	}
 	if (md->has_info && md->open_count &&
 	    !muser_same_layout(&md->info, &info)) {
-		muser_err(md, "attach: layout differs from the one the VMM uses\n");
+		muser_mdev_err(md, "attach: layout differs from the one the VMM uses\n");
 		ret = -EBUSY;
 		goto out_unlock;
 	}
@@ -211,8 +211,8 @@ static int muser_attach(struct muser_dev *md, struct file *file,
 
 	wake_up_all(&md->attach_wq);
 	wake_up_all(&md->req_wq);
-	muser_info(md, "emulator %s (pid %d)\n",
-		   old ? "took over" : "attached", md->emulator_pid);
+	muser_mdev_info(md, "emulator %s (pid %d)\n",
+			old ? "took over" : "attached", md->emulator_pid);
 out_unlock:
 	mutex_unlock(&md->lock);
 	if (ret)
@@ -228,7 +228,7 @@ out_unlock:
 	return 0;
 }
 
-static int muser_detach(struct muser_dev *md, struct file *file)
+static int muser_detach(struct muser_mdev *md, struct file *file)
 {
 	pid_t pid;
 
@@ -252,7 +252,7 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 
 	/* Readers of the old file must notice they are no longer attached. */
 	wake_up_all(&md->req_wq);
-	muser_info(md, "emulator detached\n");
+	muser_mdev_info(md, "emulator detached\n");
 	muser_nl_event(md, MUSER_EVENT_EMULATOR_DETACHED, pid, 0, 0);
 	return 0;
 }
@@ -260,7 +260,7 @@ static int muser_detach(struct muser_dev *md, struct file *file)
 static int muser_ctl_release(struct inode *inode, struct file *file)
 {
 	struct muser_ctl_file *cf = file->private_data;
-	struct muser_dev *md = cf->md;
+	struct muser_mdev *md = cf->md;
 
 	if (muser_detach(md, file) == -ENOTCONN)
 		/* Taken over, or never attached: only what it still holds. */
@@ -288,7 +288,7 @@ static ssize_t muser_ctl_write(struct file *file, const char __user *buf,
 
 static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
 {
-	struct muser_dev *md = file_to_muser(file);
+	struct muser_mdev *md = file_to_muser(file);
 	__poll_t mask = 0;
 
 	poll_wait(file, &md->req_wq, wait);
@@ -306,7 +306,7 @@ static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
 static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 			    unsigned long arg)
 {
-	struct muser_dev *md = file_to_muser(file);
+	struct muser_mdev *md = file_to_muser(file);
 
 	switch (cmd) {
 	case MUSER_IOC_ATTACH:
@@ -318,11 +318,11 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 	case MUSER_IOC_TRIGGER_IRQ:
 		if (READ_ONCE(md->emulator) != file)
 			return -ENOTCONN;
-		return muser_irq_trigger(md, arg);
+		return muser_ctl_irq_trigger(md, arg);
 	case MUSER_IOC_GET_IRQ_STATE:
 		return muser_irq_get_state(md, arg);
 	case MUSER_IOC_DMA_MAP:
-		return muser_dma_map(md, file, (void __user *)arg);
+		return muser_ctl_dma_map(md, file, (void __user *)arg);
 	case MUSER_IOC_DMA_RELEASE:
 		return muser_dma_release(md, file, (void __user *)arg);
 	case MUSER_IOC_DMA_RW:
@@ -334,7 +334,7 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 /* The emulator's view of device memory and of guest memory. */
 static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct muser_dev *md = file_to_muser(file);
+	struct muser_mdev *md = file_to_muser(file);
 	int ret = -ENODEV;
 
 	/* Guest memory and the state area are the emulator's only. */
@@ -364,7 +364,7 @@ static const struct file_operations muser_ctl_fops = {
 	.compat_ioctl = compat_ptr_ioctl,
 };
 
-int muser_ctl_create(struct muser_dev *md, struct device *parent)
+int muser_ctl_create(struct muser_mdev *md, struct device *parent)
 {
 	dev_t devt;
 	int ret;
@@ -407,7 +407,7 @@ err_destroy_inode:
 }
 
 /* The mdev is going: the VMM has closed it, the emulator must let go. */
-void muser_ctl_destroy(struct muser_dev *md)
+void muser_ctl_destroy(struct muser_mdev *md)
 {
 	device_unregister(md->ctl_dev);
 	cdev_del(&md->cdev);

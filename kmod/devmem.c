@@ -12,7 +12,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 unsigned int muser_devmem_budget_mb = 64;
 
@@ -22,7 +22,7 @@ static unsigned long muser_devmem_key(u32 index, u64 pgoff)
 	return ((unsigned long)index << 32) | pgoff;
 }
 
-void muser_devmem_init(struct muser_dev *md)
+void muser_devmem_init(struct muser_mdev *md)
 {
 	xa_init(&md->devmem);
 	init_rwsem(&md->devmem_sem);
@@ -36,7 +36,7 @@ void muser_devmem_init(struct muser_dev *md)
  * if @alloc and missing: NULL if missing and not @alloc, ERR_PTR(-ENOSPC)
  * past the budget, ERR_PTR(-ENOMEM).
  */
-static struct page *muser_devmem_page(struct muser_dev *md, u32 index,
+static struct page *muser_devmem_page(struct muser_mdev *md, u32 index,
 				      u64 pgoff, bool alloc)
 {
 	unsigned long key = muser_devmem_key(index, pgoff);
@@ -50,8 +50,8 @@ static struct page *muser_devmem_page(struct muser_dev *md, u32 index,
 	if (charged && atomic_long_inc_return(&md->devmem_pages) >
 		       READ_ONCE(md->devmem_budget_pages)) {
 		atomic_long_dec(&md->devmem_pages);
-		muser_err(md, "device memory: the budget of %lu pages is used up\n",
-			  READ_ONCE(md->devmem_budget_pages));
+		muser_mdev_err(md, "device memory: the budget of %lu pages is used up\n",
+			       READ_ONCE(md->devmem_budget_pages));
 		return ERR_PTR(-ENOSPC);
 	}
 	page = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
@@ -71,7 +71,7 @@ err_uncharge:
 	return old;
 }
 
-void muser_devmem_free(struct muser_dev *md)
+void muser_devmem_free(struct muser_mdev *md)
 {
 	struct page *page;
 	unsigned long key;
@@ -113,7 +113,7 @@ const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info
  * are staged: copy_from_user() zeroes what it fails to copy, which must not
  * reach device memory.
  */
-ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
+ssize_t muser_devmem_rw(struct muser_mdev *md, u32 index, u64 off,
 			char __user *buf, size_t len, bool write)
 {
 	void *bounce = NULL;
@@ -171,7 +171,7 @@ ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
  */
 static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
 {
-	struct muser_dev *md = vmf->vma->vm_private_data;
+	struct muser_mdev *md = vmf->vma->vm_private_data;
 	u64 off = (u64)vmf->pgoff << PAGE_SHIFT;
 	u32 index = MUSER_OFFSET_TO_INDEX(off);
 	struct page *page = NULL;
@@ -189,8 +189,8 @@ static vm_fault_t muser_devmem_fault(struct vm_fault *vmf)
 		get_page(page);
 	up_read(&md->devmem_sem);
 	if (!page || PTR_ERR_OR_ZERO(page) == -ENOSPC) {
-		muser_err(md, "device memory: no page at region %u offset 0x%llx\n",
-			  index, off & MUSER_OFFSET_MASK);
+		muser_mdev_err(md, "device memory: no page at region %u offset 0x%llx\n",
+			       index, off & MUSER_OFFSET_MASK);
 		return VM_FAULT_SIGBUS;
 	}
 	if (IS_ERR(page))
@@ -209,7 +209,7 @@ static const struct vm_operations_struct muser_devmem_vm_ops = {
  * mapped or not: the control node's mappings of regions are zapped (they
  * fault in again where an area remains). Caller holds md->lock.
  */
-void muser_devmem_set_layout(struct muser_dev *md,
+void muser_devmem_set_layout(struct muser_mdev *md,
 			     const struct muser_device_info *info)
 {
 	struct page *page;
@@ -239,7 +239,7 @@ void muser_devmem_set_layout(struct muser_dev *md,
  * mappings follow the region's access flags, as its reads and writes do;
  * the emulator, being the device, may write any of its memory.
  */
-int muser_devmem_mmap(struct muser_dev *md,
+int muser_devmem_mmap(struct muser_mdev *md,
 		      const struct muser_device_info *info,
 		      struct vm_area_struct *vma, bool vmm)
 {
@@ -254,7 +254,7 @@ int muser_devmem_mmap(struct muser_dev *md,
 	index = MUSER_OFFSET_TO_INDEX(start);
 	off = start & MUSER_OFFSET_MASK;
 	if (!(vma->vm_flags & VM_SHARED)) {
-		muser_err(md, "mmap of region %u must be MAP_SHARED\n", index);
+		muser_mdev_err(md, "mmap of region %u must be MAP_SHARED\n", index);
 		return -EINVAL;
 	}
 	area = muser_area_at(info, index, off, &avail);
@@ -267,8 +267,8 @@ int muser_devmem_mmap(struct muser_dev *md,
 			avail += more;
 	}
 	if (!area || len > avail) {
-		muser_err(md, "mmap of region %u [0x%llx, +0x%llx) is not device memory\n",
-			  index, off, len);
+		muser_mdev_err(md, "mmap of region %u [0x%llx, +0x%llx) is not device memory\n",
+			       index, off, len);
 		return -EINVAL;
 	}
 	if (vmm) {
@@ -277,8 +277,8 @@ int muser_devmem_mmap(struct muser_dev *md,
 		if (!(flags & VFIO_REGION_INFO_FLAG_READ) ||
 		    (!(flags & VFIO_REGION_INFO_FLAG_WRITE) &&
 		     (vma->vm_flags & VM_WRITE))) {
-			muser_err(md, "mmap of region %u: access not allowed\n",
-				  index);
+			muser_mdev_err(md, "mmap of region %u: access not allowed\n",
+				       index);
 			return -EINVAL;
 		}
 		if (!(flags & VFIO_REGION_INFO_FLAG_WRITE))
@@ -292,15 +292,15 @@ int muser_devmem_mmap(struct muser_dev *md,
 }
 
 /* The emulator's mapping of the state area: device memory of its own. */
-int muser_state_mmap(struct muser_dev *md, struct vm_area_struct *vma)
+int muser_state_mmap(struct muser_mdev *md, struct vm_area_struct *vma)
 {
 	u64 start = ((u64)vma->vm_pgoff << PAGE_SHIFT) - MUSER_STATE_OFFSET;
 	u64 len = vma->vm_end - vma->vm_start;
 
 	if (!(vma->vm_flags & VM_SHARED) || start >= MUSER_STATE_SIZE ||
 	    len > MUSER_STATE_SIZE - start) {
-		muser_err(md, "bad mmap of the state area (offset 0x%llx, 0x%llx bytes)\n",
-			  start, len);
+		muser_mdev_err(md, "bad mmap of the state area (offset 0x%llx, 0x%llx bytes)\n",
+			       start, len);
 		return -EINVAL;
 	}
 	muser_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
@@ -356,7 +356,7 @@ int muser_region_caps(const struct muser_device_info *info, u32 index,
 static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
-	struct muser_dev *md = dev_get_drvdata(dev);
+	struct muser_mdev *md = dev_get_drvdata(dev);
 
 	return sysfs_emit(buf, "%ld\n", atomic_long_read(&md->devmem_pages));
 }
@@ -365,7 +365,7 @@ static DEVICE_ATTR_RO(pages);
 static ssize_t budget_mb_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	struct muser_dev *md = dev_get_drvdata(dev);
+	struct muser_mdev *md = dev_get_drvdata(dev);
 
 	return sysfs_emit(buf, "%lu\n",
 			  READ_ONCE(md->devmem_budget_pages) >> (20 - PAGE_SHIFT));
@@ -376,7 +376,7 @@ static ssize_t budget_mb_store(struct device *dev,
 			       struct device_attribute *attr,
 			       const char *buf, size_t count)
 {
-	struct muser_dev *md = dev_get_drvdata(dev);
+	struct muser_mdev *md = dev_get_drvdata(dev);
 	unsigned int mb;
 	int ret;
 

@@ -19,7 +19,7 @@
 #include <linux/task_work.h>
 #include <linux/uaccess.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 #define MUSER_DMA_CHUNK_PAGES	(1u << (MUSER_DMA_CHUNK_SHIFT - PAGE_SHIFT))
 
@@ -63,7 +63,7 @@ static u64 muser_chunk_iova(const struct muser_dma_chunk *c)
 	return c->index << MUSER_DMA_CHUNK_SHIFT;
 }
 
-void muser_dma_init(struct muser_dev *md)
+void muser_dma_init(struct muser_mdev *md)
 {
 	struct muser_dma *dma = &md->dma;
 
@@ -78,14 +78,14 @@ void muser_dma_init(struct muser_dev *md)
 }
 
 /* Zap every mapping of [iova, iova + size) in the DMA window. */
-static void muser_dma_zap(struct muser_dev *md, u64 iova, u64 size)
+static void muser_dma_zap(struct muser_mdev *md, u64 iova, u64 size)
 {
 	lockdep_assert_held_write(&md->dma.sem);
 	unmap_mapping_range(md->inode->i_mapping, MUSER_DMA_OFFSET + iova,
 			    size, 1);
 }
 
-static void muser_dma_free_chunk(struct muser_dev *md,
+static void muser_dma_free_chunk(struct muser_mdev *md,
 				 struct muser_dma_chunk *c)
 {
 	lockdep_assert_held(&md->dma.lock);
@@ -100,7 +100,7 @@ static void muser_dma_free_chunk(struct muser_dev *md,
  * their mappings, and mark them in @unpin for muser_dma_unpin(). Under
  * dma.sem for writing, so no fault or copy finds them from now on.
  */
-static void muser_dma_forget(struct muser_dev *md, struct muser_dma_chunk *c,
+static void muser_dma_forget(struct muser_mdev *md, struct muser_dma_chunk *c,
 			     unsigned int first, unsigned int last,
 			     unsigned long *unpin)
 {
@@ -131,7 +131,7 @@ static void muser_dma_forget(struct muser_dev *md, struct muser_dma_chunk *c,
  * dma.sem: vfio_unpin_pages() takes the VMM's mmap_lock for its locked
  * memory count, and a fault holds an mmap_lock when it takes dma.sem.
  */
-static void muser_dma_unpin(struct muser_dev *md, u64 base,
+static void muser_dma_unpin(struct muser_mdev *md, u64 base,
 			    const unsigned long *unpin)
 {
 	unsigned int start, end;
@@ -146,7 +146,7 @@ static void muser_dma_unpin(struct muser_dev *md, u64 base,
  * Unpin everything in [iova, iova + size), after zapping it. Chunks left
  * empty and unheld are freed; held ones stay, so holds outlive revocation.
  */
-static void muser_dma_revoke(struct muser_dev *md, u64 iova, u64 size)
+static void muser_dma_revoke(struct muser_mdev *md, u64 iova, u64 size)
 {
 	u64 end = iova + size - 1;
 	unsigned long idx;
@@ -178,7 +178,7 @@ static void muser_dma_revoke(struct muser_dev *md, u64 iova, u64 size)
 }
 
 /* Unpin least recently used unheld chunks outside [keep_lo, keep_hi]. */
-static bool muser_dma_evict(struct muser_dev *md, unsigned long want,
+static bool muser_dma_evict(struct muser_mdev *md, unsigned long want,
 			    unsigned long keep_lo, unsigned long keep_hi)
 {
 	struct muser_dma_chunk *c, *tmp;
@@ -200,7 +200,7 @@ static bool muser_dma_evict(struct muser_dev *md, unsigned long want,
  * A chunk just used: unheld ones are the LRU's, most recently used last,
  * and go when nothing in them is pinned.
  */
-static void muser_dma_settle(struct muser_dev *md, struct muser_dma_chunk *c)
+static void muser_dma_settle(struct muser_mdev *md, struct muser_dma_chunk *c)
 {
 	lockdep_assert_held(&md->dma.lock);
 	if (c->holds)
@@ -214,7 +214,7 @@ static void muser_dma_settle(struct muser_dev *md, struct muser_dma_chunk *c)
 	up_write(&md->dma.sem);
 }
 
-static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_dev *md,
+static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_mdev *md,
 						   unsigned long index)
 {
 	struct muser_dma_chunk *c;
@@ -241,26 +241,26 @@ static struct muser_dma_chunk *muser_dma_get_chunk(struct muser_dev *md,
  * What vfio_pin_pages() said, as the uapi documents it; logged unless the
  * emulator only probes (MUSER_DMA_F_PROBE).
  */
-static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
+static int muser_dma_pin_error(struct muser_mdev *md, int ret, u64 iova,
 			       int npage, u32 flags)
 {
 	if (flags & MUSER_DMA_F_PROBE)
 		return ret == -EINVAL ? -EFAULT : ret;
 	switch (ret) {
 	case -EINVAL:
-		muser_err(md, "dma: iova 0x%llx (+%d pages) is not mapped by the VMM\n",
-			  iova, npage);
+		muser_mdev_err(md, "dma: iova 0x%llx (+%d pages) is not mapped by the VMM\n",
+			       iova, npage);
 		return -EFAULT;
 	case -EPERM:
-		muser_err(md, "dma: iova 0x%llx is mapped read-only by the VMM\n",
-			  iova);
+		muser_mdev_err(md, "dma: iova 0x%llx is mapped read-only by the VMM\n",
+			       iova);
 		return -EPERM;
 	case -ENOMEM:
-		muser_err(md, "dma: pinning iova 0x%llx failed: out of memory, or the VMM's locked memory limit is reached\n",
-			  iova);
+		muser_mdev_err(md, "dma: pinning iova 0x%llx failed: out of memory, or the VMM's locked memory limit is reached\n",
+			       iova);
 		return -ENOMEM;
 	}
-	muser_err(md, "dma: pinning iova 0x%llx failed: %d\n", iova, ret);
+	muser_mdev_err(md, "dma: pinning iova 0x%llx failed: %d\n", iova, ret);
 	return ret < 0 ? ret : -EIO;
 }
 
@@ -269,7 +269,7 @@ static int muser_dma_pin_error(struct muser_dev *md, int ret, u64 iova,
  * write: the pin's access is the VMM mapping's either way, so a page that
  * pins that way is writable. Read-only mappings are found page by page.
  */
-static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
+static int muser_dma_pin_run(struct muser_mdev *md, struct muser_dma_chunk *c,
 			     unsigned int first, unsigned int n, u32 flags,
 			     struct page **pages)
 {
@@ -315,7 +315,7 @@ static int muser_dma_pin_run(struct muser_dev *md, struct muser_dma_chunk *c,
  * Pages of [first_pfn, last_pfn] (iova >> PAGE_SHIFT) not pinned yet; the
  * count stops past the budget, so a huge range costs no more than that.
  */
-static unsigned long muser_dma_missing(struct muser_dev *md, u64 first_pfn,
+static unsigned long muser_dma_missing(struct muser_mdev *md, u64 first_pfn,
 				       u64 last_pfn)
 {
 	unsigned long missing = 0;
@@ -365,7 +365,7 @@ static int muser_file_hold(struct muser_ctl_file *cf, unsigned long idx,
 }
 
 /* Take @n holds of @c: held chunks leave the LRU and count as mapped. */
-static void muser_dma_hold(struct muser_dev *md, struct muser_dma_chunk *c,
+static void muser_dma_hold(struct muser_mdev *md, struct muser_dma_chunk *c,
 			   unsigned long n)
 {
 	lockdep_assert_held(&md->dma.lock);
@@ -377,7 +377,7 @@ static void muser_dma_hold(struct muser_dev *md, struct muser_dma_chunk *c,
 }
 
 /* Drop @n holds; the chunk joins the LRU, or goes if nothing is pinned. */
-static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
+static void muser_dma_unhold(struct muser_mdev *md, struct muser_dma_chunk *c,
 			     unsigned long n)
 {
 	lockdep_assert_held(&md->dma.lock);
@@ -388,7 +388,7 @@ static void muser_dma_unhold(struct muser_dev *md, struct muser_dma_chunk *c,
 }
 
 /* Whether a fence keeps pins out; drops expired timed fences. */
-static bool muser_dma_fence_live(struct muser_dev *md,
+static bool muser_dma_fence_live(struct muser_mdev *md,
 				 struct muser_dma_fence *f, unsigned long now)
 {
 	lockdep_assert_held(&md->dma.lock);
@@ -405,7 +405,7 @@ static bool muser_dma_fence_live(struct muser_dev *md,
  * Jiffies a pin of [iova, iova + size) must wait for a fence, 0 if none,
  * MAX_SCHEDULE_TIMEOUT for one lifted by its thread.
  */
-static long muser_dma_fenced(struct muser_dev *md, u64 iova, u64 size)
+static long muser_dma_fenced(struct muser_mdev *md, u64 iova, u64 size)
 {
 	struct muser_dma_fence *f, *tmp;
 	unsigned long now = jiffies;
@@ -432,7 +432,7 @@ static void muser_dma_fence_lift(struct callback_head *work)
 {
 	struct muser_dma_fence *f = container_of(work, struct muser_dma_fence,
 						 work);
-	struct muser_dev *md = f->md;
+	struct muser_mdev *md = f->md;
 
 	mutex_lock(&md->dma.lock);
 	list_del(&f->node);
@@ -452,7 +452,7 @@ static void muser_dma_fence_lift(struct callback_head *work)
  * A kernel thread gets a fence of MUSER_DMA_FENCE_MS; if even that cannot
  * be allocated, all of guest memory is fenced that long.
  */
-static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
+static void muser_dma_fence(struct muser_mdev *md, u64 iova, u64 size)
 {
 	unsigned long until = jiffies + msecs_to_jiffies(MUSER_DMA_FENCE_MS);
 	struct muser_dma_fence *f;
@@ -500,7 +500,7 @@ static void muser_dma_fence(struct muser_dev *md, u64 iova, u64 size)
  * The VMM closed the device: its fences mean nothing to the next one. A
  * thread's stays listed (unmatched) until its lift runs, which frees it.
  */
-static void muser_dma_unfence(struct muser_dev *md)
+static void muser_dma_unfence(struct muser_mdev *md)
 {
 	struct muser_dma_fence *f, *tmp;
 
@@ -525,7 +525,7 @@ static void muser_dma_unfence(struct muser_dev *md)
  * Called without dma.lock: open_device and close_device take it under
  * dev_set->lock.
  */
-static int muser_dma_wait_registered(struct muser_dev *md)
+static int muser_dma_wait_registered(struct muser_mdev *md)
 {
 	if (READ_ONCE(md->dma.registered))
 		return 0;
@@ -544,7 +544,7 @@ static int muser_dma_wait_registered(struct muser_dev *md)
  * Pages pinned before a failure stay pinned, on the LRU if unheld.
  * Returns -EAGAIN with *@wait set while the range is fenced.
  */
-static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
+static int muser_dma_pin(struct muser_mdev *md, u64 iova, u64 size,
 			 u32 flags, struct muser_ctl_file *cf, long *wait)
 {
 	u64 first = iova >> PAGE_SHIFT, last = (iova + size - 1) >> PAGE_SHIFT;
@@ -567,8 +567,8 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 		xa_for_each_range(&cf->holds, idx, v, lo, hi) {
 			if (xa_to_value(v) < MUSER_DMA_MAX_HOLDS)
 				continue;
-			muser_err(md, "dma: iova 0x%llx held %u times already\n",
-				  (u64)idx << MUSER_DMA_CHUNK_SHIFT,
+			muser_mdev_err(md, "dma: iova 0x%llx held %u times already\n",
+				       (u64)idx << MUSER_DMA_CHUNK_SHIFT,
 				  MUSER_DMA_MAX_HOLDS);
 			return -EOVERFLOW;
 		}
@@ -577,8 +577,8 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
 	missing = muser_dma_missing(md, first, last);
 	if (missing && !muser_dma_evict(md, missing, lo, hi)) {
 		if (!(flags & MUSER_DMA_F_PROBE))
-			muser_err(md, "dma: %lu more pages would exceed the budget of %lu pinned pages\n",
-				  missing, md->dma.budget_pages);
+			muser_mdev_err(md, "dma: %lu more pages would exceed the budget of %lu pinned pages\n",
+				       missing, md->dma.budget_pages);
 		return -ENOSPC;
 	}
 
@@ -642,7 +642,7 @@ static int muser_dma_pin(struct muser_dev *md, u64 iova, u64 size,
  * muser_dma_pin() for the attached emulator @file (checked under dma.lock,
  * so a racing detach drops what this takes), waiting out fences.
  */
-static int muser_dma_pin_wait(struct muser_dev *md, struct file *file,
+static int muser_dma_pin_wait(struct muser_mdev *md, struct file *file,
 			      u64 iova, u64 size, u32 flags,
 			      struct muser_ctl_file *cf)
 {
@@ -671,29 +671,29 @@ static int muser_dma_pin_wait(struct muser_dev *md, struct file *file,
 	}
 }
 
-static int muser_dma_check_range(struct muser_dev *md, u64 iova, u64 size,
+static int muser_dma_check_range(struct muser_mdev *md, u64 iova, u64 size,
 				 u32 flags)
 {
 	if (flags & ~(MUSER_DMA_F_WRITE | MUSER_DMA_F_PROBE)) {
-		muser_err(md, "dma: unknown flags 0x%x\n", flags);
+		muser_mdev_err(md, "dma: unknown flags 0x%x\n", flags);
 		return -EINVAL;
 	}
 	if (!size || iova > MUSER_DMA_MAX_IOVA ||
 	    size > MUSER_DMA_MAX_IOVA - iova + 1) {
-		muser_err(md, "dma: bad range iova 0x%llx size 0x%llx\n",
-			  iova, size);
+		muser_mdev_err(md, "dma: bad range iova 0x%llx size 0x%llx\n",
+			       iova, size);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-static int muser_dma_get_args(struct muser_dev *md, struct file *file,
+static int muser_dma_get_args(struct muser_mdev *md, struct file *file,
 			      void __user *arg, struct muser_dma_map *m)
 {
 	if (copy_from_user(m, arg, sizeof(*m)))
 		return -EFAULT;
 	if (m->argsz < sizeof(*m)) {
-		muser_err(md, "dma: argsz %u < %zu\n", m->argsz, sizeof(*m));
+		muser_mdev_err(md, "dma: argsz %u < %zu\n", m->argsz, sizeof(*m));
 		return -EINVAL;
 	}
 	if (READ_ONCE(md->emulator) != file)
@@ -701,7 +701,7 @@ static int muser_dma_get_args(struct muser_dev *md, struct file *file,
 	return muser_dma_check_range(md, m->iova, m->size, m->flags);
 }
 
-int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
+int muser_ctl_dma_map(struct muser_mdev *md, struct file *file, void __user *arg)
 {
 	struct muser_dma_map m;
 	int ret;
@@ -717,7 +717,7 @@ int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg)
 				  file->private_data);
 }
 
-int muser_dma_release(struct muser_dev *md, struct file *file,
+int muser_dma_release(struct muser_mdev *md, struct file *file,
 		      void __user *arg)
 {
 	struct muser_ctl_file *cf = file->private_data;
@@ -735,8 +735,8 @@ int muser_dma_release(struct muser_dev *md, struct file *file,
 		return -EINTR;
 	for (idx = lo; idx <= hi; idx++) {
 		if (!muser_file_holds(cf, idx)) {
-			muser_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
-				  m.iova, m.size);
+			muser_mdev_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
+				       m.iova, m.size);
 			ret = -EINVAL;
 			goto out_unlock;
 		}
@@ -758,7 +758,7 @@ out_unlock:
  * "everything unmapped". @file is only compared: after a takeover it may
  * be gone, and its release dropped the holds already.
  */
-void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
+void muser_dma_drop_holds(struct muser_mdev *md, struct muser_ctl_file *cf,
 			  const struct file *file)
 {
 	unsigned long idx;
@@ -786,7 +786,7 @@ out_unlock:
  * window made by any file go, and faults serve only the new emulator from
  * now on (muser_dma_fault() checks under dma.sem).
  */
-void muser_dma_revoke_window(struct muser_dev *md)
+void muser_dma_revoke_window(struct muser_mdev *md)
 {
 	down_write(&md->dma.sem);
 	muser_dma_zap(md, 0, MUSER_DMA_MAX_IOVA + 1);
@@ -797,7 +797,7 @@ void muser_dma_revoke_window(struct muser_dev *md)
  * The page holding @iova with a reference, pinning it (without a hold) if
  * needed, or an ERR_PTR.
  */
-static struct page *muser_dma_get_page(struct muser_dev *md, struct file *file,
+static struct page *muser_dma_get_page(struct muser_mdev *md, struct file *file,
 				       u64 iova, u64 size, bool write)
 {
 	struct muser_dma_chunk *c;
@@ -830,7 +830,7 @@ static struct page *muser_dma_get_page(struct muser_dev *md, struct file *file,
 	}
 }
 
-int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
+int muser_dma_rw(struct muser_mdev *md, struct file *file, void __user *arg)
 {
 	struct muser_dma_rw rw;
 	u8 __user *data;
@@ -841,7 +841,7 @@ int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
 	if (copy_from_user(&rw, arg, sizeof(rw)))
 		return -EFAULT;
 	if (rw.argsz < sizeof(rw)) {
-		muser_err(md, "dma: argsz %u < %zu\n", rw.argsz, sizeof(rw));
+		muser_mdev_err(md, "dma: argsz %u < %zu\n", rw.argsz, sizeof(rw));
 		return -EINVAL;
 	}
 	if (READ_ONCE(md->emulator) != file)
@@ -850,8 +850,8 @@ int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
 	if (ret)
 		return ret;
 	if (rw.size > MUSER_DMA_RW_MAX) {
-		muser_err(md, "dma: copy of %llu bytes, at most %u\n", rw.size,
-			  MUSER_DMA_RW_MAX);
+		muser_mdev_err(md, "dma: copy of %llu bytes, at most %u\n", rw.size,
+			       MUSER_DMA_RW_MAX);
 		return -EINVAL;
 	}
 	write = rw.flags & MUSER_DMA_F_WRITE;
@@ -891,7 +891,7 @@ int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg)
 static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	struct muser_dev *md = vma->vm_private_data;
+	struct muser_mdev *md = vma->vm_private_data;
 	u64 iova = ((u64)vmf->pgoff << PAGE_SHIFT) - MUSER_DMA_OFFSET;
 	vm_fault_t ret = VM_FAULT_SIGBUS;
 	struct muser_dma_chunk *c;
@@ -910,8 +910,8 @@ static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
 	up_read(&md->dma.sem);
 
 	if (ret == VM_FAULT_SIGBUS)
-		muser_err(md, "dma: %s touched iova 0x%llx, which is %s\n",
-			  owner ? "the emulator" : "a detached emulator", iova,
+		muser_mdev_err(md, "dma: %s touched iova 0x%llx, which is %s\n",
+			       owner ? "the emulator" : "a detached emulator", iova,
 			  !owner ? "no longer its own" :
 			  entry ? "read-only" : "not pinned");
 	return ret;
@@ -921,7 +921,7 @@ static const struct vm_operations_struct muser_dma_vm_ops = {
 	.fault = muser_dma_fault,
 };
 
-int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma)
+int muser_dma_mmap(struct muser_mdev *md, struct vm_area_struct *vma)
 {
 	u64 len = vma->vm_end - vma->vm_start;
 	u64 start = (u64)vma->vm_pgoff << PAGE_SHIFT;
@@ -929,8 +929,8 @@ int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma)
 	if (!(vma->vm_flags & VM_SHARED) || start < MUSER_DMA_OFFSET ||
 	    start - MUSER_DMA_OFFSET > MUSER_DMA_MAX_IOVA ||
 	    len > MUSER_DMA_MAX_IOVA + 1 - (start - MUSER_DMA_OFFSET)) {
-		muser_err(md, "dma: bad mmap of the DMA window (offset 0x%llx, 0x%llx bytes, %s)\n",
-			  start, len,
+		muser_mdev_err(md, "dma: bad mmap of the DMA window (offset 0x%llx, 0x%llx bytes, %s)\n",
+			       start, len,
 			  vma->vm_flags & VM_SHARED ? "shared" : "private");
 		return -EINVAL;
 	}
@@ -943,7 +943,7 @@ int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma)
 	return 0;
 }
 
-void muser_dma_open(struct muser_dev *md)
+void muser_dma_open(struct muser_mdev *md)
 {
 	mutex_lock(&md->dma.lock);
 	md->dma.open = true;
@@ -952,7 +952,7 @@ void muser_dma_open(struct muser_dev *md)
 }
 
 /* The VMM is going: nothing may stay pinned past close_device. */
-void muser_dma_close(struct muser_dev *md)
+void muser_dma_close(struct muser_mdev *md)
 {
 	mutex_lock(&md->dma.lock);
 	muser_dma_revoke(md, 0, MUSER_DMA_MAX_IOVA + 1);
@@ -969,7 +969,7 @@ void muser_dma_close(struct muser_dev *md)
  * the emulator. The fence keeps new pins out until type1 has removed the
  * mapping.
  */
-void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
+void muser_dma_guest_unmapped(struct muser_mdev *md, u64 iova, u64 size)
 {
 	if (!size || iova > MUSER_DMA_MAX_IOVA)
 		return;
@@ -982,7 +982,7 @@ void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 	muser_nl_event(md, MUSER_EVENT_DMA_UNMAPPED, 0, iova, size);
 }
 
-void muser_dma_destroy(struct muser_dev *md)
+void muser_dma_destroy(struct muser_mdev *md)
 {
 	struct muser_dma_chunk *c;
 	unsigned long idx;
@@ -1000,7 +1000,7 @@ void muser_dma_destroy(struct muser_dev *md)
 }
 
 /* sysfs: /sys/bus/mdev/devices/UUID/dma/ */
-static struct muser_dev *dev_to_muser(struct device *dev)
+static struct muser_mdev *dev_to_muser(struct device *dev)
 {
 	return dev_get_drvdata(dev);
 }
@@ -1022,7 +1022,7 @@ static DEVICE_ATTR_RO(mapped_pages);
 static ssize_t evictions_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	struct muser_dev *md = dev_to_muser(dev);
+	struct muser_mdev *md = dev_to_muser(dev);
 
 	return sysfs_emit(buf, "%lu\n", READ_ONCE(md->dma.evictions));
 }
@@ -1031,7 +1031,7 @@ static DEVICE_ATTR_RO(evictions);
 static ssize_t budget_mb_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	struct muser_dev *md = dev_to_muser(dev);
+	struct muser_mdev *md = dev_to_muser(dev);
 
 	return sysfs_emit(buf, "%lu\n",
 			  READ_ONCE(md->dma.budget_pages) >> (20 - PAGE_SHIFT));
@@ -1041,7 +1041,7 @@ static ssize_t budget_mb_store(struct device *dev,
 			       struct device_attribute *attr,
 			       const char *buf, size_t count)
 {
-	struct muser_dev *md = dev_to_muser(dev);
+	struct muser_mdev *md = dev_to_muser(dev);
 	unsigned int mb;
 	int ret;
 

@@ -8,7 +8,7 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 static void muser_irq_release(struct muser_irq_ctx *ctx, u32 start, u32 count)
 {
@@ -31,7 +31,7 @@ static void muser_irq_disable(struct muser_irq_ctx *ctx)
 	ctx->count = 0;
 }
 
-void muser_irq_release_all(struct muser_dev *md)
+void muser_irq_release_all(struct muser_mdev *md)
 {
 	unsigned int i;
 
@@ -44,7 +44,7 @@ void muser_irq_release_all(struct muser_dev *md)
 	mutex_unlock(&md->irq_lock);
 }
 
-int muser_irq_info(struct muser_dev *md, unsigned long arg)
+int muser_irq_info(struct muser_mdev *md, unsigned long arg)
 {
 	const unsigned long minsz = offsetofend(struct vfio_irq_info, count);
 	const struct muser_device_info *info;
@@ -130,7 +130,7 @@ err_put:
 	return ret;
 }
 
-static int muser_irq_set_trigger(struct muser_dev *md,
+static int muser_irq_set_trigger(struct muser_mdev *md,
 				 const struct vfio_irq_set *hdr, const void *data)
 {
 	struct muser_irq_ctx *ctx = &md->irqs[hdr->index];
@@ -164,7 +164,7 @@ static int muser_irq_set_trigger(struct muser_dev *md,
 }
 
 /* INTx is level-triggered and automasked: each trigger masks it. */
-static void muser_intx_fire(struct muser_dev *md)
+static void muser_intx_fire(struct muser_mdev *md)
 {
 	lockdep_assert_held(&md->irq_lock);
 
@@ -177,7 +177,7 @@ static void muser_intx_fire(struct muser_dev *md)
 	muser_irq_signal(&md->irqs[VFIO_PCI_INTX_IRQ_INDEX], 0);
 }
 
-static void muser_intx_unmask(struct muser_dev *md)
+static void muser_intx_unmask(struct muser_mdev *md)
 {
 	lockdep_assert_held(&md->irq_lock);
 
@@ -189,7 +189,7 @@ static void muser_intx_unmask(struct muser_dev *md)
 /* The VMM signalled its INTx unmask eventfd (run from a workqueue). */
 static void muser_intx_unmask_thread(void *opaque, void *unused)
 {
-	struct muser_dev *md = opaque;
+	struct muser_mdev *md = opaque;
 
 	mutex_lock(&md->irq_lock);
 	muser_intx_unmask(md);
@@ -201,7 +201,7 @@ static void muser_intx_unmask_thread(void *opaque, void *unused)
  * VFIO_IRQ_SET_ACTION_UNMASK with an eventfd: called without irq_lock, as
  * tearing a virqfd down waits for its thread, which takes irq_lock.
  */
-static int muser_intx_set_unmask_fd(struct muser_dev *md, s32 fd)
+static int muser_intx_set_unmask_fd(struct muser_mdev *md, s32 fd)
 {
 	if (fd < 0) {
 		vfio_virqfd_disable(&md->intx_unmask);
@@ -211,7 +211,7 @@ static int muser_intx_set_unmask_fd(struct muser_dev *md, s32 fd)
 				  &md->intx_unmask, fd);
 }
 
-static int muser_intx_set_mask(struct muser_dev *md,
+static int muser_intx_set_mask(struct muser_mdev *md,
 			       const struct vfio_irq_set *hdr, const void *data)
 {
 	bool mask = (hdr->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK) ==
@@ -238,7 +238,7 @@ static int muser_intx_set_mask(struct muser_dev *md,
 	return 0;
 }
 
-int muser_set_irqs(struct muser_dev *md, unsigned long arg)
+int muser_set_irqs(struct muser_mdev *md, unsigned long arg)
 {
 	const unsigned long minsz = offsetofend(struct vfio_irq_set, count);
 	const struct muser_device_info *info;
@@ -305,7 +305,7 @@ int muser_set_irqs(struct muser_dev *md, unsigned long arg)
 }
 
 /* MUSER_IOC_GET_IRQ_STATE: what the VMM has set up for one index. */
-int muser_irq_get_state(struct muser_dev *md, unsigned long arg)
+int muser_irq_get_state(struct muser_mdev *md, unsigned long arg)
 {
 	struct muser_irq_state *st;
 	struct muser_irq_ctx *ctx;
@@ -342,7 +342,7 @@ out_free:
 }
 
 /* MUSER_IOC_TRIGGER_IRQ from the emulator. */
-int muser_irq_trigger(struct muser_dev *md, unsigned long arg)
+int muser_ctl_irq_trigger(struct muser_mdev *md, unsigned long arg)
 {
 	const struct muser_device_info *info = &md->info;
 	struct muser_irq_trigger t;
@@ -380,17 +380,17 @@ int muser_irq_trigger(struct muser_dev *md, unsigned long arg)
 }
 
 /* vfio_unregister_group_dev() asks the VMM to let the device go. */
-void muser_irq_request(struct muser_dev *md, unsigned int count)
+void muser_irq_request(struct muser_mdev *md, unsigned int count)
 {
 	struct muser_irq_ctx *ctx = &md->irqs[VFIO_PCI_REQ_IRQ_INDEX];
 
 	mutex_lock(&md->irq_lock);
 	if (ctx->count && ctx->trigger[0]) {
 		if (!count)
-			muser_info(md, "asking the VMM to release the device\n");
+			muser_mdev_info(md, "asking the VMM to release the device\n");
 		muser_eventfd_signal(ctx->trigger[0]);
 	} else if (!count) {
-		muser_info(md, "no device request channel registered, blocked until released by the VMM\n");
+		muser_mdev_info(md, "no device request channel registered, blocked until released by the VMM\n");
 	}
 	mutex_unlock(&md->irq_lock);
 }

@@ -6,7 +6,7 @@
 #include <linux/log2.h>
 #include <linux/sched/signal.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 static const u32 muser_irq_flags_allowed[MUSER_NUM_IRQS] = {
 	[VFIO_PCI_INTX_IRQ_INDEX] = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE |
@@ -25,13 +25,13 @@ static const u32 muser_irq_max_count[MUSER_NUM_IRQS] = {
 	[VFIO_PCI_REQ_IRQ_INDEX] = 1,
 };
 
-static int muser_region_validate(struct muser_dev *md, unsigned int i,
+static int muser_region_validate(struct muser_mdev *md, unsigned int i,
 				 const struct muser_region *r)
 {
 	const u32 rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 
 	if (r->flags & ~rw || r->pad) {
-		muser_err(md, "attach: region %u: bad flags 0x%x\n", i, r->flags);
+		muser_mdev_err(md, "attach: region %u: bad flags 0x%x\n", i, r->flags);
 		return -EINVAL;
 	}
 	if (!r->size)
@@ -42,7 +42,7 @@ static int muser_region_validate(struct muser_dev *md, unsigned int i,
 		if (r->size != 256 && r->size != 4096)
 			goto bad_size;
 		if (r->flags != rw) {
-			muser_err(md, "attach: config space must be read-write\n");
+			muser_mdev_err(md, "attach: config space must be read-write\n");
 			return -EINVAL;
 		}
 		return 0;
@@ -57,11 +57,11 @@ static int muser_region_validate(struct muser_dev *md, unsigned int i,
 	}
 
 bad_size:
-	muser_err(md, "attach: region %u: bad size 0x%llx\n", i, r->size);
+	muser_mdev_err(md, "attach: region %u: bad size 0x%llx\n", i, r->size);
 	return -EINVAL;
 }
 
-static int muser_areas_validate(struct muser_dev *md,
+static int muser_areas_validate(struct muser_mdev *md,
 				const struct muser_device_info *info)
 {
 	unsigned int i, j;
@@ -90,41 +90,41 @@ static int muser_areas_validate(struct muser_dev *md,
 	return 0;
 
 bad_area:
-	muser_err(md, "attach: mmap area %u (region %u, 0x%llx+0x%llx) is invalid\n",
-		  i, info->mmap_areas[i].region, info->mmap_areas[i].offset,
+	muser_mdev_err(md, "attach: mmap area %u (region %u, 0x%llx+0x%llx) is invalid\n",
+		       i, info->mmap_areas[i].region, info->mmap_areas[i].offset,
 		  info->mmap_areas[i].size);
 	return -EINVAL;
 bad:
-	muser_err(md, "attach: %u mmap areas\n", info->num_mmap_areas);
+	muser_mdev_err(md, "attach: %u mmap areas\n", info->num_mmap_areas);
 	return -EINVAL;
 }
 
 /* Check everything in an attach request; log why it is refused. */
-int muser_layout_validate(struct muser_dev *md,
+int muser_layout_validate(struct muser_mdev *md,
 			  const struct muser_device_info *info)
 {
 	unsigned int i;
 	int ret;
 
 	if (info->version != MUSER_API_VERSION) {
-		muser_err(md, "attach: API version %u, module speaks %u\n",
-			  info->version, MUSER_API_VERSION);
+		muser_mdev_err(md, "attach: API version %u, module speaks %u\n",
+			       info->version, MUSER_API_VERSION);
 		return -EINVAL;
 	}
 	if (info->flags & ~MUSER_DEV_F_RESET) {
-		muser_err(md, "attach: unknown flags 0x%x\n", info->flags);
+		muser_mdev_err(md, "attach: unknown flags 0x%x\n", info->flags);
 		return -EINVAL;
 	}
 	if (info->num_regions < VFIO_PCI_CONFIG_REGION_INDEX + 1 ||
 	    info->num_regions > MUSER_NUM_REGIONS ||
 	    info->num_irqs != MUSER_NUM_IRQS) {
-		muser_err(md, "attach: %u regions, %u irqs\n",
-			  info->num_regions, info->num_irqs);
+		muser_mdev_err(md, "attach: %u regions, %u irqs\n",
+			       info->num_regions, info->num_irqs);
 		return -EINVAL;
 	}
 	for (i = 0; i < MUSER_NUM_REGIONS; i++) {
 		if (i >= info->num_regions && info->regions[i].size) {
-			muser_err(md, "attach: region %u beyond num_regions\n", i);
+			muser_mdev_err(md, "attach: region %u beyond num_regions\n", i);
 			return -EINVAL;
 		}
 		ret = muser_region_validate(md, i, &info->regions[i]);
@@ -132,7 +132,7 @@ int muser_layout_validate(struct muser_dev *md,
 			return ret;
 	}
 	if (!info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size) {
-		muser_err(md, "attach: no config space\n");
+		muser_mdev_err(md, "attach: no config space\n");
 		return -EINVAL;
 	}
 	ret = muser_areas_validate(md, info);
@@ -147,15 +147,15 @@ int muser_layout_validate(struct muser_dev *md,
 		    irq->count > muser_irq_max_count[i] ||
 		    (i == VFIO_PCI_MSI_IRQ_INDEX && irq->count &&
 		     !is_power_of_2(irq->count))) {
-			muser_err(md, "attach: irq %u: flags 0x%x count %u\n",
-				  i, irq->flags, irq->count);
+			muser_mdev_err(md, "attach: irq %u: flags 0x%x count %u\n",
+				       i, irq->flags, irq->count);
 			return -EINVAL;
 		}
 	}
 	return 0;
 }
 
-bool muser_layout_ready(struct muser_dev *md)
+bool muser_layout_ready(struct muser_mdev *md)
 {
 	/* Pairs with the release in muser_attach(): info is complete. */
 	return smp_load_acquire(&md->has_info);
@@ -166,7 +166,7 @@ bool muser_layout_ready(struct muser_dev *md)
  * Once set it never goes away, and it does not change while the VMM has
  * the device open.
  */
-const struct muser_device_info *muser_wait_layout(struct muser_dev *md)
+const struct muser_device_info *muser_wait_layout(struct muser_mdev *md)
 {
 	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long ret;
@@ -182,7 +182,7 @@ const struct muser_device_info *muser_wait_layout(struct muser_dev *md)
 		return ERR_PTR(-EINTR);
 	if (muser_layout_ready(md))
 		return &md->info;
-	muser_err(md, "no emulator attached within %u ms\n", timeout_ms);
+	muser_mdev_err(md, "no emulator attached within %u ms\n", timeout_ms);
 	return ERR_PTR(-ETIMEDOUT);
 }
 

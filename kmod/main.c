@@ -10,7 +10,7 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 static unsigned int max_instances = 64;
 module_param(max_instances, uint, 0444);
@@ -66,10 +66,10 @@ static const struct attribute_group *muser_dev_groups[] = {
 
 static int muser_probe(struct mdev_device *mdev)
 {
-	struct muser_dev *md;
+	struct muser_mdev *md;
 	int ret;
 
-	md = vfio_alloc_device(muser_dev, vdev, &mdev->dev, &muser_vfio_ops);
+	md = vfio_alloc_device(muser_mdev, vdev, &mdev->dev, &muser_vfio_ops);
 	if (IS_ERR(md))
 		return PTR_ERR(md);
 
@@ -83,7 +83,7 @@ static int muser_probe(struct mdev_device *mdev)
 
 	dev_set_drvdata(&mdev->dev, md);
 	muser_nl_add_device(md);
-	muser_info(md, "created\n");
+	muser_mdev_info(md, "created\n");
 	return 0;
 
 err_unregister:
@@ -95,7 +95,7 @@ err_put_device:
 
 static void muser_remove(struct mdev_device *mdev)
 {
-	struct muser_dev *md = dev_get_drvdata(&mdev->dev);
+	struct muser_mdev *md = dev_get_drvdata(&mdev->dev);
 
 	/*
 	 * Waits for the VMM to close the device, asking it through the REQ
@@ -104,7 +104,7 @@ static void muser_remove(struct mdev_device *mdev)
 	vfio_unregister_group_dev(&md->vdev);
 	muser_ctl_destroy(md);
 	muser_nl_del_device(md);
-	muser_info(md, "removed\n");
+	muser_mdev_info(md, "removed\n");
 	vfio_put_device(&md->vdev);
 }
 
@@ -194,5 +194,6 @@ module_init(muser_init);
 module_exit(muser_exit);
 
 MODULE_LICENSE("GPL");
+MODULE_VERSION(MUSER_VERSION);
 MODULE_DESCRIPTION("PCI devices emulated in userspace, served through VFIO");
 MODULE_SOFTDEP("pre: vfio_iommu_type1");

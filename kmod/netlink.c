@@ -7,7 +7,7 @@
 #include <linux/mutex.h>
 #include <net/genetlink.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 /* Every device between probe and remove, for lookups and dumps. */
 static LIST_HEAD(muser_devices);
@@ -25,7 +25,7 @@ static const struct nla_policy muser_nl_policy[MUSER_ATTR_MAX + 1] = {
 	[MUSER_ATTR_UUID] = { .type = NLA_NUL_STRING, .len = UUID_STRING_LEN },
 };
 
-void muser_nl_add_device(struct muser_dev *md)
+void muser_nl_add_device(struct muser_mdev *md)
 {
 	mutex_lock(&muser_devices_lock);
 	list_add_tail(&md->node, &muser_devices);
@@ -33,7 +33,7 @@ void muser_nl_add_device(struct muser_dev *md)
 	muser_nl_event(md, MUSER_EVENT_CREATED, 0, 0, 0);
 }
 
-void muser_nl_del_device(struct muser_dev *md)
+void muser_nl_del_device(struct muser_mdev *md)
 {
 	mutex_lock(&muser_devices_lock);
 	list_del(&md->node);
@@ -41,20 +41,20 @@ void muser_nl_del_device(struct muser_dev *md)
 	muser_nl_event(md, MUSER_EVENT_REMOVED, 0, 0, 0);
 }
 
-static u32 muser_dev_state(struct muser_dev *md)
+static u32 muser_dev_state(struct muser_mdev *md)
 {
 	if (READ_ONCE(md->dead))
-		return MUSER_STATE_REMOVING;
+		return MUSER_DEV_REMOVING;
 	if (READ_ONCE(md->emulator))
-		return MUSER_STATE_ATTACHED;
-	return muser_layout_ready(md) ? MUSER_STATE_WAITING : MUSER_STATE_NEW;
+		return MUSER_DEV_ATTACHED;
+	return muser_layout_ready(md) ? MUSER_DEV_WAITING : MUSER_DEV_NEW;
 }
 
 /*
  * The device's figures, read without the locks that order their updates:
  * nobody may stall the genl_mutex, held here, behind a device's pins.
  */
-static int muser_nl_put_device(struct sk_buff *skb, struct muser_dev *md)
+static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 {
 	u64 requests, failed;
 	u32 last_error;
@@ -90,7 +90,7 @@ static int muser_nl_put_device(struct sk_buff *skb, struct muser_dev *md)
 	return 0;
 }
 
-static int muser_nl_fill(struct sk_buff *skb, struct muser_dev *md, u32 portid,
+static int muser_nl_fill(struct sk_buff *skb, struct muser_mdev *md, u32 portid,
 			 u32 seq, int flags)
 {
 	void *hdr;
@@ -109,7 +109,7 @@ static int muser_nl_fill(struct sk_buff *skb, struct muser_dev *md, u32 portid,
 
 static int muser_nl_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	struct muser_dev *md, *found = NULL;
+	struct muser_mdev *md, *found = NULL;
 	struct sk_buff *msg;
 	int ret;
 
@@ -145,7 +145,7 @@ static int muser_nl_get_dumpit(struct sk_buff *skb,
 			       struct netlink_callback *cb)
 {
 	long skip = cb->args[0], i = 0;
-	struct muser_dev *md;
+	struct muser_mdev *md;
 
 	mutex_lock(&muser_devices_lock);
 	list_for_each_entry(md, &muser_devices, node) {
@@ -186,7 +186,7 @@ static struct genl_family muser_genl_family = {
  * Tell listeners: @pid for emulator events, @iova and @size for unmaps.
  * Nobody listening is fine; a lost event is only logged.
  */
-void muser_nl_event(struct muser_dev *md, u32 event, u32 pid, u64 iova,
+void muser_nl_event(struct muser_mdev *md, u32 event, u32 pid, u64 iova,
 		    u64 size)
 {
 	struct sk_buff *skb;
@@ -219,7 +219,7 @@ void muser_nl_event(struct muser_dev *md, u32 event, u32 pid, u64 iova,
 		goto err;
 	return;
 err:
-	muser_err(md, "event %u lost\n", event);
+	muser_mdev_err(md, "event %u lost\n", event);
 }
 
 int muser_nl_init(void)

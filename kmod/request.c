@@ -13,18 +13,18 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 /* Most bytes one read() stages: a few pages amortise the syscall. */
 #define MUSER_DELIVER_MAX	(4 * MUSER_READ_BUF_MIN)
 
-static void muser_wake_emulator(struct muser_dev *md)
+static void muser_wake_emulator(struct muser_mdev *md)
 {
 	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
 }
 
 /* A request settled with @error (0 or -errno): the netlink figures. */
-static void muser_count_request(struct muser_dev *md, int error)
+static void muser_count_request(struct muser_mdev *md, int error)
 {
 	lockdep_assert_held(&md->req_lock);
 	md->nr_requests++;
@@ -34,7 +34,7 @@ static void muser_count_request(struct muser_dev *md, int error)
 	}
 }
 
-static bool muser_take_slot(struct muser_dev *md)
+static bool muser_take_slot(struct muser_mdev *md)
 {
 	bool ok;
 
@@ -50,7 +50,7 @@ static bool muser_take_slot(struct muser_dev *md)
  * A place for one request, taken before the VMM thread allocates for it:
  * however many threads a VMM has, a device queues MUSER_MAX_QUEUED.
  */
-int muser_request_slot(struct muser_dev *md)
+int muser_request_slot(struct muser_mdev *md)
 {
 	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long left;
@@ -60,12 +60,12 @@ int muser_request_slot(struct muser_dev *md)
 	if (left > 0)
 		return 0;
 	if (!left)
-		muser_err(md, "%u requests queued for %u ms: the emulator is not keeping up\n",
-			  MUSER_MAX_QUEUED, timeout_ms);
+		muser_mdev_err(md, "%u requests queued for %u ms: the emulator is not keeping up\n",
+			       MUSER_MAX_QUEUED, timeout_ms);
 	return left < 0 ? -EINTR : -ETIMEDOUT;
 }
 
-void muser_request_unslot(struct muser_dev *md)
+void muser_request_unslot(struct muser_mdev *md)
 {
 	spin_lock(&md->req_lock);
 	md->nr_queued--;
@@ -74,7 +74,7 @@ void muser_request_unslot(struct muser_dev *md)
 }
 
 /* Queue @w and wait for its reply; the caller holds a slot. */
-int muser_request(struct muser_dev *md, struct muser_wait *w)
+int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
 	unsigned long timeout;
 	long left;
@@ -99,8 +99,8 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
 		w->error = left < 0 ? -EINTR : -ETIMEDOUT;
 		muser_count_request(md, w->error);
 		if (!left)
-			muser_err(md, "request %llu (type %u) timed out after %u ms%s\n",
-				  w->hdr.id, w->hdr.type,
+			muser_mdev_err(md, "request %llu (type %u) timed out after %u ms%s\n",
+				       w->hdr.id, w->hdr.type,
 				  READ_ONCE(muser_timeout_ms),
 				  md->emulator ? "" : ": no emulator attached");
 	}
@@ -113,7 +113,7 @@ int muser_request(struct muser_dev *md, struct muser_wait *w)
  * them: deliver them again. Delivered requests are older than pending ones,
  * so they go first, in their order.
  */
-void muser_requeue_inflight(struct muser_dev *md, struct file *file)
+void muser_requeue_inflight(struct muser_mdev *md, struct file *file)
 {
 	struct muser_wait *w, *tmp;
 	struct list_head *pos = &md->pending;
@@ -129,7 +129,7 @@ void muser_requeue_inflight(struct muser_dev *md, struct file *file)
 }
 
 /* Whether @file still has requests to answer. */
-bool muser_owns_inflight(struct muser_dev *md, struct file *file)
+bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
 {
 	struct muser_wait *w;
 	bool owns = false;
@@ -146,7 +146,7 @@ bool muser_owns_inflight(struct muser_dev *md, struct file *file)
 }
 
 /* Post MUSER_POSTED_* notices; each is read once however often posted. */
-void muser_post(struct muser_dev *md, u32 posted)
+void muser_post(struct muser_mdev *md, u32 posted)
 {
 	spin_lock(&md->req_lock);
 	md->posted |= posted;
@@ -154,7 +154,7 @@ void muser_post(struct muser_dev *md, u32 posted)
 	muser_wake_emulator(md);
 }
 
-static void muser_queue_unmap(struct muser_dev *md, u64 iova, u64 size)
+static void muser_queue_unmap(struct muser_mdev *md, u64 iova, u64 size)
 {
 	unsigned int n = md->nr_unmaps;
 
@@ -178,7 +178,7 @@ static void muser_queue_unmap(struct muser_dev *md, u64 iova, u64 size)
  * Guest memory went away: tell the attached emulator, whose holds it was
  * (a later one starts with none).
  */
-void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
+void muser_post_dma_unmap(struct muser_mdev *md, u64 iova, u64 size)
 {
 	spin_lock(&md->req_lock);
 	if (md->emulator)
@@ -188,7 +188,7 @@ void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size)
 }
 
 /* Something for the emulator to read. Caller holds req_lock, or peeks. */
-bool muser_has_requests(struct muser_dev *md)
+bool muser_has_requests(struct muser_mdev *md)
 {
 	return READ_ONCE(md->posted) || READ_ONCE(md->nr_unmaps) ||
 	       !list_empty_careful(&md->pending);
@@ -214,7 +214,7 @@ static size_t muser_stage_posted(u8 *stage, u16 type,
  * memory before anything else it reads. They always fit: see the static
  * assertion.
  */
-static size_t muser_stage_all_posted(struct muser_dev *md, u8 *stage)
+static size_t muser_stage_all_posted(struct muser_mdev *md, u8 *stage)
 {
 	static const struct muser_dma_range all = { 0, ~0ull };
 	size_t used = 0;
@@ -251,7 +251,7 @@ static size_t muser_req_size(const struct muser_wait *w)
  * them in @stage. Returns the bytes staged, -ENOTCONN if @file is not the
  * attached emulator, -ENODEV once the device is removed.
  */
-static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
+static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 				    u8 *stage, size_t cap)
 {
 	struct muser_wait *w, *tmp;
@@ -284,7 +284,7 @@ static ssize_t muser_stage_requests(struct muser_dev *md, struct file *file,
 }
 
 /* The copy to the emulator failed: deliver these requests again. */
-static void muser_unstage_requests(struct muser_dev *md, const u8 *stage,
+static void muser_unstage_requests(struct muser_mdev *md, const u8 *stage,
 				   size_t used)
 {
 	struct list_head *pos = &md->pending;
@@ -316,7 +316,7 @@ static void muser_unstage_requests(struct muser_dev *md, const u8 *stage,
 	muser_wake_emulator(md);
 }
 
-ssize_t muser_deliver(struct muser_dev *md, struct file *file,
+ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count)
 {
 	size_t cap = min_t(size_t, count, MUSER_DELIVER_MAX);
@@ -354,7 +354,7 @@ ssize_t muser_deliver(struct muser_dev *md, struct file *file,
 }
 
 /* Validate one reply against its request and settle the request. */
-static int muser_settle(struct muser_dev *md, struct muser_wait *w,
+static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 			const struct muser_reply *r, const void *data)
 {
 	u32 want = !r->error && w->hdr.type == MUSER_REQ_READ ? w->hdr.len : 0;
@@ -362,8 +362,8 @@ static int muser_settle(struct muser_dev *md, struct muser_wait *w,
 	lockdep_assert_held(&md->req_lock);
 
 	if (r->len != want) {
-		muser_err(md, "reply %llu: %u bytes of data, expected %u\n",
-			  r->id, r->len, want);
+		muser_mdev_err(md, "reply %llu: %u bytes of data, expected %u\n",
+			       r->id, r->len, want);
 		/* Fail the VMM's access now rather than at the timeout. */
 		w->error = -EIO;
 	} else {
@@ -378,7 +378,7 @@ static int muser_settle(struct muser_dev *md, struct muser_wait *w,
 	return r->len != want ? -EINVAL : 0;
 }
 
-static int muser_complete_one(struct muser_dev *md, struct file *file,
+static int muser_complete_one(struct muser_mdev *md, struct file *file,
 			      const struct muser_reply *r, const void *data)
 {
 	bool retiring = false;
@@ -402,7 +402,7 @@ static int muser_complete_one(struct muser_dev *md, struct file *file,
 	return ret;
 }
 
-ssize_t muser_complete(struct muser_dev *md, struct file *file,
+ssize_t muser_complete(struct muser_mdev *md, struct file *file,
 		       const char __user *buf, size_t count)
 {
 	u8 small[MUSER_INLINE_DATA];
@@ -422,8 +422,8 @@ ssize_t muser_complete(struct muser_dev *md, struct file *file,
 		if (r.error < 0 || r.error >= ERESTARTSYS ||
 		    r.len > MUSER_MAX_DATA || (r.error && r.len) ||
 		    need > count - done) {
-			muser_err(md, "reply %llu: bad header (error %d, len %u)\n",
-				  r.id, r.error, r.len);
+			muser_mdev_err(md, "reply %llu: bad header (error %d, len %u)\n",
+				       r.id, r.error, r.len);
 			ret = -EINVAL;
 			break;
 		}

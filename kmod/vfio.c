@@ -6,11 +6,11 @@
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
-#include "muser_dev.h"
+#include "muser_mdev.h"
 
 static int muser_vfio_init(struct vfio_device *vdev)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	strscpy(md->uuid, dev_name(vdev->dev), sizeof(md->uuid));
 	mutex_init(&md->lock);
@@ -28,7 +28,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 
 static void muser_vfio_release(struct vfio_device *vdev)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	muser_devmem_free(md);
 	muser_dma_destroy(md);
@@ -40,7 +40,7 @@ static void muser_vfio_release(struct vfio_device *vdev)
 
 static int muser_vfio_open(struct vfio_device *vdev)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	mutex_lock(&md->lock);
 	md->open_count++;
@@ -53,7 +53,7 @@ static int muser_vfio_open(struct vfio_device *vdev)
 /* VFIO calls this on the last close only: the device goes back to rest. */
 static void muser_vfio_close(struct vfio_device *vdev)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	muser_dma_close(md);
 	muser_irq_release_all(md);
@@ -65,7 +65,7 @@ static void muser_vfio_close(struct vfio_device *vdev)
 }
 
 /* One request of at most MUSER_MAX_DATA bytes. */
-static ssize_t muser_vfio_rw_chunk(struct muser_dev *md, char __user *buf,
+static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
 				   u32 index, u64 off, u32 len, bool write)
 {
 	struct muser_wait w = {
@@ -108,7 +108,7 @@ out_unslot:
 static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 			     size_t count, loff_t *ppos, bool write)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 	u32 index = MUSER_OFFSET_TO_INDEX((u64)*ppos);
 	u64 off = *ppos & MUSER_OFFSET_MASK;
 	const struct muser_device_info *info;
@@ -164,7 +164,7 @@ static ssize_t muser_vfio_write(struct vfio_device *vdev,
 	return muser_vfio_rw(vdev, (char __user *)buf, count, ppos, true);
 }
 
-static int muser_get_info(struct muser_dev *md, unsigned long arg)
+static int muser_get_info(struct muser_mdev *md, unsigned long arg)
 {
 	const unsigned long minsz = offsetofend(struct vfio_device_info, num_irqs);
 	const struct muser_device_info *info;
@@ -191,7 +191,7 @@ static int muser_get_info(struct muser_dev *md, unsigned long arg)
  * The one place region info is built (the VFIO core may take this over
  * through a get_region_info op in later kernels).
  */
-static int muser_get_region_info(struct muser_dev *md, unsigned long arg)
+static int muser_get_region_info(struct muser_mdev *md, unsigned long arg)
 {
 	const unsigned long minsz = offsetofend(struct vfio_region_info, offset);
 	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
@@ -241,7 +241,7 @@ static int muser_get_region_info(struct muser_dev *md, unsigned long arg)
 	return copy_to_user((void __user *)arg, &ri, minsz) ? -EFAULT : 0;
 }
 
-static int muser_reset(struct muser_dev *md)
+static int muser_vfio_reset(struct muser_mdev *md)
 {
 	const struct muser_device_info *info;
 	struct muser_wait w = { .hdr.type = MUSER_REQ_RESET };
@@ -263,7 +263,7 @@ static int muser_reset(struct muser_dev *md)
 static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
 			     unsigned long arg)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	switch (cmd) {
 	case VFIO_DEVICE_GET_INFO:
@@ -275,7 +275,7 @@ static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
 	case VFIO_DEVICE_SET_IRQS:
 		return muser_set_irqs(md, arg);
 	case VFIO_DEVICE_RESET:
-		return muser_reset(md);
+		return muser_vfio_reset(md);
 	}
 	return -ENOTTY;
 }
@@ -286,10 +286,10 @@ static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
  */
 static int muser_vfio_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 {
-	struct muser_dev *md = vdev_to_muser(vdev);
+	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	if (!muser_layout_ready(md)) {
-		muser_err(md, "mmap before any emulator attached\n");
+		muser_mdev_err(md, "mmap before any emulator attached\n");
 		return -ENODEV;
 	}
 	return muser_devmem_mmap(md, &md->info, vma, true);
@@ -302,7 +302,7 @@ static void muser_vfio_request(struct vfio_device *vdev, unsigned int count)
 
 static void muser_vfio_dma_unmap(struct vfio_device *vdev, u64 iova, u64 len)
 {
-	muser_dma_unmap(vdev_to_muser(vdev), iova, len);
+	muser_dma_guest_unmapped(vdev_to_muser(vdev), iova, len);
 }
 
 const struct vfio_device_ops muser_vfio_ops = {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # kmemleak around a selftest run (selftests/run-in-vm.sh), on a kernel with
-# DEBUG_KMEMLEAK (tools/debug-kernel.sh: no automatic scans, so reports come
+# DEBUG_KMEMLEAK (tools/vm/debug-kernel.sh: no automatic scans, so reports come
 # only from here):
 #
 #   kmemleak.sh begin   before the tests: scan twice and clear, so what the

@@ -3,7 +3,7 @@
 # Run the muser selftests, in order, inside the test VM (as root, on the
 # Debian kernel it booted):
 #
-#   tools/vm-run --kernel 6.1 --results build/results/6.1 -- \
+#   tools/vm/vm-run --kernel 6.1 --results build/results/6.1 -- \
 #           selftests/run-in-vm.sh --results build/results/6.1
 #
 #   0. demo                   tools/demo-in-vm.sh, the README's demo, first,
@@ -15,7 +15,7 @@
 #   3. muser/mdev_sysfs.sh    create/remove, good and bad UUIDs
 #   3a. fail_nth              fault-injection sweep over create, attach, VFIO
 #                             open, SET_IRQS, DMA_MAP (harness; only on a
-#                             kernel with fail-nth: tools/debug-kernel.sh)
+#                             kernel with fail-nth: tools/vm/debug-kernel.sh)
 #   4. emulator_proto         raw protocol tests (kselftest harness)
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)

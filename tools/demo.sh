@@ -11,6 +11,6 @@ cd "$top"
 kernel=6.1
 [ "${1:-}" = "--kernel" ] && kernel=${2:?}
 
-tools/install-deps.sh
-tools/build.sh >/dev/null
-exec tools/vm-run --kernel "$kernel" --mem 3G --timeout 900 -- tools/demo-in-vm.sh
+tools/dev/install-deps.sh
+tools/dev/build.sh >/dev/null
+exec tools/vm/vm-run --kernel "$kernel" --mem 3G --timeout 900 -- tools/demo-in-vm.sh

@@ -6,7 +6,7 @@
 #   tools/run-tests.sh [--kernel 6.1|6.12]... [--debug-kernel]
 #
 # Default: both Debian kernels. --debug-kernel (alone: only it, without the
-# host unit tests) builds the debug kernel (tools/debug-kernel.sh: KASAN,
+# host unit tests) builds the debug kernel (tools/vm/debug-kernel.sh: KASAN,
 # lockdep, kmemleak, DEBUG_OBJECTS, fault injection; cached) and runs the
 # selftests on it, the fault-injection sweep (fail_nth) included and
 # kmemleak scanned at the end. Skipped there: the steps matching
@@ -64,12 +64,12 @@ tally() {
 step() { echo; echo "=== $*"; }
 
 step "dependencies"
-tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+tools/dev/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 # shellcheck disable=SC1091
 . build/kernels
 
 step "build"
-tools/build.sh || { echo "0 passed, 1 failed"; exit 1; }
+tools/dev/build.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p build/results
 if [ ${#kernels[@]} -gt 0 ]; then
@@ -96,7 +96,7 @@ for k in "${kernels[@]}"; do
 	step "selftests in a VM on Linux $k"
 	# 6G: restart_bench pins 1 GiB and 4 GiB of guest memory (with less
 	# it measures smaller sizes and says so).
-	tools/vm-run --kernel "$k" --mem 6G --timeout 2400 --results "$res" -- \
+	tools/vm/vm-run --kernel "$k" --mem 6G --timeout 2400 --results "$res" -- \
 		selftests/run-in-vm.sh --results "$res" 2>&1 | tee "$res/vm.log"
 	tally "$res/vm.log" "Linux $k"
 done
@@ -106,10 +106,10 @@ if [ -n "$debug" ]; then
 	rm -rf "$res"
 	mkdir -p "$res"
 	step "debug kernel"
-	if tools/debug-kernel.sh; then
+	if tools/vm/debug-kernel.sh; then
 		step "selftests in a VM on the debug kernel"
 		start=$(date +%s)
-		tools/vm-run --kernel debug --mem 6G --timeout 14400 --results "$res" \
+		tools/vm/vm-run --kernel debug --mem 6G --timeout 14400 --results "$res" \
 			--console-log "$res/console.log" -- \
 			selftests/run-in-vm.sh --results "$res" --skip "$DEBUG_SKIP" 2>&1 |
 			tee "$res/vm.log"

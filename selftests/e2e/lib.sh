@@ -16,7 +16,7 @@
 #   E2E_TIMEOUT  hard limit for the whole test, seconds
 #   E2E_KEEP=1   keep the work directory (logs) after the test
 #   E2E_RESULTS  directory to copy the logs into (default: VM_RUN_RESULTS, the
-#                tools/vm-run --results directory), as E2E_RESULTS/e2e-NAME/
+#                tools/vm/vm-run --results directory), as E2E_RESULTS/e2e-NAME/
 #   E2E_VERBOSE=1  print every log even on success
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -27,7 +27,7 @@
  * cache took the failed allocation).
  *
  * Needs a kernel with CONFIG_FAULT_INJECTION, FAILSLAB, FAIL_PAGE_ALLOC and
- * FAULT_INJECTION_DEBUG_FS (tools/debug-kernel.sh); skips elsewhere. The
+ * FAULT_INJECTION_DEBUG_FS (tools/vm/debug-kernel.sh); skips elsewhere. The
  * debugfs knobs it changes (verbose 0 everywhere, ignore-gfp-wait and
  * ignore-gfp-highmem N) are restored at exit. probability stays 0: only
  * fail-nth injects, only in this thread (should_fail_ex() consults a
@@ -172,7 +172,7 @@ static void __attribute__((constructor)) setup_fault_injection(void)
 
 	parent_pid = getpid();
 	if (access("/proc/thread-self/fail-nth", R_OK | W_OK)) {
-		no_fault_injection = "no /proc/thread-self/fail-nth (kernel without CONFIG_FAULT_INJECTION; tools/debug-kernel.sh builds one)";
+		no_fault_injection = "no /proc/thread-self/fail-nth (kernel without CONFIG_FAULT_INJECTION; tools/vm/debug-kernel.sh builds one)";
 		return;
 	}
 	if (access(DEBUGFS "/failslab", F_OK) ||

@@ -445,7 +445,7 @@ TEST_F_TIMEOUT(figures, pin_in_progress, 600)
 		       res.vmlck_kb[i] - base, whole_kb);
 	}
 	/* Mid-pin figures: some pages pinned, none held yet. */
-	EXPECT_EQ(MUSER_STATE_ATTACHED, res.nl.state);
+	EXPECT_EQ(MUSER_DEV_ATTACHED, res.nl.state);
 	EXPECT_GT(size / PG, res.nl.pinned);
 	EXPECT_GT(size / PG, res.nl.mapped);
 	EXPECT_LE(2, res.dump);

@@ -1714,7 +1714,7 @@ static void check_quiesced(struct worker *w)
 		    d->devmem_pages > DEVMEM_SIZE / PG)
 			lc_fail(w, "%s: %llu device memory pages", s->uuid,
 				(unsigned long long)d->devmem_pages);
-		if (d->state == MUSER_STATE_REMOVING)
+		if (d->state == MUSER_DEV_REMOVING)
 			lc_fail(w, "%s: live but REMOVING", s->uuid);
 		if (d->pid && d->pid != (uint32_t)getpid() && !is_our_child(i, d->pid))
 			lc_fail(w, "%s: emulator pid %u is not the test's", s->uuid,

@@ -9,7 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 test_init module
-[ -f "$MUSER_KO" ] || skip "no $MUSER_KO (tools/build-kmod.sh $KVER)"
+[ -f "$MUSER_KO" ] || skip "no $MUSER_KO (tools/dev/build-kmod.sh $KVER)"
 if muser_loaded; then
 	log "muser already loaded: unloading it first"
 	mdev_remove_all

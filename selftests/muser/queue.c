@@ -35,8 +35,8 @@
 #define MSI		VFIO_PCI_MSI_IRQ_INDEX
 #define PG		4096ul
 #define CHUNK		(1ul << MUSER_DMA_CHUNK_SHIFT)
-#define MAX_QUEUED	256	/* MUSER_MAX_QUEUED, kmod/muser_dev.h */
-#define MAX_UNMAPS	16	/* MUSER_MAX_UNMAP_EVENTS, kmod/muser_dev.h */
+#define MAX_QUEUED	256	/* MUSER_MAX_QUEUED, kmod/muser_mdev.h */
+#define MAX_UNMAPS	16	/* MUSER_MAX_UNMAP_EVENTS, kmod/muser_mdev.h */
 #define NR_READERS	300
 #define LONG_MS		60000
 

@@ -18,7 +18,7 @@
  *
  * Sizes: 0 (no guest memory) and, by default, 1 GiB and 4 GiB. When
  * MemAvailable cannot hold 4 GiB (the test VM boots with 2-3 GiB unless
- * told otherwise: tools/vm-run --mem), the largest power of two that fits
+ * told otherwise: tools/vm/vm-run --mem), the largest power of two that fits
  * and a quarter of it, said so on the output.
  *
  * Exit status 0 unless something failed (then 1, with the reason).

@@ -53,7 +53,7 @@ ops_overlay() {
 
 # ops_rooted CMD...: run CMD in a mount namespace of its own in which this
 # root is the namespace's root, as on a host. In the VM the tests run in a
-# chroot (tools/vm-init), and a program that setns()es into a mount
+# chroot (tools/vm/vm-init), and a program that setns()es into a mount
 # namespace (libvirt, entering its QEMUs' own /dev) lands at that
 # namespace's root, the VM's initramfs, outside the chroot. So: a copy of
 # the mounts (unshare), out of the chroot (a setns into that copy), this
@@ -80,7 +80,7 @@ ops_rooted() {
 # when the test exits. The rest of the host's rules apply as on a host.
 ops_udevd() {
 	local r
-	[ -x "$UDEVD" ] || fail "$UDEVD missing (tools/install-deps.sh installs udev)"
+	[ -x "$UDEVD" ] || fail "$UDEVD missing (tools/dev/install-deps.sh installs udev)"
 	mkdir -p /run/udev/rules.d
 	for r in "$MUSER_RULE" "$@"; do
 		cp "$r" /run/udev/rules.d/ || fail "cp $r"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # libvirt with muser devices: Debian 12's libvirt 9.0 (libvirtd and its QEMU
-# driver, as installed by tools/install-deps.sh), run for real in the VM.
+# driver, as installed by tools/dev/install-deps.sh), run for real in the VM.
 #
 #  1. Node devices: libvirt knows no node device for muser's parent, so
 #     `virsh nodedev-list --cap mdev_types` does not list it, and
@@ -48,7 +48,7 @@
 test_init ops/libvirt
 muser_loaded || skip "muser.ko is not loaded"
 for c in libvirtd virsh mdevctl; do
-	command -v $c >/dev/null || fail "$c not installed (tools/install-deps.sh)"
+	command -v $c >/dev/null || fail "$c not installed (tools/dev/install-deps.sh)"
 done
 [ -x "$SAMPLE" ] || fail "sample not built: $SAMPLE"
 [ -x "$MUSERCTL" ] || fail "not built: $MUSERCTL"
@@ -120,7 +120,7 @@ mdev_stop() {
 	mdevctl undefine --uuid "$U" >/dev/null 2>&1
 	mdev_remove_all
 }
-# The logs, for a look afterwards: into tools/vm-run's --results directory.
+# The logs, for a look afterwards: into tools/vm/vm-run's --results directory.
 # shellcheck disable=SC2317
 lv_logs() {
 	local to=${VM_RUN_RESULTS:+$VM_RUN_RESULTS/ops-libvirt}

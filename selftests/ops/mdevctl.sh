@@ -22,7 +22,7 @@
 
 test_init ops/mdevctl
 muser_loaded || skip "muser.ko is not loaded"
-command -v mdevctl >/dev/null || fail "mdevctl not installed (tools/install-deps.sh)"
+command -v mdevctl >/dev/null || fail "mdevctl not installed (tools/dev/install-deps.sh)"
 [ -d /etc/mdevctl.d ] || fail "no /etc/mdevctl.d"
 
 mount -t tmpfs -o mode=755 tmpfs /etc/mdevctl.d || fail "tmpfs on /etc/mdevctl.d"

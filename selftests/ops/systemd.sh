@@ -32,7 +32,7 @@ UNIT_FILE=$ROOT/systemd/muser-emulator@.service
 
 test_init ops/systemd
 muser_loaded || skip "muser.ko is not loaded"
-[ -x "$SYSTEMD" ] || fail "$SYSTEMD missing (tools/install-deps.sh installs systemd)"
+[ -x "$SYSTEMD" ] || fail "$SYSTEMD missing (tools/dev/install-deps.sh installs systemd)"
 [ -x "$SAMPLE" ] || fail "sample not built: $SAMPLE"
 [ -x "$TEST_BIN_DIR/vfio_check" ] || fail "not built: $TEST_BIN_DIR/vfio_check"
 

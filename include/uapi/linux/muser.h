@@ -376,12 +376,6 @@ struct muser_dma_range {
 #define MUSER_IOC_MAGIC		0xE6
 /* Attach as the device's emulator: struct muser_device_info. */
 #define MUSER_IOC_ATTACH	_IO(MUSER_IOC_MAGIC, 0x00)
-/* Detach without closing: no argument. */
-#define MUSER_IOC_DETACH	_IO(MUSER_IOC_MAGIC, 0x01)
-/* Raise interrupts: struct muser_irq_trigger. */
-#define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x02)
-/* Read the VMM's interrupt configuration: struct muser_irq_state. */
-#define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x03)
 /*
  * Attach in place of the running emulator (an upgrade): struct
  * muser_device_info, which must equal the running emulator's layout (else
@@ -391,13 +385,19 @@ struct muser_dma_range {
  * at most timeout_ms later (what it leaves is delivered again, replayed).
  * Without a running emulator it is MUSER_IOC_ATTACH.
  */
-#define MUSER_IOC_TAKEOVER	_IO(MUSER_IOC_MAGIC, 0x07)
+#define MUSER_IOC_TAKEOVER	_IO(MUSER_IOC_MAGIC, 0x01)
+/* Detach without closing: no argument. */
+#define MUSER_IOC_DETACH	_IO(MUSER_IOC_MAGIC, 0x02)
+/* Raise interrupts: struct muser_irq_trigger. */
+#define MUSER_IOC_TRIGGER_IRQ	_IO(MUSER_IOC_MAGIC, 0x03)
+/* Read the VMM's interrupt configuration: struct muser_irq_state. */
+#define MUSER_IOC_GET_IRQ_STATE	_IO(MUSER_IOC_MAGIC, 0x04)
 /* Pin and hold guest memory: struct muser_dma_map. */
-#define MUSER_IOC_DMA_MAP	_IO(MUSER_IOC_MAGIC, 0x04)
+#define MUSER_IOC_DMA_MAP	_IO(MUSER_IOC_MAGIC, 0x05)
 /* Release a hold: struct muser_dma_map. */
-#define MUSER_IOC_DMA_RELEASE	_IO(MUSER_IOC_MAGIC, 0x05)
+#define MUSER_IOC_DMA_RELEASE	_IO(MUSER_IOC_MAGIC, 0x06)
 /* Copy to or from guest memory: struct muser_dma_rw. */
-#define MUSER_IOC_DMA_RW	_IO(MUSER_IOC_MAGIC, 0x06)
+#define MUSER_IOC_DMA_RW	_IO(MUSER_IOC_MAGIC, 0x07)
 
 /*
  * Generic netlink family MUSER_GENL_NAME, version MUSER_GENL_VERSION.
@@ -456,10 +456,10 @@ enum muser_attr {
 
 /* MUSER_ATTR_STATE */
 enum muser_dev_state {
-	MUSER_STATE_NEW,	/* no emulator has attached yet */
-	MUSER_STATE_ATTACHED,	/* an emulator serves it */
-	MUSER_STATE_WAITING,	/* its emulator went: requests wait */
-	MUSER_STATE_REMOVING,	/* the mdev is being removed */
+	MUSER_DEV_NEW,	/* no emulator has attached yet */
+	MUSER_DEV_ATTACHED,	/* an emulator serves it */
+	MUSER_DEV_WAITING,	/* its emulator went: requests wait */
+	MUSER_DEV_REMOVING,	/* the mdev is being removed */
 };
 
 enum muser_event {

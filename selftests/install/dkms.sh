@@ -3,7 +3,7 @@
 # Host test of dkms.conf and the Makefile's install targets (ctest
 # dkms_build):
 #
-#   tools/test-dkms.sh WORK_DIR [KVER...]    (default: K61 and K612 of build/kernels)
+#   selftests/install/dkms.sh WORK_DIR [KVER...]    (default: K61 and K612 of build/kernels)
 #
 # stages the module sources with `make dkms-install DESTDIR=WORK_DIR/stage`,
 # then `dkms add` and `dkms build -k KVER` for each kernel, all in trees of
@@ -13,7 +13,7 @@
 # staged copy (modules_install + depmod) for the first kernel; and finally
 # that the source tree got no build products. Exit 4: dkms or headers missing.
 set -euo pipefail
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 work=${1:?usage: test-dkms.sh WORK_DIR [KVER...]}
 shift
 kvers=("$@")
@@ -28,10 +28,7 @@ for k in "${kvers[@]}"; do
 	[ -d "/lib/modules/$k/build" ] || { echo "SKIP: no headers for $k"; exit 4; }
 done
 
-version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' "$src/dkms.conf")
-project=$(sed -n 's/^project(muser VERSION \([0-9.]*\).*/\1/p' "$src/CMakeLists.txt")
-[ "$version" = "$project" ] ||
-	{ echo "FAIL: dkms.conf PACKAGE_VERSION $version != project version $project"; exit 1; }
+version=$(cat "$src/VERSION")
 
 tree_state() {	# what git sees in the source tree, build/ aside
 	git -C "$src" status --porcelain --ignored 2>/dev/null | grep -v ' build/' || true
@@ -42,6 +39,8 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 S=$work/stage
 make -s -C "$src" dkms-install DESTDIR="$S" >/dev/null
+grep -qx "PACKAGE_VERSION=\"$version\"" "$S/usr/src/muser-$version/dkms.conf" ||
+	{ echo "FAIL: dkms.conf does not carry VERSION ($version)"; exit 1; }
 trees=(--sourcetree "$S/usr/src" --dkmstree "$work/dkms" --installtree "$work/modules")
 mkdir -p "$work/dkms" "$work/modules"
 # dkms signs with these, generating them if missing (default /var/lib/dkms).
@@ -60,6 +59,8 @@ for k in "${kvers[@]}"; do
 	[ -n "$ko" ] || { echo "FAIL: dkms built no muser.ko for $k"; exit 1; }
 	vm=$(modinfo -F vermagic "$ko" | cut -d' ' -f1)
 	[ "$vm" = "$k" ] || { echo "FAIL: $ko has vermagic $vm"; exit 1; }
+	mv=$(modinfo -F version "$ko")
+	[ "$mv" = "$version" ] || { echo "FAIL: $ko has version '$mv', VERSION says $version"; exit 1; }
 	echo "# dkms build $k: ${ko#"$work/"}"
 done
 dkms status "${trees[@]}" -m muser

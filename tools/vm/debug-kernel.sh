@@ -3,15 +3,15 @@
 # lockdep (PROVE_LOCKING), DEBUG_ATOMIC_SLEEP, kmemleak, DEBUG_OBJECTS and
 # fault injection (failslab, fail_page_alloc, fail_usercopy, fail-nth),
 # trimmed to what the test VM needs, everything built in; then muser.ko
-# against it. Booted by `tools/vm-run --kernel debug`, run by
+# against it. Booted by `tools/vm/vm-run --kernel debug`, run by
 # `tools/run-tests.sh --debug-kernel`.
 #
-#   tools/debug-kernel.sh [--force] [--jobs N]
+#   tools/vm/debug-kernel.sh [--force] [--jobs N]
 #
 #   --force     rebuild the kernel even if the cached one is current
 #   --jobs N    parallel make jobs (default 2; the build runs under nice 19)
 #
-# The config is `make x86_64_defconfig` + tools/debug-kernel.config (checked:
+# The config is `make x86_64_defconfig` + tools/vm/debug-kernel.config (checked:
 # every line of the fragment must hold in the final .config). Results, in
 # build/debug-kernel/:
 #   src/                      the configured, built tree: KDIR for modules
@@ -21,20 +21,20 @@
 #                             the guest, so modprobe of built-ins succeeds)
 #   stamp                     what the cached kernel was built from
 #   build.log, build-time     the last build's output and wall time
-# and build/kmod/RELEASE/muser.ko (tools/build-kmod.sh, with -g so that
+# and build/kmod/RELEASE/muser.ko (tools/dev/build-kmod.sh, with -g so that
 # scripts/faddr2line can name lines of muser.ko in reports).
 #
 # The kernel is rebuilt only when the stamp changes: the linux-source-6.12
 # package version, the fragment, or this script's recipe below. muser.ko is
 # rebuilt (incrementally) on every run. Installs linux-source-6.12 and the
 # kernel's build dependencies if they are missing (not part of
-# tools/install-deps.sh: CI does not build this kernel).
+# tools/dev/install-deps.sh: CI does not build this kernel).
 set -euo pipefail
 
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 out=$top/build/debug-kernel
 src=$out/src
-frag=$top/tools/debug-kernel.config
+frag=$top/tools/vm/debug-kernel.config
 tarball=/usr/src/linux-source-6.12.tar.xz
 # Bump when the way the tree is prepared or built changes.
 RECIPE=1
@@ -57,7 +57,7 @@ sudo=''
 [ "$(id -u)" -eq 0 ] || sudo=sudo
 
 # linux-source-6.12 plus what building a kernel needs beyond
-# tools/install-deps.sh's base packages.
+# tools/dev/install-deps.sh's base packages.
 ensure_packages() {
 	local p todo=()
 	for p in linux-source-6.12 build-essential bc bison flex libelf-dev \
@@ -171,7 +171,7 @@ main() {
 		build
 	fi
 	rel=$(cat "$out/release")
-	KCFLAGS=-g "$top/tools/build-kmod.sh" "$rel" "$src" >/dev/null
+	KCFLAGS=-g "$top/tools/dev/build-kmod.sh" "$rel" "$src" >/dev/null
 	say "muser.ko: build/kmod/$rel/muser.ko"
 }
 

@@ -2,11 +2,11 @@
 /*
  * muser.ko internals shared between its files.
  *
- * Lock order: muser_dev.lock, then muser_dev.irq_lock, then
- * muser_dev.req_lock (a spinlock: nothing sleeps under it).
+ * Lock order: muser_mdev.lock, then muser_mdev.irq_lock, then
+ * muser_mdev.req_lock (a spinlock: nothing sleeps under it).
  */
-#ifndef MUSER_DEV_H
-#define MUSER_DEV_H
+#ifndef MUSER_MDEV_H
+#define MUSER_MDEV_H
 
 #include <linux/cdev.h>
 #include <linux/completion.h>
@@ -43,7 +43,7 @@ extern unsigned int muser_timeout_ms;
 /**
  * struct muser_wait - a request a VMM thread is waiting on. Lives on the
  * waiter's stack; the waiter never returns while it is on a list.
- * @node:     on muser_dev.pending or .inflight (req_lock)
+ * @node:     on muser_mdev.pending or .inflight (req_lock)
  * @owner:    the emulator file that read it, while on .inflight (req_lock)
  * @done:     completed by the reply
  * @hdr:      what the emulator reads; id and flags set under req_lock
@@ -75,7 +75,7 @@ struct muser_irq_ctx {
 /* Unmapped ranges queued for the emulator before they collapse into one. */
 #define MUSER_MAX_UNMAP_EVENTS	16
 
-/* muser_dev.posted: notices the emulator has to read, coalesced. */
+/* muser_mdev.posted: notices the emulator has to read, coalesced. */
 #define MUSER_POSTED_IRQ_STATE	(1u << 0)
 #define MUSER_POSTED_VMM_CLOSE	(1u << 1)
 #define MUSER_POSTED_UNMAP_ALL	(1u << 2)	/* overrides @unmaps */
@@ -105,7 +105,7 @@ struct muser_dma_fence {
 	u64 size;
 	struct task_struct *task;
 	unsigned long until;
-	struct muser_dev *md;
+	struct muser_mdev *md;
 	struct callback_head work;
 };
 
@@ -152,7 +152,7 @@ struct muser_dma {
 };
 
 /**
- * struct muser_dev - one mediated device.
+ * struct muser_mdev - one mediated device.
  * @vdev:       must be first (vfio_alloc_device); its refcount is the
  *              lifetime of this structure, and @cdev holds one reference
  * @uuid:       the mdev's UUID string, for logs that outlive the mdev
@@ -202,7 +202,7 @@ struct muser_dma {
  * @req_wq:     emulator readers and pollers
  * @slot_wq:    VMM threads waiting for @nr_queued to drop
  */
-struct muser_dev {
+struct muser_mdev {
 	struct vfio_device vdev;
 	char uuid[UUID_STRING_LEN + 1];
 	struct list_head node;
@@ -259,20 +259,20 @@ struct muser_dev {
  * @released: the file is gone (md->req_lock): its pointer may be reused
  */
 struct muser_ctl_file {
-	struct muser_dev *md;
+	struct muser_mdev *md;
 	refcount_t ref;
 	struct xarray holds;
 	bool released;
 };
 
-#define muser_err(md, fmt, ...) \
+#define muser_mdev_err(md, fmt, ...) \
 	pr_err_ratelimited("%s: " fmt, (md)->uuid, ##__VA_ARGS__)
-#define muser_info(md, fmt, ...) \
+#define muser_mdev_info(md, fmt, ...) \
 	pr_info("%s: " fmt, (md)->uuid, ##__VA_ARGS__)
 
-static inline struct muser_dev *vdev_to_muser(struct vfio_device *vdev)
+static inline struct muser_mdev *vdev_to_muser(struct vfio_device *vdev)
 {
-	return container_of(vdev, struct muser_dev, vdev);
+	return container_of(vdev, struct muser_mdev, vdev);
 }
 
 /* main.c */
@@ -282,84 +282,84 @@ extern dev_t muser_devt;
 /* layout.c */
 void muser_irq_layout(const struct muser_device_info *info, unsigned int index,
 		      u32 *flags, u32 *count);
-int muser_layout_validate(struct muser_dev *md,
+int muser_layout_validate(struct muser_mdev *md,
 			  const struct muser_device_info *info);
-bool muser_layout_ready(struct muser_dev *md);
-const struct muser_device_info *muser_wait_layout(struct muser_dev *md);
+bool muser_layout_ready(struct muser_mdev *md);
+const struct muser_device_info *muser_wait_layout(struct muser_mdev *md);
 
 /* devmem.c */
 extern unsigned int muser_devmem_budget_mb;
-void muser_devmem_init(struct muser_dev *md);
-void muser_devmem_set_layout(struct muser_dev *md,
+void muser_devmem_init(struct muser_mdev *md);
+void muser_devmem_set_layout(struct muser_mdev *md,
 			     const struct muser_device_info *info);
 const struct muser_mmap_area *muser_area_at(const struct muser_device_info *info,
 					    u32 index, u64 off, u64 *avail);
-ssize_t muser_devmem_rw(struct muser_dev *md, u32 index, u64 off,
+ssize_t muser_devmem_rw(struct muser_mdev *md, u32 index, u64 off,
 			char __user *buf, size_t len, bool write);
-int muser_devmem_mmap(struct muser_dev *md,
+int muser_devmem_mmap(struct muser_mdev *md,
 		      const struct muser_device_info *info,
 		      struct vm_area_struct *vma, bool vmm);
-int muser_state_mmap(struct muser_dev *md, struct vm_area_struct *vma);
+int muser_state_mmap(struct muser_mdev *md, struct vm_area_struct *vma);
 int muser_region_caps(const struct muser_device_info *info, u32 index,
 		      struct vfio_info_cap *caps);
-void muser_devmem_free(struct muser_dev *md);
+void muser_devmem_free(struct muser_mdev *md);
 
 /* request.c */
-int muser_request_slot(struct muser_dev *md);
-void muser_request_unslot(struct muser_dev *md);
-int muser_request(struct muser_dev *md, struct muser_wait *w);
-ssize_t muser_deliver(struct muser_dev *md, struct file *file,
+int muser_request_slot(struct muser_mdev *md);
+void muser_request_unslot(struct muser_mdev *md);
+int muser_request(struct muser_mdev *md, struct muser_wait *w);
+ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count);
-ssize_t muser_complete(struct muser_dev *md, struct file *file,
+ssize_t muser_complete(struct muser_mdev *md, struct file *file,
 		       const char __user *buf, size_t count);
-void muser_requeue_inflight(struct muser_dev *md, struct file *file);
-bool muser_owns_inflight(struct muser_dev *md, struct file *file);
-void muser_post(struct muser_dev *md, u32 posted);
-void muser_post_dma_unmap(struct muser_dev *md, u64 iova, u64 size);
-bool muser_has_requests(struct muser_dev *md);
+void muser_requeue_inflight(struct muser_mdev *md, struct file *file);
+bool muser_owns_inflight(struct muser_mdev *md, struct file *file);
+void muser_post(struct muser_mdev *md, u32 posted);
+void muser_post_dma_unmap(struct muser_mdev *md, u64 iova, u64 size);
+bool muser_has_requests(struct muser_mdev *md);
 
 /* dma.c */
 extern unsigned int muser_dma_budget_mb;
 extern const struct attribute_group muser_dma_group;
 extern const struct attribute_group muser_devmem_group;
-void muser_dma_init(struct muser_dev *md);
-void muser_dma_destroy(struct muser_dev *md);
-void muser_dma_open(struct muser_dev *md);
-void muser_dma_close(struct muser_dev *md);
-void muser_dma_unmap(struct muser_dev *md, u64 iova, u64 size);
-int muser_dma_map(struct muser_dev *md, struct file *file, void __user *arg);
-int muser_dma_release(struct muser_dev *md, struct file *file,
+void muser_dma_init(struct muser_mdev *md);
+void muser_dma_destroy(struct muser_mdev *md);
+void muser_dma_open(struct muser_mdev *md);
+void muser_dma_close(struct muser_mdev *md);
+void muser_dma_guest_unmapped(struct muser_mdev *md, u64 iova, u64 size);
+int muser_ctl_dma_map(struct muser_mdev *md, struct file *file, void __user *arg);
+int muser_dma_release(struct muser_mdev *md, struct file *file,
 		      void __user *arg);
-int muser_dma_rw(struct muser_dev *md, struct file *file, void __user *arg);
-int muser_dma_mmap(struct muser_dev *md, struct vm_area_struct *vma);
-void muser_dma_drop_holds(struct muser_dev *md, struct muser_ctl_file *cf,
+int muser_dma_rw(struct muser_mdev *md, struct file *file, void __user *arg);
+int muser_dma_mmap(struct muser_mdev *md, struct vm_area_struct *vma);
+void muser_dma_drop_holds(struct muser_mdev *md, struct muser_ctl_file *cf,
 			  const struct file *file);
-void muser_dma_revoke_window(struct muser_dev *md);
+void muser_dma_revoke_window(struct muser_mdev *md);
 
 /* ctl.c */
-int muser_ctl_create(struct muser_dev *md, struct device *parent);
-void muser_ctl_destroy(struct muser_dev *md);
-void muser_inode_destroy(struct muser_dev *md);
+int muser_ctl_create(struct muser_mdev *md, struct device *parent);
+void muser_ctl_destroy(struct muser_mdev *md);
+void muser_inode_destroy(struct muser_mdev *md);
 int muser_ctl_init(void);
 void muser_ctl_exit(void);
 
 /* irq.c */
-int muser_irq_info(struct muser_dev *md, unsigned long arg);
-int muser_set_irqs(struct muser_dev *md, unsigned long arg);
-int muser_irq_trigger(struct muser_dev *md, unsigned long arg);
-int muser_irq_get_state(struct muser_dev *md, unsigned long arg);
-void muser_irq_request(struct muser_dev *md, unsigned int count);
-void muser_irq_release_all(struct muser_dev *md);
+int muser_irq_info(struct muser_mdev *md, unsigned long arg);
+int muser_set_irqs(struct muser_mdev *md, unsigned long arg);
+int muser_ctl_irq_trigger(struct muser_mdev *md, unsigned long arg);
+int muser_irq_get_state(struct muser_mdev *md, unsigned long arg);
+void muser_irq_request(struct muser_mdev *md, unsigned int count);
+void muser_irq_release_all(struct muser_mdev *md);
 
 /* netlink.c */
 int muser_nl_init(void);
 void muser_nl_exit(void);
-void muser_nl_add_device(struct muser_dev *md);
-void muser_nl_del_device(struct muser_dev *md);
-void muser_nl_event(struct muser_dev *md, u32 event, u32 pid, u64 iova,
+void muser_nl_add_device(struct muser_mdev *md);
+void muser_nl_del_device(struct muser_mdev *md);
+void muser_nl_event(struct muser_mdev *md, u32 event, u32 pid, u64 iova,
 		    u64 size);
 
 /* vfio.c */
 extern const struct vfio_device_ops muser_vfio_ops;
 
-#endif /* MUSER_DEV_H */
+#endif /* MUSER_MDEV_H */

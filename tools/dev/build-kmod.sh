@@ -2,13 +2,13 @@
 # Build muser.ko for one kernel, out of the source tree, in build/kmod/KVER,
 # so modules for several kernels coexist. Fails on any compiler warning.
 #
-#   tools/build-kmod.sh KVER [KDIR]
+#   tools/dev/build-kmod.sh KVER [KDIR]
 #
 # KDIR defaults to /lib/modules/KVER/build (an installed kernel's headers);
-# give it for a kernel built elsewhere (tools/debug-kernel.sh passes its
+# give it for a kernel built elsewhere (tools/vm/debug-kernel.sh passes its
 # tree). KCFLAGS from the environment reaches the compiler.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 kver=${1:?usage: build-kmod.sh KVER [KDIR]}
 kdir=${2:-/lib/modules/$kver/build}
 # make runs in build/kmod/KVER: a relative KDIR must not be.
@@ -16,7 +16,7 @@ kdir=${2:-/lib/modules/$kver/build}
 out="$top/build/kmod/$kver"
 
 mkdir -p "$out"
-cp -u "$top/Kbuild" "$top/Makefile" "$out/"
+cp -u "$top/Kbuild" "$top/Makefile" "$top/VERSION" "$out/"
 mkdir -p "$out/kmod" "$out/include/uapi/linux"
 cp -u "$top"/kmod/*.[ch] "$out/kmod/"
 cp -u "$top/include/uapi/linux/muser.h" "$out/include/uapi/linux/"

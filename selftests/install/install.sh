@@ -2,19 +2,19 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Host test of `cmake --install` (ctest install_consumers):
 #
-#   tools/test-install.sh BUILD_DIR WORK_DIR
+#   selftests/install/install.sh BUILD_DIR WORK_DIR
 #
 # installs BUILD_DIR into WORK_DIR/root with DESTDIR, checks the tree (the
 # library with its SONAME, the static library, the headers under
 # include/muser/ and nothing in include/linux/, libmuser.pc, the CMake
 # package, udev rule, systemd unit, sysusers.d file, samples), checks the
 # unit with systemd-analyze verify and the sysusers.d file with
-# systemd-sysusers --root, then builds tools/install-test/consumer.c against
+# systemd-sysusers --root, then builds selftests/install/consumer/consumer.c against
 # the staged install through pkg-config (shared and static) and through
 # find_package(muser) (muser::muser and muser::muser_static), and runs
 # each. Exit 0: all good; 4: skipped (a tool missing); else failed.
 set -euo pipefail
-src=$(cd "$(dirname "$0")/.." && pwd)
+src=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:?usage: test-install.sh BUILD_DIR WORK_DIR}" && pwd)
 work=${2:?usage: test-install.sh BUILD_DIR WORK_DIR}
 fails=0
@@ -85,15 +85,15 @@ cflags=$(pkg-config --cflags libmuser)
 libs=$(pkg-config --libs libmuser)
 echo "# pkg-config: $cflags $libs (version $(pkg-config --modversion libmuser))"
 # shellcheck disable=SC2086
-cc -Wall -Werror -o "$work/pc_shared" "$src/tools/install-test/consumer.c" \
+cc -Wall -Werror -o "$work/pc_shared" "$src/selftests/install/consumer/consumer.c" \
 	$cflags $libs || fail "pkg-config: shared build"
 # shellcheck disable=SC2086,SC2046
 cc -Wall -Werror -static -o "$work/pc_static" \
-	"$src/tools/install-test/consumer.c" $cflags \
+	"$src/selftests/install/consumer/consumer.c" $cflags \
 	$(pkg-config --libs --static libmuser) || fail "pkg-config: static build"
 
 # find_package(muser).
-cmake -S "$src/tools/install-test" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$P" \
+cmake -S "$src/selftests/install/consumer" -B "$work/cmake" -DCMAKE_PREFIX_PATH="$P" \
 	>"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "find_package: configure"; }
 cmake --build "$work/cmake" >>"$work/cmake.log" 2>&1 ||
 	{ cat "$work/cmake.log"; fail "find_package: build"; }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Build the tools/vm-run initramfs for one kernel version.
+# Build the tools/vm/vm-run initramfs for one kernel version.
 #
-#   tools/vm-initramfs.sh KERNEL_VERSION OUTPUT.cpio [MODULES_DIR]
+#   tools/vm/vm-initramfs.sh KERNEL_VERSION OUTPUT.cpio [MODULES_DIR]
 #
 # MODULES_DIR is the kernel's modules directory, /lib/modules/KERNEL_VERSION
 # unless given (a kernel built in the tree: build/debug-kernel/lib/modules/V,
 # whose needed drivers are all built in, so the image then holds no module).
 #
-# The image holds busybox-static, tools/vm-init as /init, and just the modules
+# The image holds busybox-static, tools/vm/vm-init as /init, and just the modules
 # needed to reach the host's root over virtio-9p. Which of those are modules
 # (and in which order they load) differs between kernels, so it is worked out
 # from modules.dep / modules.builtin. Modules are stored uncompressed because

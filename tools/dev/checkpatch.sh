@@ -2,7 +2,7 @@
 # Run the kernel's checkpatch.pl (from Debian's linux-source-6.1) on files.
 # BIT_MACRO is ignored: the uapi header cannot use BIT().
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$top/build/checkpatch"
 src=$(ls /usr/src/linux-source-6.1.tar.xz)
 

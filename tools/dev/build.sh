@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Build muser.ko for both Debian kernels and everything userspace with CMake.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
+top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top"
 # shellcheck disable=SC1091
 . build/kernels
 
 for k in "$K61" "$K612"; do
-	tools/build-kmod.sh "$k"
+	tools/dev/build-kmod.sh "$k"
 	# The driver the nested guests of selftests/e2e load.
 	guest="build/guest/$k"
 	mkdir -p "$guest"

@@ -7,7 +7,7 @@
 # build/kernels so the runner and the tests use the same kernels.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 state="$here/build/kernels"
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -17,7 +17,7 @@ base_pkgs=(
 	qemu-system-x86 busybox-static python3
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	libnl-3-dev libnl-genl-3-dev
-	dkms mdevctl udev	# tools/test-dkms.sh, selftests/ops
+	dkms mdevctl udev	# selftests/install/dkms.sh, selftests/ops
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients	# selftests/ops/libvirt.sh
 )
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * A program built against an installed libmuser (tools/test-install.sh):
+ * A program built against an installed libmuser (selftests/install/install.sh):
  * the headers are found (<muser.h> and, through it, <linux/muser.h>) and
  * the library links and loads. No kernel is needed: muser_dev_create()
  * must refuse a malformed UUID with EINVAL, and fail with ENOENT for a

@@ -132,10 +132,10 @@ static int cmd_options(const struct cmd *c, int argc, char **argv)
 /* --- values --- */
 
 static const char *const state_names[] = {
-	[MUSER_STATE_NEW] = "new",
-	[MUSER_STATE_ATTACHED] = "attached",
-	[MUSER_STATE_WAITING] = "waiting",
-	[MUSER_STATE_REMOVING] = "removing",
+	[MUSER_DEV_NEW] = "new",
+	[MUSER_DEV_ATTACHED] = "attached",
+	[MUSER_DEV_WAITING] = "waiting",
+	[MUSER_DEV_REMOVING] = "removing",
 };
 
 static const char *const event_names[] = {
