@@ -44,6 +44,12 @@
  *   outside 1..511 fails the access with EIO. A few functions cannot fail
  *   and say so (muser_dev_get_priv() may return NULL as a value).
  *
+ * Names
+ *   muser_setup_*() declares a region (BAR, ROM, VGA), muser_add_*cap_*() a
+ *   capability, muser_set_*_cb() a callback. They describe the device, so
+ *   all of them fail with EBUSY once it is realized, as muser_set_config_size()
+ *   does. muser_set_log() and muser_dev_set_priv() work at any time.
+ *
  * Threading
  *   A struct muser_dev is used from one thread at a time: the library takes
  *   no locks. Callbacks run in the thread that called muser_dispatch() or
@@ -922,7 +928,8 @@ typedef void (*muser_dma_revoke_cb)(struct muser_dev *dev, void *priv,
 
 /**
  * muser_set_dma_revoke_cb - be told when guest memory is revoked.
- * Returns 0. Never fails.
+ * Call before muser_realize(), like every set_*_cb. Returns 0, or -1 with
+ * errno EBUSY (already realized).
  */
 MUSER_EXPORT int muser_set_dma_revoke_cb(struct muser_dev *dev,
 					 muser_dma_revoke_cb cb, void *priv);

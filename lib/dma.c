@@ -374,6 +374,8 @@ MUSER_EXPORT int muser_dma_write(struct muser_dev *dev, uint64_t iova,
 MUSER_EXPORT int muser_set_dma_revoke_cb(struct muser_dev *dev,
 					 muser_dma_revoke_cb cb, void *priv)
 {
+	if (muser_unrealized(dev))
+		return -1;
 	dev->dma_revoke_cb = cb;
 	dev->dma_revoke_priv = priv;
 	return 0;

@@ -160,7 +160,13 @@ static void test_arguments(void)
 	CHECK_ERR(muser_add_ext_cap_dsn(t.dev, 1), EBUSY);
 	CHECK_ERR(muser_add_ext_cap_vendor(t.dev, 1, 1, "x", 1, 0), EBUSY);
 	CHECK_ERR(muser_set_config_size(t.dev, 4096), EBUSY);
+	/* One rule for every setup_* and set_*_cb: EBUSY once realized. */
 	CHECK_ERR(muser_set_irq_state_cb(t.dev, NULL, NULL), EBUSY);
+	CHECK_ERR(muser_set_reset_cb(t.dev, NULL, NULL), EBUSY);
+	CHECK_ERR(muser_set_config_cb(t.dev, NULL, NULL), EBUSY);
+	CHECK_ERR(muser_set_recover_cb(t.dev, NULL, NULL), EBUSY);
+	CHECK_ERR(muser_set_dma_revoke_cb(t.dev, NULL, NULL), EBUSY);
+	CHECK_ERR(muser_setup_bar(t.dev, 1, 0x1000, 0, NULL, NULL), EBUSY);
 	tctx_fini(&t);
 
 	/* at most 32 capabilities */
