@@ -638,7 +638,7 @@ void vfio_client_close(struct vfio_client *c)
 ssize_t region_read(struct vfio_client *c, int idx, uint64_t off,
 		    void *buf, size_t len)
 {
-	ssize_t n = pread(c->device, buf, len, REGION_OFF(idx) + off);
+	ssize_t n = pread(c->device, buf, len, MUSER_REGION_OFFSET(idx) + off);
 
 	return n < 0 ? -errno : n;
 }
@@ -646,7 +646,7 @@ ssize_t region_read(struct vfio_client *c, int idx, uint64_t off,
 ssize_t region_write(struct vfio_client *c, int idx, uint64_t off,
 		     const void *buf, size_t len)
 {
-	ssize_t n = pwrite(c->device, buf, len, REGION_OFF(idx) + off);
+	ssize_t n = pwrite(c->device, buf, len, MUSER_REGION_OFFSET(idx) + off);
 
 	return n < 0 ? -errno : n;
 }
@@ -1179,6 +1179,15 @@ int emu_trigger_irq(int ctl, uint32_t index, uint32_t start, uint32_t count)
 	};
 
 	return ioctl(ctl, MUSER_IOC_TRIGGER_IRQ, &t) ? -errno : 0;
+}
+
+void *emu_takeover_fn(void *arg)
+{
+	struct emu_takeover *t = arg;
+
+	t->ret = ioctl(t->ctl, MUSER_IOC_TAKEOVER, t->info) ? -errno : 0;
+	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
+	return NULL;
 }
 
 int emu_get_irq_state(int ctl, uint32_t index, struct muser_irq_state *st)

@@ -22,8 +22,6 @@
 #define MDEV_BUS_DIR	"/sys/bus/mdev/devices"
 #define MUSER_PARAM_DIR	"/sys/module/muser/parameters"
 
-/* vfio-pci's region offset convention, which muser follows. */
-#define REGION_OFF(idx)	((uint64_t)(idx) << 40)
 
 #define UUID_LEN	36
 
@@ -272,6 +270,21 @@ int kmsg_start(const char *name);
  * "muser-selftest: END name" and closes the fd. Returns the count.
  */
 int kmsg_check(int fd, const char *name);
+
+/*
+ * MUSER_IOC_TAKEOVER of @ctl with @info from a thread
+ * (pthread_create(.., emu_takeover_fn, arg)): it returns only once the old
+ * emulator has answered, which the test may be playing. Result in @ret
+ * (0 or -errno), then @done is set.
+ */
+struct emu_takeover {
+	pthread_t thread;
+	int ctl;
+	const struct muser_device_info *info;
+	int ret;
+	volatile int done;
+};
+void *emu_takeover_fn(void *arg);
 
 /* VFIO_DEVICE_RESET on @fd from a thread (pthread_create(.., reset_fn, arg)),
  * while the test answers as the emulator; the result lands in @ret.

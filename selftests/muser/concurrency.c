@@ -375,7 +375,7 @@ FIXTURE_SETUP(many)
 			for (off = 0; off < region_size[k]; off++)
 				d->mem[k][off] = cpat(i, regions[k], off);
 		}
-		d->devmem = map_fd(d->ctl, REGION_OFF(BAR4), BAR4_SIZE,
+		d->devmem = map_fd(d->ctl, MUSER_REGION_OFFSET(BAR4), BAR4_SIZE,
 				   MAP_SHARED);
 		ASSERT_NE(NULL, d->devmem) TH_LOG("mmap of BAR4: %m");
 		ret = vfio_client_open(&d->c, d->uuid, &step);

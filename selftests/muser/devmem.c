@@ -135,7 +135,7 @@ static int big_start(struct big_access *a, int fd, int region, uint64_t off,
 		     size_t len, bool write)
 {
 	a->fd = fd;
-	a->pos = REGION_OFF(region) + off;
+	a->pos = MUSER_REGION_OFFSET(region) + off;
 	a->len = len;
 	a->write = write;
 	a->ret = 0;
@@ -184,7 +184,7 @@ FIXTURE(devmem) {
 static void *fixture_map(FIXTURE_DATA(devmem) *self, int fd, int region,
 			 uint64_t off, size_t len)
 {
-	void *p = map_fd(fd, REGION_OFF(region) + off, len, MAP_SHARED);
+	void *p = map_fd(fd, MUSER_REGION_OFFSET(region) + off, len, MAP_SHARED);
 
 	if (p && self->nr_maps < 16) {
 		self->maps[self->nr_maps] = p;
@@ -342,7 +342,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		EXPECT_TRUE(buf.ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 		EXPECT_EQ(0, buf.ri.cap_offset);
 		EXPECT_EQ(BAR0_SIZE, buf.ri.size);
-		EXPECT_EQ(REGION_OFF(BAR0), buf.ri.offset);
+		EXPECT_EQ(MUSER_REGION_OFFSET(BAR0), buf.ri.offset);
 		for (j = 0; j < sizeof(buf.caps); j++)
 			if (buf.caps[j] != 0xa5) {
 				EXPECT_EQ(0xa5, buf.caps[j])
@@ -476,12 +476,12 @@ TEST_F(devmem, rw_served_without_request)
 	/* The whole area in one access, both ways. */
 	fill(emu, 5, 0, AREA_SIZE);
 	ASSERT_EQ(AREA_SIZE, pread(self->c.device, buf, AREA_SIZE,
-				   REGION_OFF(BAR0) + AREA_OFF));
+				   MUSER_REGION_OFFSET(BAR0) + AREA_OFF));
 	bad = check_pat(buf, 5, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("pread: byte 0x%lx wrong", bad);
 	fill(buf, 6, 0, AREA_SIZE);
 	ASSERT_EQ(AREA_SIZE, pwrite(self->c.device, buf, AREA_SIZE,
-				    REGION_OFF(BAR0) + AREA_OFF));
+				    MUSER_REGION_OFFSET(BAR0) + AREA_OFF));
 	bad = check_pat(emu, 6, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("emulator map: byte 0x%lx wrong", bad);
 	bad = check_pat(vmm, 6, 0, AREA_SIZE);
@@ -499,7 +499,7 @@ TEST_F(devmem, rw_served_without_request)
 			fill(buf, seed, off, len);
 			ASSERT_EQ((ssize_t)len,
 				  pwrite(self->c.device, buf, len,
-					 REGION_OFF(BAR0) + AREA_OFF + off))
+					 MUSER_REGION_OFFSET(BAR0) + AREA_OFF + off))
 				TH_LOG("pwrite 0x%llx+%zu: %m",
 				       (unsigned long long)off, len);
 			bad = check_pat(emu + off, seed, off, len);
@@ -510,7 +510,7 @@ TEST_F(devmem, rw_served_without_request)
 			memset(buf, 0, len);
 			ASSERT_EQ((ssize_t)len,
 				  pread(self->c.device, buf, len,
-					REGION_OFF(BAR0) + AREA_OFF + off));
+					MUSER_REGION_OFFSET(BAR0) + AREA_OFF + off));
 			bad = check_pat(buf, seed + 1, off, len);
 			EXPECT_EQ(-1, bad) TH_LOG("0x%llx+%zu: byte %ld",
 						  (unsigned long long)off,
@@ -521,20 +521,20 @@ TEST_F(devmem, rw_served_without_request)
 	/* BAR2 is all device memory; an access past its end is clipped. */
 	fill(buf, 7, 0, BAR2_SIZE);
 	ASSERT_EQ(BAR2_SIZE, pwrite(self->c.device, buf, BAR2_SIZE,
-				    REGION_OFF(BAR2)));
+				    MUSER_REGION_OFFSET(BAR2)));
 	memset(buf, 0, sizeof(buf));
 	EXPECT_EQ(4, pread(self->c.device, buf, 16,
-			   REGION_OFF(BAR2) + BAR2_SIZE - 4));
+			   MUSER_REGION_OFFSET(BAR2) + BAR2_SIZE - 4));
 	EXPECT_EQ(-1, check_pat(buf, 7, BAR2_SIZE - 4, 4));
 	EXPECT_EQ(-1, pread(self->c.device, buf, 1,
-			    REGION_OFF(BAR2) + BAR2_SIZE));
+			    MUSER_REGION_OFFSET(BAR2) + BAR2_SIZE));
 	EXPECT_EQ(EINVAL, errno);
 	/* A bad buffer faults; nothing is half-done to the pages. */
-	EXPECT_EQ(-1, pread(self->c.device, bad_ptr, 8, REGION_OFF(BAR2)));
+	EXPECT_EQ(-1, pread(self->c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(-1, pwrite(self->c.device, bad_ptr, 8, REGION_OFF(BAR2)));
+	EXPECT_EQ(-1, pwrite(self->c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(8, pread(self->c.device, buf, 8, REGION_OFF(BAR2)));
+	EXPECT_EQ(8, pread(self->c.device, buf, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(-1, check_pat(buf, 7, 0, 8));
 
 	/* Not one request reached the emulator. */
@@ -685,7 +685,7 @@ TEST_F(devmem, mmap_errors)
 	SKIP_IF_SETUP_SKIPPED();
 	for (k = 0; k < 2; k++) {
 		for (i = 0; i < ARRAY_SIZE(bad); i++) {
-			p = map_fd(fds[k], REGION_OFF(bad[i].region) +
+			p = map_fd(fds[k], MUSER_REGION_OFFSET(bad[i].region) +
 				   bad[i].off, bad[i].len, bad[i].flags);
 			EXPECT_EQ(NULL, p) TH_LOG("%s: %s mapped", who[k],
 						  bad[i].what);
@@ -697,19 +697,19 @@ TEST_F(devmem, mmap_errors)
 					       bad[i].what);
 		}
 		/* Parts of an area are fine, read-only too. */
-		p = map_fd(fds[k], REGION_OFF(BAR0) + AREA_OFF + PG, PG,
+		p = map_fd(fds[k], MUSER_REGION_OFFSET(BAR0) + AREA_OFF + PG, PG,
 			   MAP_SHARED);
 		EXPECT_NE(NULL, p) TH_LOG("%s: second page: %m", who[k]);
 		if (p)
 			munmap(p, PG);
 		p = mmap(NULL, PG, PROT_READ, MAP_SHARED, fds[k],
-			 REGION_OFF(BAR2));
+			 MUSER_REGION_OFFSET(BAR2));
 		EXPECT_NE(MAP_FAILED, p) TH_LOG("%s: read-only: %m", who[k]);
 		if (p != MAP_FAILED)
 			munmap(p, PG);
 	}
 	/* A mapping cannot be grown past its area. */
-	p = map_fd(self->c.device, REGION_OFF(BAR0) + AREA_OFF, PG, MAP_SHARED);
+	p = map_fd(self->c.device, MUSER_REGION_OFFSET(BAR0) + AREA_OFF, PG, MAP_SHARED);
 	ASSERT_NE(NULL, p);
 	EXPECT_EQ(MAP_FAILED, mremap(p, PG, 4 * PG, MREMAP_MAYMOVE));
 	munmap(p, PG);
@@ -725,7 +725,7 @@ static long pread_area_check(int device, unsigned int seed)
 	uint8_t buf[64];
 	int64_t t0 = now_ms();
 
-	if (pread(device, buf, sizeof(buf), REGION_OFF(BAR0) + AREA_OFF + 8) !=
+	if (pread(device, buf, sizeof(buf), MUSER_REGION_OFFSET(BAR0) + AREA_OFF + 8) !=
 	    sizeof(buf) || now_ms() - t0 > 1000)
 		return -2;
 	return check_pat(buf, seed, 8, sizeof(buf));
@@ -750,7 +750,7 @@ TEST_F(devmem, pages_survive_emulator_restart)
 	fill(old_emu, 30, 0, AREA_SIZE);
 	fill(buf, 31, 0, sizeof(buf));
 	ASSERT_EQ(sizeof(buf), pwrite(self->c.device, buf, sizeof(buf),
-				      REGION_OFF(BAR2) + 0x100));
+				      MUSER_REGION_OFFSET(BAR2) + 0x100));
 
 	/* 1. MUSER_IOC_DETACH, the old emulator's mapping kept. */
 	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
@@ -817,7 +817,7 @@ TEST_F(devmem, pages_survive_emulator_restart)
 	EXPECT_EQ(-1, pread_area_check(self->c.device, 34));
 	memset(buf, 0, sizeof(buf));
 	ASSERT_EQ(sizeof(buf), pread(self->c.device, buf, sizeof(buf),
-				     REGION_OFF(BAR2) + 0x100));
+				     MUSER_REGION_OFFSET(BAR2) + 0x100));
 	EXPECT_EQ(-1, check_pat(buf, 31, 0, sizeof(buf)));
 	EXPECT_TRUE(no_request(self->ctl));
 }
@@ -983,16 +983,16 @@ TEST(devmem_several_areas)
 	EXPECT_TRUE(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 	EXPECT_FALSE(ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
 	/* ...so a VMM maps it whole, as vfio-pci's MMAP flag promises. */
-	vmm = map_fd(c.device, REGION_OFF(VFIO_PCI_BAR4_REGION_INDEX), 2 * PG,
+	vmm = map_fd(c.device, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX), 2 * PG,
 		     MAP_SHARED);
 	EXPECT_NE(NULL, vmm) TH_LOG("mmap of all of BAR4: %m");
-	emu = map_fd(ctl, REGION_OFF(VFIO_PCI_BAR4_REGION_INDEX) + PG, PG,
+	emu = map_fd(ctl, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX) + PG, PG,
 		     MAP_SHARED);
 	ASSERT_NE(NULL, emu);
 	fill(emu, 50, PG, PG);
 	/* An access across the two areas needs no request. */
 	ASSERT_EQ(16, pread(c.device, buf, 16,
-			    REGION_OFF(VFIO_PCI_BAR4_REGION_INDEX) + PG - 8));
+			    MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX) + PG - 8));
 	EXPECT_EQ(0, buf[0]);
 	EXPECT_EQ(-1, check_pat(buf + 8, 50, PG, 8));
 	if (vmm) {
@@ -1001,7 +1001,7 @@ TEST(devmem_several_areas)
 		munmap((void *)vmm, 2 * PG);
 	}
 	ASSERT_EQ(1, pread(c.device, buf, 1,
-			   REGION_OFF(VFIO_PCI_BAR4_REGION_INDEX)));
+			   MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX)));
 	EXPECT_EQ(vmm ? 0x5a : 0, buf[0]);
 	munmap((void *)emu, PG);
 
@@ -1011,24 +1011,24 @@ TEST(devmem_several_areas)
 	EXPECT_EQ(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_MMAP |
 		  VFIO_REGION_INFO_FLAG_CAPS, ri.flags);
 	EXPECT_EQ(1, cap.hdr.nr_areas);
-	emu = map_fd(ctl, REGION_OFF(VFIO_PCI_ROM_REGION_INDEX), PG,
+	emu = map_fd(ctl, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
 		     MAP_SHARED);
 	ASSERT_NE(NULL, emu) TH_LOG("emulator mmap of the ROM: %m");
 	fill(emu, 51, 0, PG);
 	vmm = mmap(NULL, PG, PROT_READ, MAP_SHARED, c.device,
-		   REGION_OFF(VFIO_PCI_ROM_REGION_INDEX));
+		   MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX));
 	ASSERT_NE(MAP_FAILED, vmm);
 	EXPECT_EQ(-1, check_pat(vmm, 51, 0, PG));
 	/* No writable mapping, no upgrade, no pwrite of a read-only region. */
 	EXPECT_EQ(-1, mprotect((void *)vmm, PG, PROT_READ | PROT_WRITE));
 	munmap((void *)vmm, PG);
-	vmm = map_fd(c.device, REGION_OFF(VFIO_PCI_ROM_REGION_INDEX), PG,
+	vmm = map_fd(c.device, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
 		     MAP_SHARED);
 	EXPECT_EQ(NULL, vmm) TH_LOG("the VMM mapped a read-only region writable");
 	if (vmm)
 		munmap((void *)vmm, PG);
 	EXPECT_EQ(-1, pwrite(c.device, buf, 4,
-			     REGION_OFF(VFIO_PCI_ROM_REGION_INDEX)));
+			     MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX)));
 	EXPECT_EQ(-1, check_pat(emu, 51, 0, PG));
 	munmap((void *)emu, PG);
 
@@ -1051,7 +1051,7 @@ TEST(devmem_mmap_before_attach)
 	ASSERT_EQ(0, ret) TH_LOG("create: %s", strerror(-ret));
 	ctl = ctl_open(uuid, 0);
 	ASSERT_LE(0, ctl);
-	EXPECT_EQ(NULL, map_fd(ctl, REGION_OFF(BAR2), PG, MAP_SHARED));
+	EXPECT_EQ(NULL, map_fd(ctl, MUSER_REGION_OFFSET(BAR2), PG, MAP_SHARED));
 	EXPECT_EQ(ENODEV, errno);
 	close(ctl);
 	EXPECT_EQ(0, mdev_remove(uuid));
@@ -1131,7 +1131,7 @@ static long free_pages(void)
 static ssize_t vmm_write_byte(struct rig *r, int region, uint64_t off,
 			      uint8_t val)
 {
-	ssize_t n = pwrite(r->c.device, &val, 1, REGION_OFF(region) + off);
+	ssize_t n = pwrite(r->c.device, &val, 1, MUSER_REGION_OFFSET(region) + off);
 
 	return n < 0 ? -errno : n;
 }
@@ -1162,7 +1162,7 @@ FIXTURE_TEARDOWN(budget)
 static volatile uint8_t *budget_map(FIXTURE_DATA(budget) *self, int fd,
 				    int region, size_t len)
 {
-	void *p = map_fd(fd, REGION_OFF(region), len, MAP_SHARED);
+	void *p = map_fd(fd, MUSER_REGION_OFFSET(region), len, MAP_SHARED);
 
 	if (p && self->nr_maps < 4) {
 		self->maps[self->nr_maps] = p;
@@ -1200,7 +1200,7 @@ TEST_F(budget, enforced)
 	/* A page it has is still written; a write into the next stops short. */
 	EXPECT_EQ(1, vmm_write_byte(&self->r, BAR0, 5 * PG + 1, 0x22));
 	EXPECT_EQ(1, pwrite(self->r.c.device, "ab", 2,
-			    REGION_OFF(BAR0) + MB_PAGES * PG - 1));
+			    MUSER_REGION_OFFSET(BAR0) + MB_PAGES * PG - 1));
 	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
 
 	/* Faults past it: SIGBUS for the VMM and the emulator, read or write. */
@@ -1278,12 +1278,12 @@ TEST_F(budget, read_untouched_allocates_nothing)
 	for (off = 0; off < BIG0; off += sizeof(buf)) {
 		ASSERT_EQ((ssize_t)sizeof(buf),
 			  pread(self->r.c.device, buf, sizeof(buf),
-				REGION_OFF(BAR0) + off));
+				MUSER_REGION_OFFSET(BAR0) + off));
 		for (i = 0; i < sizeof(buf); i++)
 			if (buf[i])
 				break;
 		ASSERT_EQ(sizeof(buf), i) TH_LOG("byte 0x%llx is 0x%x",
-					(unsigned long long)(off + i), buf[i]);
+						 (unsigned long long)(off + i), buf[i]);
 		buf[0] = 0xff;
 	}
 	after = free_pages();
@@ -1295,7 +1295,7 @@ TEST_F(budget, read_untouched_allocates_nothing)
 	/* What the emulator writes is read back, and only that is allocated. */
 	ASSERT_EQ(1, vmm_write_byte(&self->r, BAR0, 3 * PG + 9, 0x5a));
 	ASSERT_EQ(PG, (size_t)pread(self->r.c.device, buf, PG,
-				    REGION_OFF(BAR0) + 3 * PG));
+				    MUSER_REGION_OFFSET(BAR0) + 3 * PG));
 	EXPECT_EQ(0x5a, buf[9]);
 	EXPECT_EQ(0, buf[8]);
 	EXPECT_EQ(1, devmem_stat(self->r.uuid, "pages"));
@@ -1374,7 +1374,7 @@ static void *vfio_mmap_fn(void *p)
 	__atomic_store_n(&a->started, 1, __ATOMIC_RELEASE);
 	t0 = now_ms();
 	m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, a->fd,
-		 (off_t)REGION_OFF(BAR2));
+		 (off_t)MUSER_REGION_OFFSET(BAR2));
 	a->err = m == MAP_FAILED ? errno : 0;
 	a->ms = now_ms() - t0;
 	if (m != MAP_FAILED)

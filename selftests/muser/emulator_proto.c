@@ -57,17 +57,6 @@ static int read_n(int ctl, struct emu_req *reqs, int want)
 	return have;
 }
 
-static int trigger_irq(int ctl, uint32_t index, uint32_t start,
-		       uint32_t count)
-{
-	struct muser_irq_trigger t = {
-		.argsz = sizeof(t), .index = index, .start = start,
-		.count = count,
-	};
-
-	return ioctl(ctl, MUSER_IOC_TRIGGER_IRQ, &t) ? -errno : 0;
-}
-
 static int set_irq_action(int device, uint32_t index, uint32_t action)
 {
 	struct vfio_irq_set set = {
@@ -195,7 +184,7 @@ TEST_F(raw, device_info_from_layout)
 
 		ASSERT_EQ(0, get_region_info(self->c.device, i, &ri));
 		EXPECT_EQ(r->size, ri.size) TH_LOG("region %d", i);
-		EXPECT_EQ(REGION_OFF(i), ri.offset);
+		EXPECT_EQ(MUSER_REGION_OFFSET(i), ri.offset);
 		if (r->size)
 			EXPECT_EQ(r->flags, ri.flags &
 				  (VFIO_REGION_INFO_FLAG_READ |
@@ -738,21 +727,21 @@ TEST_F(raw, irq_trigger)
 	ASSERT_LE(0, msi);
 
 	/* The VMM has not set an eventfd yet. */
-	EXPECT_EQ(-ENOENT, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
-				       0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
+					   0, 1));
 	/* Indexes and ranges the layout does not have. */
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
-				       1, 1));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
-				       0, 2));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, VFIO_PCI_MSIX_IRQ_INDEX,
-				       0, 1));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, VFIO_PCI_ERR_IRQ_INDEX,
-				       0, 1));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, MUSER_NUM_IRQS, 0, 1));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, 0xffffffff, 0, 1));
-	EXPECT_EQ(-EINVAL, trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX,
-				       0xffffffff, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
+					   1, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
+					   0, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, VFIO_PCI_MSIX_IRQ_INDEX,
+					   0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, VFIO_PCI_ERR_IRQ_INDEX,
+					   0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MUSER_NUM_IRQS, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, 0xffffffff, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX,
+					   0xffffffff, 2));
 	{
 		struct muser_irq_trigger t = {
 			.argsz = 8, .index = VFIO_PCI_MSI_IRQ_INDEX,
@@ -766,9 +755,9 @@ TEST_F(raw, irq_trigger)
 	/* INTx: fires, is automasked, fires again on unmask. */
 	ASSERT_EQ(0, set_irq_eventfd(self->c.device, VFIO_PCI_INTX_IRQ_INDEX,
 				     0, intx));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
 	EXPECT_EQ(1, eventfd_wait(intx, 1000));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
 	EXPECT_EQ(0, eventfd_wait(intx, 100)) TH_LOG("INTx not automasked");
 	EXPECT_EQ(0, set_irq_action(self->c.device, VFIO_PCI_INTX_IRQ_INDEX,
 				    VFIO_IRQ_SET_ACTION_UNMASK));
@@ -778,7 +767,7 @@ TEST_F(raw, irq_trigger)
 				    VFIO_IRQ_SET_ACTION_UNMASK));
 	EXPECT_EQ(0, set_irq_action(self->c.device, VFIO_PCI_INTX_IRQ_INDEX,
 				    VFIO_IRQ_SET_ACTION_MASK));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX, 0, 1));
 	EXPECT_EQ(0, eventfd_wait(intx, 100));
 	EXPECT_EQ(0, set_irq_action(self->c.device, VFIO_PCI_INTX_IRQ_INDEX,
 				    VFIO_IRQ_SET_ACTION_UNMASK));
@@ -787,31 +776,31 @@ TEST_F(raw, irq_trigger)
 	/* MSI vector 0. */
 	ASSERT_EQ(0, set_irq_eventfd(self->c.device, VFIO_PCI_MSI_IRQ_INDEX,
 				     0, msi));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
 	EXPECT_EQ(1, eventfd_wait(msi, 1000));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
-	EXPECT_EQ(0, trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1));
 	EXPECT_EQ(2, eventfd_wait(msi, 1000));
 	/* Torn down by the VMM: ENOENT again. */
 	EXPECT_EQ(0, set_irq_eventfd(self->c.device, VFIO_PCI_MSI_IRQ_INDEX,
 				     0, -1));
-	EXPECT_EQ(-ENOENT, trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX,
-				       0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, VFIO_PCI_MSI_IRQ_INDEX,
+					   0, 1));
 
 	/* A file that is not the attached emulator cannot trigger. */
 	{
 		int other = ctl_open(self->uuid, 0);
 
 		ASSERT_LE(0, other);
-		EXPECT_NE(0, trigger_irq(other, VFIO_PCI_INTX_IRQ_INDEX, 0,
-					 1));
+		EXPECT_NE(0, emu_trigger_irq(other, VFIO_PCI_INTX_IRQ_INDEX, 0,
+					     1));
 		close(other);
 	}
 
 	/* The VMM closing the device releases its eventfds. */
 	vfio_client_close(&self->c);
-	EXPECT_EQ(-ENOENT, trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
-				       0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, VFIO_PCI_INTX_IRQ_INDEX,
+					   0, 1));
 	close(intx);
 	close(msi);
 }
@@ -919,7 +908,7 @@ TEST_F(raw, vmm_killed_while_waiting)
 
 			/* The device fd is shared with the parent. */
 			pread(self->c.device, b, 4,
-			      REGION_OFF(VFIO_PCI_BAR0_REGION_INDEX) + 0x40);
+			      MUSER_REGION_OFFSET(VFIO_PCI_BAR0_REGION_INDEX) + 0x40);
 			_exit(0);
 		}
 		if (round == 0) {

@@ -491,7 +491,7 @@ TEST_F(figures, devmem_figures)
 
 	for (i = 0; i < 5; i++)
 		ASSERT_EQ(1, pwrite(self->other_vmm.device, &byte, 1,
-				    REGION_OFF(VFIO_PCI_BAR2_REGION_INDEX) + i * PG));
+				    MUSER_REGION_OFFSET(VFIO_PCI_BAR2_REGION_INDEX) + i * PG));
 	snprintf(path, sizeof(path), MDEV_BUS_DIR "/%s/devmem/pages", self->other);
 	ASSERT_EQ(0, sysfs_read_long(path, &pages));
 	EXPECT_EQ(5, pages);

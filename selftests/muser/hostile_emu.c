@@ -337,23 +337,6 @@ static bool wait_retired(int ctl)
 	return false;
 }
 
-struct takeover_arg {
-	pthread_t thread;
-	int ctl;
-	const struct muser_device_info *info;
-	int ret;
-	volatile int done;
-};
-
-static void *takeover_fn(void *p)
-{
-	struct takeover_arg *t = p;
-
-	t->ret = xioctl(t->ctl, MUSER_IOC_TAKEOVER, (void *)t->info);
-	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /*
  * The id of a request another emulator holds: during a takeover the new
  * emulator cannot answer what the old one read (ENOENT), nor the old one
@@ -361,7 +344,7 @@ static void *takeover_fn(void *p)
  */
 TEST_F(hemu, reply_ids_of_the_other_emulator)
 {
-	struct takeover_arg t = { .info = &self->r.layout };
+	struct emu_takeover t = { .info = &self->r.layout };
 	struct async_access a1, a2;
 	struct emu_req r1, r2;
 	int old = self->r.ctl;
@@ -369,7 +352,7 @@ TEST_F(hemu, reply_ids_of_the_other_emulator)
 	ASSERT_EQ(0, access_begin(&self->r, &a1, BAR0, 0x30, 2, false, &r1));
 	t.ctl = other_ctl(self);
 	ASSERT_LE(0, t.ctl);
-	ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
+	ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 	ASSERT_TRUE(wait_retired(old));
 	/* Requests go to the new emulator as soon as it is one. */
 	self->r.ctl = t.ctl;
@@ -616,7 +599,7 @@ TEST_F(hemu, reply_from_own_mappings)
 	struct emu_req r;
 	int i;
 
-	dev = xmmap(self->r.ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	dev = xmmap(self->r.ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 		    PROT_READ | PROT_WRITE, MAP_SHARED);
 	state = xmmap(self->r.ctl, MUSER_STATE_OFFSET, PG,
 		      PROT_READ | PROT_WRITE, MAP_SHARED);
@@ -936,7 +919,7 @@ TEST_F(hemu, read_huge_and_mapped_buffers)
 	int i;
 
 	ASSERT_NE(NULL, big);
-	dev = xmmap(self->r.ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	dev = xmmap(self->r.ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 		    PROT_READ | PROT_WRITE, MAP_SHARED);
 	state = xmmap(self->r.ctl, MUSER_STATE_OFFSET, 4 * PG,
 		      PROT_READ | PROT_WRITE, MAP_SHARED);
@@ -1302,7 +1285,7 @@ TEST_F(hemu, ioctl_args_in_own_mappings)
 	int other = other_ctl(self);
 
 	ASSERT_LE(0, other);
-	dev = xmmap(self->r.ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	dev = xmmap(self->r.ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 		    PROT_READ | PROT_WRITE, MAP_SHARED);
 	state = xmmap(self->r.ctl, MUSER_STATE_OFFSET, 2 * PG,
 		      PROT_READ | PROT_WRITE, MAP_SHARED);
@@ -1489,7 +1472,7 @@ static int not_the_emulator(int fd, const char **what)
 		return -1;
 	/* Device memory is the device's: any opener maps it. */
 	*what = "mmap of device memory";
-	m = xmmap(fd, REGION_OFF(BAR2) + AREA_OFF, PG, PROT_READ, MAP_SHARED);
+	m = xmmap(fd, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, PG, PROT_READ, MAP_SHARED);
 	if (!m)
 		return -1;
 	munmap(m, PG);
@@ -1689,7 +1672,7 @@ TEST_F(hemu, dma_rw_buffers)
 	struct muser_dma_rw *rw;
 	uint8_t buf[64];
 
-	dev = xmmap(ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	dev = xmmap(ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 		    PROT_READ | PROT_WRITE, MAP_SHARED);
 	state = xmmap(ctl, MUSER_STATE_OFFSET, PG, PROT_READ | PROT_WRITE, MAP_SHARED);
 	/* iova 0: the first page pinned, the second not. */
@@ -1768,23 +1751,23 @@ static const struct mmap_case {
 	int flags, who;
 	int want, or_want;	/* 0 or -errno, and another one taken */
 } mmap_cases[] = {
-	{ "device memory", REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE, MAP_SHARED, EMU, 0, 0 },
-	{ "device memory, another file", REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	{ "device memory", MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE, MAP_SHARED, EMU, 0, 0 },
+	{ "device memory, another file", MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 	  MAP_SHARED_VALIDATE, OTHER, 0, 0 },
-	{ "its last page", REGION_OFF(BAR2) + AREA_OFF + AREA_SIZE - PG, PG, MAP_SHARED, EMU, 0, 0 },
-	{ "a page past it", REGION_OFF(BAR2) + AREA_OFF + AREA_SIZE - PG, 2 * PG,
+	{ "its last page", MUSER_REGION_OFFSET(BAR2) + AREA_OFF + AREA_SIZE - PG, PG, MAP_SHARED, EMU, 0, 0 },
+	{ "a page past it", MUSER_REGION_OFFSET(BAR2) + AREA_OFF + AREA_SIZE - PG, 2 * PG,
 	  MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "a page before it", REGION_OFF(BAR2) + AREA_OFF - PG, 2 * PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "after it", REGION_OFF(BAR2) + AREA_OFF + AREA_SIZE, PG, MAP_SHARED, OTHER, -EINVAL, 0 },
-	{ "device memory, private", REGION_OFF(BAR2) + AREA_OFF, PG, MAP_PRIVATE, EMU, -EINVAL, 0 },
-	{ "trapped BAR0", REGION_OFF(BAR0), PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "config space", REGION_OFF(CONFIG), PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "BAR2 past its end", REGION_OFF(BAR2) + 0x10000, PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "BAR2's last page of 2^40", REGION_OFF(BAR2 + 1) - PG, PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "absent VGA", REGION_OFF(VFIO_PCI_VGA_REGION_INDEX), PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "region 9", REGION_OFF(9), PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "region 14", REGION_OFF(14) + 0x8000, PG, MAP_SHARED, OTHER, -EINVAL, 0 },
-	{ "region 14 into the state area", REGION_OFF(15) - PG, 2 * PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "a page before it", MUSER_REGION_OFFSET(BAR2) + AREA_OFF - PG, 2 * PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "after it", MUSER_REGION_OFFSET(BAR2) + AREA_OFF + AREA_SIZE, PG, MAP_SHARED, OTHER, -EINVAL, 0 },
+	{ "device memory, private", MUSER_REGION_OFFSET(BAR2) + AREA_OFF, PG, MAP_PRIVATE, EMU, -EINVAL, 0 },
+	{ "trapped BAR0", MUSER_REGION_OFFSET(BAR0), PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "config space", MUSER_REGION_OFFSET(CONFIG), PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "BAR2 past its end", MUSER_REGION_OFFSET(BAR2) + 0x10000, PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "BAR2's last page of 2^40", MUSER_REGION_OFFSET(BAR2 + 1) - PG, PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "absent VGA", MUSER_REGION_OFFSET(VFIO_PCI_VGA_REGION_INDEX), PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "region 9", MUSER_REGION_OFFSET(9), PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "region 14", MUSER_REGION_OFFSET(14) + 0x8000, PG, MAP_SHARED, OTHER, -EINVAL, 0 },
+	{ "region 14 into the state area", MUSER_REGION_OFFSET(15) - PG, 2 * PG, MAP_SHARED, EMU, -EINVAL, 0 },
 	{ "the state area", MUSER_STATE_OFFSET, MUSER_STATE_SIZE, MAP_SHARED, EMU, 0, 0 },
 	{ "the state area, another file", MUSER_STATE_OFFSET, PG, MAP_SHARED, OTHER, -ENOTCONN, 0 },
 	{ "its last page", MUSER_STATE_OFFSET + MUSER_STATE_SIZE - PG, PG, MAP_SHARED, EMU, 0, 0 },
@@ -1808,9 +1791,9 @@ static const struct mmap_case {
 	  -EINVAL, -EOVERFLOW },
 	{ "2^63, another file", 1ull << 63, PG, MAP_SHARED, OTHER, -ENOTCONN, -EOVERFLOW },
 	{ "2^64 minus a page", -PG, PG, MAP_SHARED, EMU, -EINVAL, -EOVERFLOW },
-	{ "unaligned", REGION_OFF(BAR2) + AREA_OFF + 1, PG, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "0 bytes", REGION_OFF(BAR2) + AREA_OFF, 0, MAP_SHARED, EMU, -EINVAL, 0 },
-	{ "2^46 bytes of device memory", REGION_OFF(BAR2) + AREA_OFF, 1ull << 46, MAP_SHARED,
+	{ "unaligned", MUSER_REGION_OFFSET(BAR2) + AREA_OFF + 1, PG, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "0 bytes", MUSER_REGION_OFFSET(BAR2) + AREA_OFF, 0, MAP_SHARED, EMU, -EINVAL, 0 },
+	{ "2^46 bytes of device memory", MUSER_REGION_OFFSET(BAR2) + AREA_OFF, 1ull << 46, MAP_SHARED,
 	  EMU, -EINVAL, -ENOMEM },
 	{ "2^46 bytes of the window", MUSER_DMA_OFFSET, 1ull << 46, MAP_SHARED, EMU, 0, -ENOMEM },
 };
@@ -1865,7 +1848,7 @@ TEST_F(hemu, mmap_remap_and_fork)
 	pid_t pid;
 	int status;
 
-	dev = xmmap(ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE, PROT_READ | PROT_WRITE,
+	dev = xmmap(ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE, PROT_READ | PROT_WRITE,
 		    MAP_SHARED);
 	state = xmmap(ctl, MUSER_STATE_OFFSET, 2 * PG, PROT_READ | PROT_WRITE, MAP_SHARED);
 	test_dma_map(ctl, GUEST_IOVA, 4 * PG, MUSER_DMA_F_WRITE);
@@ -1965,7 +1948,7 @@ TEST_F(hemu, close_with_mappings)
 	uint8_t *dev, *win, v;
 
 	ASSERT_LE(0, other);
-	dev = xmmap(ctl, REGION_OFF(BAR2) + AREA_OFF, PG, PROT_READ | PROT_WRITE, MAP_SHARED);
+	dev = xmmap(ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, PG, PROT_READ | PROT_WRITE, MAP_SHARED);
 	win = xmmap(ctl, MUSER_DMA_OFFSET + GUEST_IOVA, PG, PROT_READ, MAP_SHARED);
 	ASSERT_NE(NULL, dev);
 	ASSERT_NE(NULL, win);
@@ -2442,7 +2425,7 @@ static int child_emulator(const char *uuid, const struct muser_device_info *l,
 		fprintf(stderr, "# child %d: attach: %s\n", getpid(), errname(-ret));
 		return 1;
 	}
-	dev = xmmap(ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE, PROT_READ, MAP_SHARED);
+	dev = xmmap(ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE, PROT_READ, MAP_SHARED);
 	win = xmmap(ctl, MUSER_DMA_OFFSET + GUEST_IOVA, GUEST_SIZE, PROT_READ, MAP_SHARED);
 	if (!dev || !win)
 		bad++;
@@ -2524,7 +2507,7 @@ TEST_F_TIMEOUT(hemu, emulators_come_and_go, 180)
 
 	TH_LOG("seed %#" PRIx64, seed);
 	ASSERT_EQ(0, rig_set_timeout(&self->r, STORM_TIMEOUT_MS));
-	dev = xmmap(self->r.ctl, REGION_OFF(BAR2) + AREA_OFF, AREA_SIZE,
+	dev = xmmap(self->r.ctl, MUSER_REGION_OFFSET(BAR2) + AREA_OFF, AREA_SIZE,
 		    PROT_READ | PROT_WRITE, MAP_SHARED);
 	ASSERT_NE(NULL, dev);
 	memset(dev, 0x5a, AREA_SIZE);
@@ -3634,7 +3617,7 @@ static void fz_do_dma_map(struct fz *f, int fi, struct muser_dma_map m, int bk)
 		want_add(&w, ENOSPC);
 	ret = fz_ioctl(f, fi, MUSER_IOC_DMA_MAP, &m, sizeof(m), bk, (void **)&p);
 	fz_trace(f, "DMA_MAP 0x%" PRIx64 " +0x%" PRIx64 " flags %#x bk %d file %d: %ld",
-			(uint64_t)m.iova, (uint64_t)m.size, m.flags, bk, fi, ret);
+		 (uint64_t)m.iova, (uint64_t)m.size, m.flags, bk, fi, ret);
 	fz_judge(f, w, ret, -ret, "DMA_MAP argsz %u flags 0x%x iova 0x%" PRIx64 " size 0x%" PRIx64 " (%s, file %d of %d)",
 		 m.argsz, m.flags, (uint64_t)m.iova, (uint64_t)m.size, bk_names[bk], fi, f->cur);
 	if (!ret && p->offset != MUSER_DMA_OFFSET + (m.iova & ~(PG - 1)))
@@ -3677,7 +3660,7 @@ static void fz_do_dma_release(struct fz *f, int fi, struct muser_dma_map m, int 
 		w = held ? WANT(0) : WANT(EINVAL);
 	ret = fz_ioctl(f, fi, MUSER_IOC_DMA_RELEASE, &m, sizeof(m), bk, NULL);
 	fz_trace(f, "DMA_RELEASE 0x%" PRIx64 " +0x%" PRIx64 ": %ld",
-			(uint64_t)m.iova, (uint64_t)m.size, ret);
+		 (uint64_t)m.iova, (uint64_t)m.size, ret);
 	fz_judge(f, w, ret, -ret, "DMA_RELEASE argsz %u flags 0x%x iova 0x%" PRIx64 " size 0x%" PRIx64 " (%s, file %d of %d)",
 		 m.argsz, m.flags, (uint64_t)m.iova, (uint64_t)m.size, bk_names[bk], fi, f->cur);
 	if (!ret)
@@ -3729,7 +3712,7 @@ static void fz_do_dma_rw(struct fz *f, int fi, struct muser_dma_rw rw, int bk, i
 	}
 	ret = fz_ioctl(f, fi, MUSER_IOC_DMA_RW, &rw, sizeof(rw), bk, NULL);
 	fz_trace(f, "DMA_RW 0x%" PRIx64 " +0x%" PRIx64 " flags %#x: %ld",
-			(uint64_t)rw.iova, (uint64_t)rw.size, rw.flags, ret);
+		 (uint64_t)rw.iova, (uint64_t)rw.size, rw.flags, ret);
 	if (!fz_judge(f, w, ret, -ret, "DMA_RW argsz %u flags 0x%x iova 0x%" PRIx64 " size 0x%" PRIx64 " (%s, data %s, file %d of %d)",
 		      rw.argsz, rw.flags, (uint64_t)rw.iova, (uint64_t)rw.size,
 		      bk_names[bk], bk_names[data_bk], fi, f->cur))
@@ -4152,11 +4135,11 @@ static struct want fz_mmap_want(struct fz *f, int fi, uint64_t off, uint64_t len
 			return WANT(EINVAL);
 		return WANT(0);
 	}
-	if (off >= REGION_OFF(MUSER_NUM_REGIONS) || !shared)
+	if (off >= MUSER_REGION_OFFSET(MUSER_NUM_REGIONS) || !shared)
 		return WANT(EINVAL);
 	/* Device memory: areas of the region, adjacent ones as one. */
 	index = off >> MUSER_REGION_SHIFT;
-	o = off & (REGION_OFF(1) - 1);
+	o = off & (MUSER_REGION_OFFSET(1) - 1);
 	for (at = o; at < o + plen; ) {
 		for (i = 0; i < f->l.num_mmap_areas; i++) {
 			const struct muser_mmap_area *a = &f->l.mmap_areas[i];
@@ -4178,7 +4161,7 @@ static void fz_mmap_place(struct fz *f, uint64_t *off, uint64_t *len)
 	static const uint64_t st_offs[] = { 0, MUSER_STATE_SIZE - PG, MUSER_STATE_SIZE,
 					    MUSER_STATE_SIZE + PG, -PG };
 	static const uint64_t st_lens[] = { PG, 4 * PG, 64 * PG, MUSER_STATE_SIZE };
-	const uint64_t dev = REGION_OFF(BAR2) + AREA_OFF;
+	const uint64_t dev = MUSER_REGION_OFFSET(BAR2) + AREA_OFF;
 	uint64_t *r = &f->rng;
 	int s = below(r, FZ_SLOTS);
 
@@ -4205,7 +4188,7 @@ static void fz_mmap_place(struct fz *f, uint64_t *off, uint64_t *len)
 	}
 	*len = PG * (1 + below(r, 4));
 	switch (below(r, 6)) {
-	case 0: *off = REGION_OFF(below(r, 16)) + PG * below(r, 32); break;
+	case 0: *off = MUSER_REGION_OFFSET(below(r, 16)) + PG * below(r, 32); break;
 	case 1: *off = (MUSER_STATE_OFFSET + MUSER_STATE_SIZE +
 			below(r, MUSER_DMA_OFFSET - MUSER_STATE_OFFSET - MUSER_STATE_SIZE)) &
 		       ~(PG - 1); break;
@@ -4302,7 +4285,7 @@ static int fz_can(struct fz *f, const struct fz_map *m, uint64_t off, bool write
 static uint8_t *fz_truth(struct fz *f, const struct fz_map *m, uint64_t off)
 {
 	if (m->kind == MK_DEV)
-		return f->dev_unknown ? NULL : &f->dev[(off & (REGION_OFF(1) - 1)) - AREA_OFF];
+		return f->dev_unknown ? NULL : &f->dev[(off & (MUSER_REGION_OFFSET(1) - 1)) - AREA_OFF];
 	if (m->kind == MK_STATE)
 		return &f->state[off - MUSER_STATE_OFFSET];
 	return fz_gva(f, off - MUSER_DMA_OFFSET);
@@ -4857,9 +4840,9 @@ static void fz_reopen(struct fz *f)
 	f->msi_count = 0;
 	if (f->cur >= 0) {
 		fz_do_dma_map(f, f->cur, (struct muser_dma_map){ sizeof(struct muser_dma_map),
-				0, FZ_IOVA, PG, 0 }, BK_OK);
+			      0, FZ_IOVA, PG, 0 }, BK_OK);
 		fz_do_dma_rw(f, f->cur, (struct muser_dma_rw){ sizeof(struct muser_dma_rw),
-				0, 0, 8, 0 }, BK_OK, BK_OK);
+			     0, 0, 8, 0 }, BK_OK, BK_OK);
 	}
 	/* Any valid layout now. */
 	if (f->cur >= 0 && chance(&f->rng, 60)) {

@@ -91,7 +91,7 @@
 #define A_TRIG		VFIO_IRQ_SET_ACTION_TRIGGER
 #define A_ALL		VFIO_IRQ_SET_ACTION_TYPE_MASK
 
-#define REGION_MASK	(REGION_OFF(1) - 1)
+#define REGION_MASK	(MUSER_REGION_OFFSET(1) - 1)
 #define MAX_RW		MiB		/* the longest access */
 #define SET_MINSZ	20u		/* offsetofend(struct vfio_irq_set, count) */
 #define RI_MINSZ	32u		/* sizeof(struct vfio_region_info) */
@@ -188,9 +188,9 @@ static void layout_full(struct muser_device_info *l)
 static void layout_msix_max(struct muser_device_info *l)
 {
 	lay_init(l, 0, VFIO_PCI_NUM_REGIONS - 1, 4096);
-	lay_region(l, BAR0, RW, REGION_OFF(1));
+	lay_region(l, BAR0, RW, MUSER_REGION_OFFSET(1));
 	lay_area(l, BAR0, 0, 4 * KiB);
-	lay_area(l, BAR0, REGION_OFF(1) - 64 * KiB, 64 * KiB);
+	lay_area(l, BAR0, MUSER_REGION_OFFSET(1) - 64 * KiB, 64 * KiB);
 	lay_region(l, BAR2, RW, 8 * KiB);
 	lay_region(l, BAR3, RW, 2 * MiB);
 	lay_area(l, BAR3, MiB - 4 * KiB, 8 * KiB);
@@ -626,7 +626,7 @@ static struct want mmap_want(const struct muser_device_info *l, uint64_t pos,
 	if (plen < len || plen > (1ull << 47))
 		return WANT(ENOMEM);
 	/* The address space may run out before the driver is asked. */
-	if (plen >= REGION_OFF(1))
+	if (plen >= MUSER_REGION_OFFSET(1))
 		want_add(&w, ENOMEM);
 	if (pos >> 63)
 		want_add(&w, EOVERFLOW);
@@ -1063,7 +1063,7 @@ static void check_region_info(struct hv *h, uint8_t *p, uint32_t idx,
 	if (ncaps)
 		flags |= VFIO_REGION_INFO_FLAG_CAPS;
 	if (ri->flags != flags || ri->size != size ||
-	    ri->offset != REGION_OFF(idx) || ri->index != idx ||
+	    ri->offset != MUSER_REGION_OFFSET(idx) || ri->index != idx ||
 	    ri->argsz != (ncaps && argsz < need ? need : argsz) ||
 	    ri->cap_offset != (ncaps && argsz >= need ? RI_MINSZ : 0))
 		miss(h, "GET_REGION_INFO index %u argsz %u: argsz %u flags 0x%x size 0x%llx offset 0x%llx cap_offset %u; expected flags 0x%x size 0x%" PRIx64 " (caps %zu bytes)",
@@ -1554,7 +1554,7 @@ static int hv_attach(struct hv *h, uint32_t untouched)
 
 /* A device with @layout; attached and served unless @flags has RIG_DETACHED. */
 static void dev_setup(struct __test_metadata *_metadata, struct hv *h,
-		     void (*layout)(struct muser_device_info *l),
+		      void (*layout)(struct muser_device_info *l),
 		     uint32_t untouched, unsigned int flags)
 {
 	struct muser_device_info l;
@@ -1606,7 +1606,7 @@ static void check_health(struct hv *h)
 	ssize_t n;
 	int i;
 
-	n = pread(h->r.c.device, b, sizeof(b), (off_t)REGION_OFF(CFG));
+	n = pread(h->r.c.device, b, sizeof(b), (off_t)MUSER_REGION_OFFSET(CFG));
 	if (n != sizeof(b)) {
 		miss(h, "health: config read returned %zd (%s)", n, errname(errno));
 		return;
@@ -1940,13 +1940,13 @@ static int rw_positions(const struct muser_device_info *l, struct rw_pos *out,
 	static const uint64_t extra[] = {
 		MUSER_DMA_OFFSET, MUSER_STATE_OFFSET + PG, (1ull << 63) - 1,
 		(1ull << 63) - PG, UINT64_MAX, -PG, 0xffffull << 40,
-		(1ull << 50) + 4, REGION_OFF(9) + 1,
+		(1ull << 50) + 4, MUSER_REGION_OFFSET(9) + 1,
 	};
 	int n = 0, i, j;
 	uint32_t a;
 
 	for (i = 0; i < 16; i++) {
-		uint64_t base = REGION_OFF(i), size = region_size(l, i);
+		uint64_t base = MUSER_REGION_OFFSET(i), size = region_size(l, i);
 
 		add_pos(out, &n, max, base, true);
 		add_pos(out, &n, max, base + 1, true);
@@ -2009,9 +2009,9 @@ static void sweep_rw_buffers(struct hv *h)
 	uint32_t a;
 
 	for (i = 0; i < (int)h->l->num_regions; i++)
-		at[n++] = REGION_OFF(i);
+		at[n++] = MUSER_REGION_OFFSET(i);
 	for (a = 0; a < h->l->num_mmap_areas; a++)
-		at[n++] = REGION_OFF(h->l->mmap_areas[a].region) +
+		at[n++] = MUSER_REGION_OFFSET(h->l->mmap_areas[a].region) +
 			  h->l->mmap_areas[a].offset;
 	for (i = 0; i < n; i++)
 		for (kind = BUF_NULL; kind < BUF_KINDS; kind++)
@@ -2042,7 +2042,7 @@ static int mmap_cases(const struct muser_device_info *l, struct mcase *c, int ma
 	uint32_t a;
 
 	for (i = 0; i < 16; i++) {
-		uint64_t base = REGION_OFF(i), size = region_size(l, i);
+		uint64_t base = MUSER_REGION_OFFSET(i), size = region_size(l, i);
 
 		add_case(c, &n, max, base, PG);
 		add_case(c, &n, max, base, 1);
@@ -2071,13 +2071,13 @@ static int mmap_cases(const struct muser_device_info *l, struct mcase *c, int ma
 			add_case(c, &n, max, o + m->size, PG);
 		}
 	}
-	add_case(c, &n, max, REGION_OFF(0), REGION_OFF(1));
-	add_case(c, &n, max, REGION_OFF(0), 1ull << 46);
-	add_case(c, &n, max, REGION_OFF(2), 1ull << 48);
+	add_case(c, &n, max, MUSER_REGION_OFFSET(0), MUSER_REGION_OFFSET(1));
+	add_case(c, &n, max, MUSER_REGION_OFFSET(0), 1ull << 46);
+	add_case(c, &n, max, MUSER_REGION_OFFSET(2), 1ull << 48);
 	add_case(c, &n, max, MUSER_DMA_OFFSET, PG);
 	add_case(c, &n, max, MUSER_STATE_OFFSET, PG);
 	add_case(c, &n, max, -PG, PG);
-	add_case(c, &n, max, REGION_OFF(2), 0);
+	add_case(c, &n, max, MUSER_REGION_OFFSET(2), 0);
 	return n;
 }
 
@@ -2121,7 +2121,7 @@ static void sweep_mmap(struct hv *h)
 static void mmap_extras(struct hv *h, uint32_t ai)
 {
 	const struct muser_mmap_area *a = &h->l->mmap_areas[ai];
-	uint64_t pos = REGION_OFF(a->region) + a->offset;
+	uint64_t pos = MUSER_REGION_OFFSET(a->region) + a->offset;
 	bool writable = h->l->regions[a->region].flags & WR;
 	uint8_t *p;
 	void *q;
@@ -2274,7 +2274,7 @@ static int vcall(struct hv *h, enum vcall c)
 	case V_RESET:
 		return ioctl(dev, VFIO_DEVICE_RESET) ? errno : 0;
 	case V_READ:
-		n = pread(dev, b, 4, (off_t)REGION_OFF(CFG));
+		n = pread(dev, b, 4, (off_t)MUSER_REGION_OFFSET(CFG));
 		if (n < 0)
 			return errno;
 		for (i = 0; i < 4; i++)
@@ -2282,7 +2282,7 @@ static int vcall(struct hv *h, enum vcall c)
 				return EIO;
 		return n == 4 ? 0 : EIO;
 	default:
-		n = pwrite(dev, b, 4, (off_t)REGION_OFF(CFG) + 0x40);
+		n = pwrite(dev, b, 4, (off_t)MUSER_REGION_OFFSET(CFG) + 0x40);
 		return n < 0 ? errno : n == 4 ? 0 : EIO;
 	}
 }
@@ -2373,7 +2373,7 @@ TEST_F(hv_order, before_any_emulator)
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_EQ(0, param_set("timeout_ms", 3000));
 	t0 = now_ms();
-	p = mmap(NULL, PG, PROT_READ, MAP_SHARED, h->r.c.device, (off_t)REGION_OFF(BAR2));
+	p = mmap(NULL, PG, PROT_READ, MAP_SHARED, h->r.c.device, (off_t)MUSER_REGION_OFFSET(BAR2));
 	EXPECT_EQ(MAP_FAILED, p);
 	EXPECT_EQ(ENODEV, errno);
 	EXPECT_EQ(-1, ioctl(h->r.c.device, VFIO_DEVICE_GET_INFO, &di));
@@ -2711,7 +2711,7 @@ static void hammer_rw(struct hammer *x)
 	const struct slot *s = &slots[below(&x->rng, sizeof(slots) / sizeof(slots[0]))];
 	uint64_t off = below(&x->rng, s->len);
 	uint64_t len = 1 + below(&x->rng, MIN(s->len - off, sizeof(x->buf)));
-	uint64_t pos = REGION_OFF(s->region) + s->off + off;
+	uint64_t pos = MUSER_REGION_OFFSET(s->region) + s->off + off;
 	bool write = s->write && chance(&x->rng, 50);
 	struct hv *h = x->h;
 	ssize_t n;
@@ -2754,7 +2754,7 @@ static void hammer_mmap(struct hammer *x)
 {
 	struct hv *h = x->h;
 	bool own = chance(&x->rng, 50);
-	uint64_t pos = own ? REGION_OFF(BAR0) + 32 * KiB + x->id * PG : REGION_OFF(ROM);
+	uint64_t pos = own ? MUSER_REGION_OFFSET(BAR0) + 32 * KiB + x->id * PG : MUSER_REGION_OFFSET(ROM);
 	uint64_t len = own ? PG : 64 * KiB;
 	int prot = own ? PROT_READ | PROT_WRITE : PROT_READ;
 	uint8_t *p = check_mmap(h, pos, len, prot, MAP_SHARED);
@@ -3143,13 +3143,13 @@ static uint64_t fz_pos(struct fuzz *f)
 
 	switch (below(r, 20)) {
 	case 0: return rnd(r);
-	case 1: return REGION_OFF(9 + below(r, 7)) + below(r, 2 * PG);
+	case 1: return MUSER_REGION_OFFSET(9 + below(r, 7)) + below(r, 2 * PG);
 	case 2: return (rnd(r) & ~REGION_MASK) | below(r, 16);
 	}
 	if (l->num_mmap_areas && chance(r, 30)) {
 		a = &l->mmap_areas[below(r, l->num_mmap_areas)];
 		off = chance(r, 50) ? a->offset : a->offset + a->size;
-		return REGION_OFF(a->region) + off + below(r, 5) - 2;
+		return MUSER_REGION_OFFSET(a->region) + off + below(r, 5) - 2;
 	}
 	idx = below(r, l->num_regions);
 	size = l->regions[idx].size;
@@ -3159,7 +3159,7 @@ static uint64_t fz_pos(struct fuzz *f)
 	case 2: off = size + below(r, 3); break;
 	default: off = below(r, size ? size : PG);
 	}
-	return REGION_OFF(idx) + off;
+	return MUSER_REGION_OFFSET(idx) + off;
 }
 
 static size_t fz_len(uint64_t *r)
@@ -3211,7 +3211,7 @@ static void fz_map_place(struct fuzz *f, uint64_t *pos, uint64_t *len)
 
 	if (l->num_mmap_areas && chance(r, 65)) {
 		a = &l->mmap_areas[below(r, l->num_mmap_areas)];
-		base = REGION_OFF(a->region) + a->offset;
+		base = MUSER_REGION_OFFSET(a->region) + a->offset;
 		const uint64_t offs[] = { 0, 0, PG, a->size - PG, a->size, -PG, 1,
 					  below(r, a->size / PG) * PG };
 		const uint64_t lens[] = { PG, a->size, a->size, a->size + PG,
@@ -3223,9 +3223,9 @@ static void fz_map_place(struct fuzz *f, uint64_t *pos, uint64_t *len)
 	}
 	idx = chance(r, 85) ? below(r, 16) : (uint32_t)rnd(r);
 	size = region_size(l, idx);
-	base = REGION_OFF(idx);
+	base = MUSER_REGION_OFFSET(idx);
 	*pos = base + (size >= PG && chance(r, 70) ? below(r, size / PG) * PG : below(r, 3) * PG);
-	const uint64_t lens[] = { PG, 2 * PG, size, REGION_OFF(1), 1ull << 46 };
+	const uint64_t lens[] = { PG, 2 * PG, size, MUSER_REGION_OFFSET(1), 1ull << 46 };
 
 	*len = lens[below(r, 5)];
 }

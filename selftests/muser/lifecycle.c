@@ -480,7 +480,7 @@ static void emu_side_work(const char *uuid, int ctl, uint64_t *rng)
 		munmap(p, PG);
 		break;
 	case 3:		/* device memory */
-		p = map_fd(ctl, REGION_OFF(BAR2), DEVMEM_SIZE, MAP_SHARED);
+		p = map_fd(ctl, MUSER_REGION_OFFSET(BAR2), DEVMEM_SIZE, MAP_SHARED);
 		if (!p) {
 			EMU_EXPECT(uuid, "mmap devmem", -errno, E(ENODEV));
 			break;
@@ -1179,7 +1179,7 @@ static void op_vmm_mmap(struct worker *w, struct slot *s)
 		v->bar = NULL;
 	} else {
 		ctx_begin(&o, s);
-		p = map_fd(v->c.device, REGION_OFF(BAR2), DEVMEM_SIZE, MAP_SHARED);
+		p = map_fd(v->c.device, MUSER_REGION_OFFSET(BAR2), DEVMEM_SIZE, MAP_SHARED);
 		ctx_end(&o);
 		/* ENODEV: no emulator has attached yet (mmap never waits). */
 		if (!p)
@@ -1472,7 +1472,7 @@ static void op_ctl_mmap(struct worker *w, struct slot *s)
 		munmap(c->map, DEVMEM_SIZE);
 		c->map = NULL;
 	} else {
-		c->map = map_fd(c->fd, REGION_OFF(BAR2), DEVMEM_SIZE, MAP_SHARED);
+		c->map = map_fd(c->fd, MUSER_REGION_OFFSET(BAR2), DEVMEM_SIZE, MAP_SHARED);
 		ctx_end(&o);
 		/* ENODEV: no layout yet, or the device is gone. */
 		if (!c->map)
@@ -2374,7 +2374,7 @@ TEST(held_module)
 	ASSERT_LE(0, ctl);
 	EXPECT_EQ(-EWOULDBLOCK, muser_module_unload());
 	ASSERT_EQ(0, ctl_attach(ctl, &info));
-	map = map_fd(ctl, REGION_OFF(BAR2), DEVMEM_SIZE, MAP_SHARED);
+	map = map_fd(ctl, MUSER_REGION_OFFSET(BAR2), DEVMEM_SIZE, MAP_SHARED);
 	ASSERT_NE(NULL, map);
 	close(ctl);
 	EXPECT_EQ(-EWOULDBLOCK, muser_module_unload());
@@ -2386,7 +2386,7 @@ TEST(held_module)
 	ret = vfio_client_open(&c, uuid, &step);
 	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
 	EXPECT_EQ(-EWOULDBLOCK, muser_module_unload());
-	map = map_fd(c.device, REGION_OFF(BAR2), DEVMEM_SIZE, MAP_SHARED);
+	map = map_fd(c.device, MUSER_REGION_OFFSET(BAR2), DEVMEM_SIZE, MAP_SHARED);
 	ASSERT_NE(NULL, map);
 	close(c.device);
 	c.device = -1;

@@ -79,7 +79,7 @@ static void *reader_fn(void *p)
 
 	r->tid = gettid();
 	__atomic_store_n(&r->started, 1, __ATOMIC_RELEASE);
-	r->ret = pread(r->device, &r->val, 1, REGION_OFF(BAR0) + r->index);
+	r->ret = pread(r->device, &r->val, 1, MUSER_REGION_OFFSET(BAR0) + r->index);
 	if (r->ret < 0)
 		r->ret = -errno;
 	return NULL;

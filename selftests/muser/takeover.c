@@ -25,23 +25,6 @@
 #define BAR0	VFIO_PCI_BAR0_REGION_INDEX
 #define CHUNK	(1ul << MUSER_DMA_CHUNK_SHIFT)
 
-struct takeover_arg {
-	pthread_t thread;
-	int ctl;
-	const struct muser_device_info *info;
-	int ret;
-	volatile int done;
-};
-
-static void *takeover_fn(void *p)
-{
-	struct takeover_arg *t = p;
-
-	t->ret = ioctl(t->ctl, MUSER_IOC_TAKEOVER, t->info) ? -errno : 0;
-	__atomic_store_n(&t->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
 /* Read requests until one that needs an answer arrives. */
 static int next_request(int ctl, struct emu_req *r, int ms)
 {
@@ -115,7 +98,7 @@ FIXTURE_TEARDOWN(up)
 
 TEST_F(up, old_finishes_new_gets_the_rest)
 {
-	struct takeover_arg t = { .ctl = self->new_ctl, .info = &self->layout };
+	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->layout };
 	struct async_access a1, a2;
 	struct emu_req r1, r2;
 	uint8_t v = 0x5a;
@@ -124,7 +107,7 @@ TEST_F(up, old_finishes_new_gets_the_rest)
 	ASSERT_EQ(0, async_start(&a1, &self->c, BAR0, 0x10, 1, false));
 	ASSERT_EQ(1, next_request(self->old_ctl, &r1, 3000));
 
-	ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
+	ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 	sleep_ms(200);
 	EXPECT_FALSE(__atomic_load_n(&t.done, __ATOMIC_ACQUIRE))
 		TH_LOG("the takeover did not wait for the old emulator");
@@ -151,7 +134,7 @@ TEST_F(up, old_finishes_new_gets_the_rest)
 
 TEST_F(up, old_that_never_answers_is_replayed)
 {
-	struct takeover_arg t = { .ctl = self->new_ctl, .info = &self->layout };
+	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->layout };
 	struct async_access a;
 	struct emu_req r, again;
 	uint8_t v = 7;
@@ -165,7 +148,7 @@ TEST_F(up, old_that_never_answers_is_replayed)
 	ASSERT_EQ(0, param_set("timeout_ms", 2000));
 
 	start = now_ms();
-	ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
+	ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 	ASSERT_TRUE(wait_flag(&t.done, 10000));
 	pthread_join(t.thread, NULL);
 	EXPECT_EQ(0, t.ret);
@@ -281,9 +264,9 @@ static void *tk_writer_fn(void *p)
 	ssize_t n;
 
 	for (seq = 1; seq <= TK_MAXSEQ &&
-		      !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE); seq++) {
+	     !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE); seq++) {
 		n = pwrite(w->c->device, &seq, sizeof(seq),
-			   REGION_OFF(BAR0) + 8 * w->index);
+			   MUSER_REGION_OFFSET(BAR0) + 8 * w->index);
 		if (n != sizeof(seq) && !w->failed++)
 			w->first_err = n < 0 ? errno : 0;
 		w->written = seq;
@@ -398,7 +381,7 @@ static bool tk_wait_replaced(struct tk *k, int e)
 }
 
 /* Serve @e until the takeover @t returned. */
-static void tk_serve_until(struct tk *k, int e, struct takeover_arg *t)
+static void tk_serve_until(struct tk *k, int e, struct emu_takeover *t)
 {
 	int64_t end = now_ms() + 3 * TK_HIGH_MS;
 
@@ -424,7 +407,7 @@ static void tk_serve_held(struct tk *k, int e)
 TEST_F_TIMEOUT(up, alternate_counter, 300)
 {
 	struct tk_writer wr[TK_WRITERS];
-	struct takeover_arg t, back;
+	struct emu_takeover t, back;
 	int kinds[TK_KINDS * TK_ROUNDS], done[TK_KINDS] = { 0 };
 	const char *env = getenv("MUSER_FUZZ_SEED");
 	unsigned int seed = env ? strtoul(env, NULL, 0) : (unsigned int)now_ms();
@@ -463,10 +446,10 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 			TH_LOG("round %d: no request to hold", i);
 			break;
 		}
-		t = (struct takeover_arg){ .ctl = k->fd[f], .info = &self->layout };
+		t = (struct emu_takeover){ .ctl = k->fd[f], .info = &self->layout };
 		if (kinds[i] == TK_TIMEOUT || kinds[i] == TK_TAKEBACK)
 			EXPECT_EQ(0, param_set("timeout_ms", TK_LOW_MS));
-		ASSERT_EQ(0, pthread_create(&t.thread, NULL, takeover_fn, &t));
+		ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 
 		switch (kinds[i]) {
 		case TK_CLEAN:
@@ -493,10 +476,10 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 			break;
 		case TK_TAKEBACK:
 			ASSERT_TRUE(tk_wait_replaced(k, e));
-			back = (struct takeover_arg){ .ctl = k->fd[e],
+			back = (struct emu_takeover){ .ctl = k->fd[e],
 						      .info = &self->layout };
 			ASSERT_EQ(0, pthread_create(&back.thread, NULL,
-						    takeover_fn, &back));
+						    emu_takeover_fn, &back));
 			/* The new one has read nothing: nothing to wait for. */
 			ASSERT_TRUE(wait_flag(&back.done, TK_HIGH_MS));
 			pthread_join(back.thread, NULL);

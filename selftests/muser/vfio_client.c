@@ -133,7 +133,7 @@ TEST_F(sample, region_info)
 		ASSERT_EQ(0, get_region_info(self->c.device, i, &ri))
 			TH_LOG("region %u: %m", i);
 		EXPECT_EQ(i, ri.index);
-		EXPECT_EQ(REGION_OFF(i), ri.offset)
+		EXPECT_EQ(MUSER_REGION_OFFSET(i), ri.offset)
 			TH_LOG("region %u offset 0x%llx", i,
 			       (unsigned long long)ri.offset);
 		/* Nothing is mmap()able (yet): every access is trapped. */
