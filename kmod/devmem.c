@@ -356,7 +356,7 @@ int muser_region_caps(const struct muser_device_info *info, u32 index,
 static ssize_t pages_show(struct device *dev, struct device_attribute *attr,
 			  char *buf)
 {
-	struct muser_mdev *md = dev_get_drvdata(dev);
+	struct muser_mdev *md = dev_to_muser(dev);
 
 	return sysfs_emit(buf, "%ld\n", atomic_long_read(&md->devmem_pages));
 }
@@ -365,10 +365,7 @@ static DEVICE_ATTR_RO(pages);
 static ssize_t budget_mb_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	struct muser_mdev *md = dev_get_drvdata(dev);
-
-	return sysfs_emit(buf, "%lu\n",
-			  READ_ONCE(md->devmem_budget_pages) >> (20 - PAGE_SHIFT));
+	return muser_budget_mb_show(buf, READ_ONCE(dev_to_muser(dev)->devmem_budget_pages));
 }
 
 /* Lowering it frees nothing: only new pages are refused. */
@@ -376,16 +373,13 @@ static ssize_t budget_mb_store(struct device *dev,
 			       struct device_attribute *attr,
 			       const char *buf, size_t count)
 {
-	struct muser_mdev *md = dev_get_drvdata(dev);
-	unsigned int mb;
+	unsigned long pages;
 	int ret;
 
-	ret = kstrtouint(buf, 0, &mb);
+	ret = muser_budget_mb_parse(buf, 0, MUSER_DEVMEM_MAX_BUDGET_MB, &pages);
 	if (ret)
 		return ret;
-	if (mb > MUSER_DEVMEM_MAX_BUDGET_MB)
-		return -EINVAL;
-	WRITE_ONCE(md->devmem_budget_pages, (unsigned long)mb << (20 - PAGE_SHIFT));
+	WRITE_ONCE(dev_to_muser(dev)->devmem_budget_pages, pages);
 	return count;
 }
 static DEVICE_ATTR_RW(budget_mb);

@@ -1000,11 +1000,6 @@ void muser_dma_destroy(struct muser_mdev *md)
 }
 
 /* sysfs: /sys/bus/mdev/devices/UUID/dma/ */
-static struct muser_mdev *dev_to_muser(struct device *dev)
-{
-	return dev_get_drvdata(dev);
-}
-
 static ssize_t pinned_pages_show(struct device *dev,
 				 struct device_attribute *attr, char *buf)
 {
@@ -1031,10 +1026,7 @@ static DEVICE_ATTR_RO(evictions);
 static ssize_t budget_mb_show(struct device *dev,
 			      struct device_attribute *attr, char *buf)
 {
-	struct muser_mdev *md = dev_to_muser(dev);
-
-	return sysfs_emit(buf, "%lu\n",
-			  READ_ONCE(md->dma.budget_pages) >> (20 - PAGE_SHIFT));
+	return muser_budget_mb_show(buf, READ_ONCE(dev_to_muser(dev)->dma.budget_pages));
 }
 
 static ssize_t budget_mb_store(struct device *dev,
@@ -1042,16 +1034,14 @@ static ssize_t budget_mb_store(struct device *dev,
 			       const char *buf, size_t count)
 {
 	struct muser_mdev *md = dev_to_muser(dev);
-	unsigned int mb;
+	unsigned long pages;
 	int ret;
 
-	ret = kstrtouint(buf, 0, &mb);
+	ret = muser_budget_mb_parse(buf, 1, UINT_MAX, &pages);
 	if (ret)
 		return ret;
-	if (!mb || mb > (ULONG_MAX >> 20))
-		return -EINVAL;
 	mutex_lock(&md->dma.lock);
-	md->dma.budget_pages = (unsigned long)mb << (20 - PAGE_SHIFT);
+	md->dma.budget_pages = pages;
 	/* Shrinking takes effect now for what nobody holds. */
 	muser_dma_evict(md, 0, 1, 0);
 	mutex_unlock(&md->dma.lock);

@@ -113,6 +113,26 @@ static ssize_t muser_show_description(struct mdev_type *mtype, char *buf)
 	return sysfs_emit(buf, "PCI device emulated by a userspace process\n");
 }
 
+ssize_t muser_budget_mb_show(char *buf, unsigned long pages)
+{
+	return sysfs_emit(buf, "%lu\n", pages >> (20 - PAGE_SHIFT));
+}
+
+int muser_budget_mb_parse(const char *buf, unsigned int min_mb,
+			  unsigned int max_mb, unsigned long *pages)
+{
+	unsigned int mb;
+	int ret;
+
+	ret = kstrtouint(buf, 0, &mb);
+	if (ret)
+		return ret;
+	if (mb < min_mb || mb > max_mb)
+		return -EINVAL;
+	*pages = (unsigned long)mb << (20 - PAGE_SHIFT);
+	return 0;
+}
+
 static struct mdev_driver muser_mdev_driver = {
 	.device_api = VFIO_DEVICE_API_PCI_STRING,
 	.driver = {

@@ -275,6 +275,17 @@ static inline struct muser_mdev *vdev_to_muser(struct vfio_device *vdev)
 	return container_of(vdev, struct muser_mdev, vdev);
 }
 
+/* The mdev's struct device, as sysfs attributes get it. */
+static inline struct muser_mdev *dev_to_muser(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+/* main.c: the budget_mb attributes of dma/ and devmem/, in MiB of pages. */
+ssize_t muser_budget_mb_show(char *buf, unsigned long pages);
+int muser_budget_mb_parse(const char *buf, unsigned int min_mb,
+			  unsigned int max_mb, unsigned long *pages);
+
 /* main.c */
 extern struct class *muser_class;
 extern dev_t muser_devt;
