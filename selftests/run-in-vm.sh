@@ -16,7 +16,11 @@
 #   3a. fail_nth              fault-injection sweep over create, attach, VFIO
 #                             open, SET_IRQS, DMA_MAP (harness; only on a
 #                             kernel with fail-nth: tools/vm/debug-kernel.sh)
-#   4. emulator_proto         raw protocol tests (kselftest harness)
+#   4. emu_proto              raw protocol: requests, replies (harness)
+#   4. emu_attach             raw protocol: attach, layouts, replay (harness)
+#   4. emu_irqs               raw protocol: interrupts, the REQ irq (harness)
+#   4. emu_noemu              no emulator: timeouts, removal (harness)
+#   4. kmsg_list              the kernel log check reads kernel-log-bad
 #   5. devmem                 device memory: mmap areas, sparse caps (harness)
 #   6. irqs                   eventfds, INTx masking, irq state (harness)
 #   6a. dma                   guest memory: pin, map, revoke, budget (harness)
@@ -272,7 +276,11 @@ if muser_loaded; then
 	# 3-10.
 	want mdev_sysfs && run_script mdev_sysfs 300 "$SELFTESTS_DIR/muser/mdev_sysfs.sh"
 	want fail_nth && [ -e /proc/self/fail-nth ] && run_harness fail_nth 3600 "$TEST_BIN_DIR/fail_nth"
-	want emulator_proto && run_harness emulator_proto 900 "$TEST_BIN_DIR/emulator_proto"
+	want emu_proto && run_harness emu_proto 600 "$TEST_BIN_DIR/emu_proto"
+	want emu_attach && run_harness emu_attach 300 "$TEST_BIN_DIR/emu_attach"
+	want emu_irqs && run_harness emu_irqs 300 "$TEST_BIN_DIR/emu_irqs"
+	want emu_noemu && run_harness emu_noemu 300 "$TEST_BIN_DIR/emu_noemu"
+	want kmsg_list && run_harness kmsg_list 60 "$TEST_BIN_DIR/kmsg_list"
 	want devmem && run_harness devmem 600 "$TEST_BIN_DIR/devmem"
 	want irqs && run_harness irqs 600 "$TEST_BIN_DIR/irqs"
 	want dma && run_harness dma 600 "$TEST_BIN_DIR/dma"

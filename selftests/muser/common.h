@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Helpers shared by the muser selftests: sysfs and mdev management, a VFIO
- * client doing what a VMM does, a raw emulator speaking the uapi of
- * <linux/muser.h> directly, and a dmesg checker.
+ * Helpers shared by the muser selftests, the one header tests include. A
+ * section per topic, each implemented in the file it names: sysfs and mdev
+ * management (mdev.c), the module (module.c), kernel memory (kmem.c), time
+ * (wait.c), a VFIO client doing what a VMM does (vmm.c), the sample process
+ * (sample.c), a raw emulator speaking the uapi of <linux/muser.h> directly
+ * (emu.c, its thread emu_thread.c) and the kernel log check (kmsg.c).
  *
  * Every function returns 0 (or a count) on success and -errno on failure
  * unless stated otherwise; none of them exits.
@@ -30,7 +33,7 @@
 #define SAMPLE_DEVICE	0x0DC8
 #define SAMPLE_BAR2_SIZE 0x100
 
-/* --- sysfs / mdev --- */
+/* --- sysfs / mdev: mdev.c --- */
 int sysfs_write(const char *path, const char *s);
 int sysfs_read(const char *path, char *buf, size_t len);
 int sysfs_read_long(const char *path, long *val);
@@ -47,7 +50,7 @@ int wait_path(const char *path, bool want, int timeout_ms);
 /* Is the muser module loaded (its class exists)? */
 bool muser_loaded(void);
 
-/* --- the module itself --- */
+/* --- the module itself: module.c --- */
 /* Where muser.ko is: $MUSER_KO, else build/kmod/$(uname -r)/muser.ko. */
 const char *muser_ko_path(char *buf, size_t len);
 /* finit_module(2) of muser_ko_path() with @params ("": the defaults). */
@@ -60,7 +63,7 @@ int muser_module_unload(void);
 /* /sys/module/muser/refcnt, or -1 if the module is not loaded. */
 long muser_module_refcnt(void);
 
-/* --- kernel memory figures, for leak checks --- */
+/* --- kernel memory figures, for leak checks: kmem.c --- */
 struct kmem_cache_count {
 	char name[48];
 	long objects;
@@ -105,18 +108,20 @@ long kmem_report(const struct kmem_snap *a, const struct kmem_snap *b,
 /* Print /proc/TID/stack and wchan of a task (root only), "# "-prefixed. */
 void print_kernel_stack(pid_t tid);
 
-/* --- time --- */
+/* --- time: wait.c --- */
 int64_t now_ms(void);
 void sleep_ms(int ms);
 /* Wait until *@flag is set (acquire) or @timeout_ms passed: is it set? */
 bool wait_flag(volatile int *flag, int timeout_ms);
+/* poll() @fd for POLLIN once: its revents, 0 on timeout, or -errno. */
+int poll_in(int fd, int timeout_ms);
 
-/* --- a device's DMA counters, /sys/bus/mdev/devices/UUID/dma/NAME --- */
+/* --- a device's DMA counters, /sys/bus/mdev/devices/UUID/dma/NAME: mdev.c --- */
 /* The value, or -1 if it cannot be read. */
 long dma_stat(const char *uuid, const char *name);
 int dma_stat_set(const char *uuid, const char *name, long val);
 
-/* --- the VFIO client (a VMM) --- */
+/* --- the VFIO client (a VMM): vmm.c --- */
 struct vfio_client {
 	int container;
 	int group;
@@ -128,6 +133,8 @@ struct vfio_client {
 #define DMA_SIZE	(2UL << 20)
 
 void vfio_client_init(struct vfio_client *c);
+/* /dev/vfio/N, the group of the mdev @uuid, into @out. */
+int vfio_group_path(const char *uuid, char *out, size_t len);
 /*
  * Container, group, TYPE1v2, MAP_DMA of 2 MiB at iova 0, device fd.
  * On failure returns -errno and, if @step is not NULL, the name of the
@@ -148,6 +155,7 @@ int set_irq_eventfd(int device, int idx, int vector, int fd);
 /* Wait for an eventfd to fire; returns its count, 0 on timeout, -errno. */
 int64_t eventfd_wait(int efd, int timeout_ms);
 
+/* --- the sample emulator process: sample.c --- */
 /*
  * The config/BAR check that the "tests bite" test relies on: reads the
  * sample's IDs from config space and the BAR2 counter. Returns the number of
@@ -156,7 +164,6 @@ int64_t eventfd_wait(int efd, int timeout_ms);
  */
 int check_sample_device(struct vfio_client *c);
 
-/* --- the sample emulator process --- */
 struct sample_proc {
 	pid_t pid;
 	int out;		/* its stdout, read for "ready" */
@@ -173,7 +180,7 @@ int sample_start(struct sample_proc *p, const char *uuid, int timeout_ms);
 /* SIGTERM, then SIGKILL after a second; returns the wait status or -errno. */
 int sample_stop(struct sample_proc *p);
 
-/* --- the raw emulator --- */
+/* --- the raw emulator: emu.c --- */
 /* A layout: BAR0 0x1000 RW, BAR2 0x10000 RW, config 256, INTx 1, MSI 1. */
 void layout_default(struct muser_device_info *info);
 int ctl_open(const char *uuid, int flags);
@@ -192,6 +199,13 @@ struct emu_req {
 int emu_read(int ctl, struct emu_req *reqs, int max);
 /* Like emu_read, but poll at most @timeout_ms first; 0 on timeout. */
 int emu_read_timeout(int ctl, struct emu_req *reqs, int max, int timeout_ms);
+/* Read exactly one request, waiting at most @timeout_ms: 1, 0, or -errno. */
+int emu_read_one(int ctl, struct emu_req *r, int timeout_ms);
+/*
+ * Read until @want requests are in @reqs (each read waiting at most
+ * @timeout_ms): how many came, or -errno.
+ */
+int emu_read_n(int ctl, struct emu_req *reqs, int want, int timeout_ms);
 /* write() one reply; returns write()'s result or -errno. */
 ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
 		  uint32_t len);
@@ -199,7 +213,7 @@ ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
 uint8_t emu_pattern(uint32_t region, uint64_t off);
 
 /*
- * A background raw emulator: answers READ with emu_pattern() data, WRITE and
+ * A background raw emulator (emu_thread.c): answers READ with emu_pattern() data, WRITE and
  * RESET with success, until stopped.
  */
 struct emu_thread {
@@ -217,7 +231,7 @@ int emu_thread_start(struct emu_thread *t, int ctl);
 void emu_thread_stop(struct emu_thread *t);
 
 /*
- * A VFIO access done from another thread, so that the test's main thread can
+ * A VFIO access done from another thread (vmm.c), so that the test's main thread can
  * play the emulator.
  */
 struct async_access {
@@ -238,7 +252,7 @@ int async_start(struct async_access *a, struct vfio_client *c, int region,
 /* Join; returns a->ret. */
 ssize_t async_join(struct async_access *a);
 
-/* --- interrupts and device memory --- */
+/* --- interrupts and device memory: vmm.c (VMM side), emu.c --- */
 /*
  * VFIO_DEVICE_SET_IRQS with @count elements of @data following the header:
  * int32_t fds for DATA_EVENTFD, uint8_t for DATA_BOOL, nothing for
@@ -258,7 +272,7 @@ bool irq_state_enabled(const struct muser_irq_state *st, uint32_t v);
  */
 void *map_fd(int fd, uint64_t offset, size_t len, int flags);
 
-/* --- dmesg --- */
+/* --- dmesg: kmsg.c --- */
 /*
  * Open /dev/kmsg positioned at its end and log "muser-selftest: START name".
  * Returns the fd or -errno.
@@ -266,13 +280,23 @@ void *map_fd(int fd, uint64_t offset, size_t len, int flags);
 int kmsg_start(const char *name);
 /*
  * Read what the kernel logged since kmsg_start(); print and count lines
- * matching selftests/kernel-log-bad. Logs
- * "muser-selftest: END name" and closes the fd. Returns the count.
+ * matching selftests/kernel-log-bad, plus one if that list cannot be read
+ * (or has a bad pattern). Logs "muser-selftest: END name" and closes the
+ * fd. Returns the count.
  */
 int kmsg_check(int fd, const char *name);
+/*
+ * The list of bad kernel-log lines: $MUSER_SELFTESTS_DIR/kernel-log-bad,
+ * else the source tree's selftests/kernel-log-bad.
+ */
+const char *kmsg_bad_path(char *buf, size_t len);
+/* Does @msg match a line of that list? 1 or 0, -errno if it is unreadable. */
+int kmsg_is_bad(const char *msg);
+/* Drop the compiled list: the next check reads kmsg_bad_path() again. */
+void kmsg_bad_forget(void);
 
 /*
- * MUSER_IOC_TAKEOVER of @ctl with @info from a thread
+ * MUSER_IOC_TAKEOVER of @ctl with @info from a thread (emu.c)
  * (pthread_create(.., emu_takeover_fn, arg)): it returns only once the old
  * emulator has answered, which the test may be playing. Result in @ret
  * (0 or -errno), then @done is set.
@@ -286,7 +310,7 @@ struct emu_takeover {
 };
 void *emu_takeover_fn(void *arg);
 
-/* VFIO_DEVICE_RESET on @fd from a thread (pthread_create(.., reset_fn, arg)),
+/* VFIO_DEVICE_RESET on @fd from a thread (pthread_create(.., reset_fn, arg); vmm.c),
  * while the test answers as the emulator; the result lands in @ret.
  */
 struct reset_arg {

@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,21 +60,6 @@ struct second {
 	int ctl, group, dev;
 };
 
-/* /dev/vfio/N of the mdev @uuid. */
-static int group_dev(const char *uuid, char *out, size_t len)
-{
-	char link[PATH_MAX], target[PATH_MAX];
-	ssize_t n;
-
-	snprintf(link, sizeof(link), MDEV_BUS_DIR "/%s/iommu_group", uuid);
-	n = readlink(link, target, sizeof(target) - 1);
-	if (n < 0)
-		return -errno;
-	target[n] = '\0';
-	snprintf(out, len, "/dev/vfio/%s", basename(target));
-	return 0;
-}
-
 static int second_setup(struct second *b, struct rig *r, bool open_dev)
 {
 	char gpath[PATH_MAX];
@@ -90,7 +74,7 @@ static int second_setup(struct second *b, struct rig *r, bool open_dev)
 		return b->ctl;
 	ret = ctl_attach(b->ctl, &r->layout);
 	if (!ret)
-		ret = group_dev(b->uuid, gpath, sizeof(gpath));
+		ret = vfio_group_path(b->uuid, gpath, sizeof(gpath));
 	if (ret)
 		return ret;
 	b->group = open(gpath, O_RDWR | O_CLOEXEC);

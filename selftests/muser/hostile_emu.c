@@ -1033,7 +1033,7 @@ TEST_F(hemu, read_states_and_poll)
 /* ------------------------------------------------------------ layouts */
 
 /*
- * Edge values attach_cases.h users (emulator_proto, devmem) do not try;
+ * Edge values attach_cases.h users (emu_proto, devmem) do not try;
  * each is also tried as a TAKEOVER, alone and over a running emulator.
  */
 ATTACH_FIXTURE(edge, layout_default);

@@ -2,7 +2,7 @@
 /*
  * req_bench [N]: figures for the trapped request path, printed, never
  * judged (a benchmark, not a timed test). The process is the VMM and a raw
- * emulator thread (common.c's emu_thread: poll, then read several requests,
+ * emulator thread (emu_thread.c: poll, then read several requests,
  * one write per reply) on a device with layout_default().
  *
  *   floor:        pread of 1 byte of /dev/zero, the syscall alone

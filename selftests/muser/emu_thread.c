@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A background raw emulator thread; see common.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+
+#include "common.h"
+
+static void emu_answer(struct emu_thread *t, struct emu_req *r)
+{
+	uint8_t data[MUSER_MAX_DATA];
+	uint32_t i;
+	ssize_t n;
+
+	if (r->hdr.flags & MUSER_REQ_F_REPLAYED)
+		t->nr_replayed++;
+	switch (r->hdr.type) {
+	case MUSER_REQ_READ:
+		t->nr_read++;
+		t->bytes_read += r->hdr.len;
+		for (i = 0; i < r->hdr.len && i < sizeof(data); i++)
+			data[i] = emu_pattern(r->hdr.region, r->hdr.offset + i);
+		n = emu_reply(t->ctl, r->hdr.id, 0, data, r->hdr.len);
+		break;
+	case MUSER_REQ_WRITE:
+		t->nr_write++;
+		t->bytes_written += r->hdr.len;
+		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
+		break;
+	case MUSER_REQ_RESET:
+		t->nr_reset++;
+		n = emu_reply(t->ctl, r->hdr.id, 0, NULL, 0);
+		break;
+	case MUSER_REQ_IRQ_STATE:	/* posted: no reply */
+		t->nr_irq_state++;
+		return;
+	case MUSER_REQ_DMA_UNMAP:
+		t->nr_dma_unmap++;
+		return;
+	case MUSER_REQ_VMM_CLOSE:
+		t->nr_vmm_close++;
+		return;
+	default:
+		t->errors++;
+		n = emu_reply(t->ctl, r->hdr.id, EINVAL, NULL, 0);
+		break;
+	}
+	/*
+	 * ENOENT: the VMM gave up on it meanwhile; ENODEV: the device was
+	 * removed meanwhile. Neither is the emulator's error.
+	 */
+	if (n < 0 && n != -ENOENT && n != -ENODEV)
+		t->errors++;
+}
+
+static void *emu_thread_fn(void *arg)
+{
+	struct emu_thread *t = arg;
+	static __thread struct emu_req reqs[16];
+
+	for (;;) {
+		struct pollfd pfd[2] = {
+			{ .fd = t->ctl, .events = POLLIN },
+			{ .fd = t->stop, .events = POLLIN },
+		};
+		int n, i;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			t->errors++;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			if (!(pfd[0].revents & POLLIN))
+				break;
+		}
+		n = emu_read(t->ctl, reqs, 16);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
+			break;
+		if (n < 0) {
+			t->errors++;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			emu_answer(t, &reqs[i]);
+	}
+	return NULL;
+}
+
+int emu_thread_start(struct emu_thread *t, int ctl)
+{
+	int ret, fl;
+
+	memset(t, 0, sizeof(*t));
+	t->ctl = ctl;
+	fl = fcntl(ctl, F_GETFL);
+	if (fl < 0 || fcntl(ctl, F_SETFL, fl | O_NONBLOCK))
+		return -errno;
+	t->stop = eventfd(0, EFD_CLOEXEC);
+	if (t->stop < 0)
+		return -errno;
+	ret = pthread_create(&t->thread, NULL, emu_thread_fn, t);
+	if (ret) {
+		close(t->stop);
+		return -ret;
+	}
+	t->running = true;
+	return 0;
+}
+
+void emu_thread_stop(struct emu_thread *t)
+{
+	uint64_t one = 1;
+
+	if (!t->running)
+		return;
+	if (write(t->stop, &one, sizeof(one)) != sizeof(one))
+		perror("# emu_thread_stop");
+	pthread_join(t->thread, NULL);
+	close(t->stop);
+	t->running = false;
+}
