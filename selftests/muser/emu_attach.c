@@ -104,10 +104,7 @@ TEST_F(raw, replayed_after_detach)
 
 	SKIP_IF_SETUP_SKIPPED();
 	for (round = 0; round < 2; round++) {
-		ASSERT_EQ(0, async_start(&a, &self->rig.c,
-					 VFIO_PCI_BAR0_REGION_INDEX, 0x20, 4,
-					 false));
-		ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+		test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0x20, 4, false, &r);
 		EXPECT_EQ(0, r.hdr.flags & MUSER_REQ_F_REPLAYED);
 
 		if (round == 0) {
@@ -138,9 +135,7 @@ TEST_F(raw, replayed_after_detach)
 	}
 
 	/* A fresh request after that is not flagged. */
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 1, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 1, false, &r);
 	EXPECT_EQ(0, r.hdr.flags & MUSER_REQ_F_REPLAYED);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, 0, "q", 1));
 	EXPECT_EQ(1, async_join(&a));
@@ -154,9 +149,7 @@ TEST_F(raw, replayed_write_keeps_data)
 
 	SKIP_IF_SETUP_SKIPPED();
 	memcpy(a.buf, "PQRSTUVW", 8);
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR2_REGION_INDEX,
-				 0x40, 8, true));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR2_REGION_INDEX, 0x40, 8, true, &r);
 	ASSERT_EQ(MUSER_REQ_WRITE, r.hdr.type);
 	close(self->rig.ctl);
 	self->rig.ctl = ctl_open(self->rig.uuid, 0);

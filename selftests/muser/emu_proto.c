@@ -29,9 +29,7 @@ TEST_F(raw, read_request)
 	uint8_t data[4] = { 0x11, 0x22, 0x33, 0x44 };
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0x10, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0x10, 4, false, &r);
 	EXPECT_REQUEST(r, MUSER_REQ_READ, VFIO_PCI_BAR0_REGION_INDEX, 0x10, 4);
 	EXPECT_EQ(0, r.hdr.flags);
 	EXPECT_EQ(0, r.hdr.data_len);
@@ -41,9 +39,7 @@ TEST_F(raw, read_request)
 	EXPECT_EQ(0, memcmp(a.buf, data, 4));
 
 	/* Config space is a region like any other. */
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_CONFIG_REGION_INDEX,
-				 0, 2, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_CONFIG_REGION_INDEX, 0, 2, false, &r);
 	EXPECT_REQUEST(r, MUSER_REQ_READ, VFIO_PCI_CONFIG_REGION_INDEX, 0, 2);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, 0, "\x4f\x49", 2));
 	EXPECT_EQ(2, async_join(&a));
@@ -58,9 +54,7 @@ TEST_F(raw, write_request)
 
 	SKIP_IF_SETUP_SKIPPED();
 	memcpy(a.buf, &v, 4);
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR2_REGION_INDEX,
-				 0x104, 4, true));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR2_REGION_INDEX, 0x104, 4, true, &r);
 	EXPECT_REQUEST(r, MUSER_REQ_WRITE, VFIO_PCI_BAR2_REGION_INDEX, 0x104, 4);
 	EXPECT_EQ(4, r.hdr.data_len);
 	EXPECT_EQ(0, memcmp(r.data, &v, 4));
@@ -78,10 +72,7 @@ TEST_F(raw, ids_unique)
 
 	SKIP_IF_SETUP_SKIPPED();
 	for (i = 0; i < 8; i++) {
-		ASSERT_EQ(0, async_start(&a, &self->rig.c,
-					 VFIO_PCI_BAR0_REGION_INDEX, i, 1,
-					 false));
-		ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+		test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, i, 1, false, &r);
 		ids[i] = r.hdr.id;
 		EXPECT_EQ((uint64_t)i, r.hdr.offset);
 		EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, 0, "x", 1));
@@ -98,21 +89,15 @@ TEST_F(raw, error_propagates)
 	struct emu_req r;
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 4, false, &r);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, EIO, NULL, 0));
 	EXPECT_EQ(-EIO, async_join(&a));
 
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 8, 4, true));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 8, 4, true, &r);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, EACCES, NULL, 0));
 	EXPECT_EQ(-EACCES, async_join(&a));
 
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_CONFIG_REGION_INDEX,
-				 0x40, 1, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_CONFIG_REGION_INDEX, 0x40, 1, false, &r);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, ENODEV, NULL, 0));
 	EXPECT_EQ(-ENODEV, async_join(&a));
 }
@@ -126,9 +111,7 @@ TEST_F(raw, reply_unknown_id)
 	/* Nothing in flight at all. */
 	EXPECT_EQ(-ENOENT, emu_reply(self->rig.ctl, 12345, 0, NULL, 0));
 
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 1, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 1, false, &r);
 	EXPECT_EQ(-ENOENT, emu_reply(self->rig.ctl, r.hdr.id + 1000, 0, "z", 1));
 	EXPECT_EQ(-ENOENT, emu_reply(self->rig.ctl, r.hdr.id - 1, 0, "z", 1));
 	/* The request is still waiting and the right id completes it. */
@@ -149,9 +132,7 @@ TEST_F(raw, reply_malformed)
 	struct emu_req r;
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 4, false, &r);
 	memset(buf, 0, sizeof(buf));
 
 	/* Shorter than a header. */
@@ -580,9 +561,7 @@ TEST_F(raw, vmm_killed_while_waiting)
 		}
 	}
 	/* The device still works for the surviving VMM. */
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 4, false, &r);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, 0, "abcd", 4));
 	EXPECT_EQ(4, async_join(&a));
 }
@@ -595,9 +574,7 @@ TEST_F(raw, unanswered_request_times_out)
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_EQ(0, param_get("timeout_ms", &self->rig.saved_timeout));
 	ASSERT_EQ(0, param_set("timeout_ms", 500));
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 4, false, &r);
 	EXPECT_EQ(-ETIMEDOUT, async_join(&a));
 	EXPECT_LE(400, a.elapsed_ms);
 	EXPECT_GE(5000, a.elapsed_ms);
@@ -605,9 +582,7 @@ TEST_F(raw, unanswered_request_times_out)
 	EXPECT_EQ(0, param_set("timeout_ms", self->rig.saved_timeout));
 
 	/* The device keeps working. */
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, VFIO_PCI_BAR0_REGION_INDEX,
-				 0, 4, false));
-	ASSERT_EQ(1, emu_read_one(self->rig.ctl, &r, WAIT_MS));
+	test_vmm_request(self, &a, VFIO_PCI_BAR0_REGION_INDEX, 0, 4, false, &r);
 	EXPECT_LT(0, emu_reply(self->rig.ctl, r.hdr.id, 0, "abcd", 4));
 	EXPECT_EQ(4, async_join(&a));
 }

@@ -27,6 +27,16 @@
 
 #define WAIT_MS	5000	/* for a request that must arrive */
 
+/*
+ * Start a VMM access from another thread (@a) and read, as the emulator,
+ * the request it makes (@r).
+ */
+#define test_vmm_request(self, a, region, off, len, write, r) do {	\
+	ASSERT_EQ(0, async_start(a, &(self)->rig.c, region, off, len,	\
+				 write));				\
+	ASSERT_EQ(1, emu_read_one((self)->rig.ctl, r, WAIT_MS));		\
+} while (0)
+
 /* An mdev with the test attached as emulator and a VFIO client open. */
 FIXTURE(raw) {
 	struct rig rig;
