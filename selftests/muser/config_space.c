@@ -28,8 +28,8 @@
 #include <linux/pci_regs.h>
 #include <muser.h>	/* enum muser_reset_reason */
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 #include "cfgdev.h"
 
 #ifndef MUSER_CFGDEV_PATH
@@ -58,11 +58,7 @@
 #define DEVCFG_EXT_OFF	0x800
 
 FIXTURE(cfg) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	struct sample_proc proc;
-	struct vfio_client c;
-	int kmsg;
+	struct rig r;		/* the emulator is a cfgdev process */
 	uint8_t poweron[CFG_SIZE];	/* config space read after open */
 	unsigned int pm, msi, msix, pcie;	/* capability offsets */
 };
@@ -122,14 +118,14 @@ static int action(struct __test_metadata *_metadata, struct vfio_client *c,
 	return reg(_metadata, c, CFGDEV_ERRNO);
 }
 
-#define RD8(off)	rd(_metadata, &self->c, off, 1)
-#define RD16(off)	rd(_metadata, &self->c, off, 2)
-#define RD32(off)	rd(_metadata, &self->c, off, 4)
-#define WR8(off, v)	wr(_metadata, &self->c, off, 1, v)
-#define WR16(off, v)	wr(_metadata, &self->c, off, 2, v)
-#define WR32(off, v)	wr(_metadata, &self->c, off, 4, v)
-#define REG(off)	reg(_metadata, &self->c, off)
-#define ACTION(what)	action(_metadata, &self->c, what)
+#define RD8(off)	rd(_metadata, &self->r.c, off, 1)
+#define RD16(off)	rd(_metadata, &self->r.c, off, 2)
+#define RD32(off)	rd(_metadata, &self->r.c, off, 4)
+#define WR8(off, v)	wr(_metadata, &self->r.c, off, 1, v)
+#define WR16(off, v)	wr(_metadata, &self->r.c, off, 2, v)
+#define WR32(off, v)	wr(_metadata, &self->r.c, off, 4, v)
+#define REG(off)	reg(_metadata, &self->r.c, off)
+#define ACTION(what)	action(_metadata, &self->r.c, what)
 
 /* The power-on value of a register, from the snapshot. */
 static uint32_t poweron(const uint8_t *snap, unsigned int off, size_t n)
@@ -173,32 +169,17 @@ static void find_caps(struct __test_metadata *_metadata,
 
 FIXTURE_SETUP(cfg)
 {
-	const char *step = "?";
 	int ret;
 
-	self->kmsg = -1;
-	self->proc.pid = -1;
-	self->proc.out = -1;
-	vfio_client_init(&self->c);
-
-	REQUIRE_MUSER();
+	RIG_SETUP(&self->r, NULL, RIG_NO_CTL | RIG_NO_VMM);
 	if (access(cfgdev_path(), X_OK))
 		SKIP(return, "cfgdev not built: %s", cfgdev_path());
-
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	/* sample_start() runs $MUSER_SAMPLE $MUSER_SAMPLE_ARGS UUID. */
-	ASSERT_EQ(0, setenv("MUSER_SAMPLE", cfgdev_path(), 1));
-	ASSERT_EQ(0, setenv("MUSER_SAMPLE_ARGS", variant->flr ? "" : "--no-flr",
-			    1));
-	ret = sample_start(&self->proc, self->uuid, 20000);
+	ret = rig_start_emulator(&self->r, cfgdev_path(),
+				 variant->flr ? "" : "--no-flr");
 	ASSERT_EQ(0, ret) TH_LOG("start %s: %s", cfgdev_path(), strerror(-ret));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
+	test_rig_open_vmm(&self->r);
 
-	ASSERT_EQ(CFG_SIZE, region_read(&self->c, CFG, 0, self->poweron,
+	ASSERT_EQ(CFG_SIZE, region_read(&self->r.c, CFG, 0, self->poweron,
 					CFG_SIZE));
 	ASSERT_EQ(CFGDEV_MAGIC, REG(0));
 	find_caps(_metadata, self);
@@ -206,15 +187,7 @@ FIXTURE_SETUP(cfg)
 
 FIXTURE_TEARDOWN(cfg)
 {
-	vfio_client_close(&self->c);
-	if (self->proc.pid > 0)
-		EXPECT_EQ(0, sample_stop(&self->proc))
-			TH_LOG("cfgdev did not exit cleanly");
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
 }
 
 /* IDs, class, header type and the capability headers ignore writes. */
@@ -250,7 +223,7 @@ TEST_F(cfg, read_only)
 	WR32(0x104, 0xffffffff);
 	WR32(0x108, 0);
 
-	ASSERT_EQ(CFG_SIZE, region_read(&self->c, CFG, 0, after, CFG_SIZE));
+	ASSERT_EQ(CFG_SIZE, region_read(&self->r.c, CFG, 0, after, CFG_SIZE));
 	for (i = 0; i < ARRAY_SIZE(hdr); i++) {
 		EXPECT_EQ(PO32(hdr[i]), poweron(after, hdr[i], 4))
 			TH_LOG("dword %#x changed", hdr[i]);
@@ -355,7 +328,7 @@ TEST_F(cfg, bar_sizing)
 		const struct bar_case *b = &bars[i];
 
 		off = PCI_BASE_ADDRESS_0 + 4 * b->bar;
-		ASSERT_EQ(0, get_region_info(self->c.device,
+		ASSERT_EQ(0, get_region_info(self->r.c.device,
 					     BAR0 + b->bar, &ri));
 		EXPECT_EQ(b->region_size, ri.size) TH_LOG("BAR%u", b->bar);
 		EXPECT_EQ(b->poweron, PO32(off)) TH_LOG("BAR%u", b->bar);
@@ -391,7 +364,7 @@ TEST_F(cfg, rom_sizing)
 	uint32_t rom[4];
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, get_region_info(self->c.device, VFIO_PCI_ROM_REGION_INDEX,
+	ASSERT_EQ(0, get_region_info(self->r.c.device, VFIO_PCI_ROM_REGION_INDEX,
 				     &ri));
 	EXPECT_EQ(CFGDEV_ROM_SIZE, ri.size);
 	EXPECT_EQ(0, PO32(PCI_ROM_ADDRESS));
@@ -408,10 +381,10 @@ TEST_F(cfg, rom_sizing)
 
 	/* The ROM reads (zeros from cfgdev) and is read-only. */
 	memset(rom, 0xee, sizeof(rom));
-	EXPECT_EQ(sizeof(rom), region_read(&self->c, VFIO_PCI_ROM_REGION_INDEX,
+	EXPECT_EQ(sizeof(rom), region_read(&self->r.c, VFIO_PCI_ROM_REGION_INDEX,
 					   0, rom, sizeof(rom)));
 	EXPECT_EQ(0, rom[0] | rom[1] | rom[2] | rom[3]);
-	EXPECT_GT(0, region_write(&self->c, VFIO_PCI_ROM_REGION_INDEX, 0, rom,
+	EXPECT_GT(0, region_write(&self->r.c, VFIO_PCI_ROM_REGION_INDEX, 0, rom,
 				  4));
 }
 
@@ -581,21 +554,21 @@ TEST_F(cfg, msix)
 	/* Function Mask holds a vector the device raises in the PBA. */
 	WR16(ctrl, PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
 	ACTION(CFGDEV_MSIX | 5);
-	ASSERT_EQ(4, region_read(&self->c, BAR0, CFGDEV_MSIX_PBA, &pba, 4));
+	ASSERT_EQ(4, region_read(&self->r.c, BAR0, CFGDEV_MSIX_PBA, &pba, 4));
 	EXPECT_EQ(1u << 5, pba);
 	WR16(ctrl, PCI_MSIX_FLAGS_ENABLE);
-	ASSERT_EQ(4, region_read(&self->c, BAR0, CFGDEV_MSIX_PBA, &pba, 4));
+	ASSERT_EQ(4, region_read(&self->r.c, BAR0, CFGDEV_MSIX_PBA, &pba, 4));
 	EXPECT_EQ(0, pba);
 
 	/* The table (BAR0): every vector masked at power-on. */
-	ASSERT_EQ(16, region_read(&self->c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
+	ASSERT_EQ(16, region_read(&self->r.c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
 				  entry, 16));
 	EXPECT_EQ(0, entry[0] | entry[1] | entry[2]);
 	EXPECT_EQ(PCI_MSIX_ENTRY_CTRL_MASKBIT, entry[3]);
 	memset(entry, 0xff, sizeof(entry));
-	ASSERT_EQ(16, region_write(&self->c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
+	ASSERT_EQ(16, region_write(&self->r.c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
 				   entry, 16));
-	ASSERT_EQ(16, region_read(&self->c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
+	ASSERT_EQ(16, region_read(&self->r.c, BAR0, CFGDEV_MSIX_TABLE + 16 * 7,
 				  entry, 16));
 	EXPECT_EQ(0xfffffffc, entry[0]);
 	EXPECT_EQ(0xffffffff, entry[1]);
@@ -649,7 +622,7 @@ TEST_F(cfg, config_callback)
 	/* The power-on read covered them. */
 	EXPECT_LT(0, calls);
 	EXPECT_EQ(0, PO32(DEVCFG_OFF));
-	ASSERT_EQ(sizeof(hdr), region_read(&self->c, CFG, 0, hdr, sizeof(hdr)));
+	ASSERT_EQ(sizeof(hdr), region_read(&self->r.c, CFG, 0, hdr, sizeof(hdr)));
 	EXPECT_EQ(calls, REG(CFGDEV_CFG_CALLS));
 
 	WR32(DEVCFG_OFF, 0xdeadbeef);
@@ -690,11 +663,11 @@ static void dirty(struct __test_metadata *_metadata, FIXTURE_DATA(cfg) *self)
 	WR16(self->pcie + PCI_EXP_LNKCTL, PCI_EXP_LNKCTL_CCC);
 	WR32(DEVCFG_OFF, 0x12345678);
 	WR32(DEVCFG_EXT_OFF, 0x9abcdef0);
-	ASSERT_EQ(16, region_write(&self->c, BAR0, CFGDEV_MSIX_TABLE, entry,
+	ASSERT_EQ(16, region_write(&self->r.c, BAR0, CFGDEV_MSIX_TABLE, entry,
 				   16));
 	ACTION(CFGDEV_INTX);	/* Interrupt Status, held by INTx Disable */
 
-	ASSERT_EQ(CFG_SIZE, region_read(&self->c, CFG, 0, now, CFG_SIZE));
+	ASSERT_EQ(CFG_SIZE, region_read(&self->r.c, CFG, 0, now, CFG_SIZE));
 	EXPECT_EQ(PCI_STATUS_CAP_LIST | PCI_STATUS_INTERRUPT,
 		  poweron(now, PCI_STATUS, 2));
 	EXPECT_EQ(0xfeb00001, poweron(now, PCI_ROM_ADDRESS, 4));
@@ -714,7 +687,7 @@ static void check_poweron(struct __test_metadata *_metadata,
 	uint8_t now[CFG_SIZE];
 	uint32_t entry[4];
 
-	ASSERT_EQ(CFG_SIZE, region_read(&self->c, CFG, 0, now, CFG_SIZE));
+	ASSERT_EQ(CFG_SIZE, region_read(&self->r.c, CFG, 0, now, CFG_SIZE));
 	for (i = 0; i < CFG_SIZE; i++) {
 		if (now[i] == self->poweron[i])
 			continue;
@@ -725,7 +698,7 @@ static void check_poweron(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, bad) TH_LOG("config bytes not back to power-on values");
 	EXPECT_EQ(0, poweron(now, PCI_COMMAND, 2));
 	EXPECT_EQ(PCI_STATUS_CAP_LIST, poweron(now, PCI_STATUS, 2));
-	ASSERT_EQ(16, region_read(&self->c, BAR0, CFGDEV_MSIX_TABLE, entry,
+	ASSERT_EQ(16, region_read(&self->r.c, BAR0, CFGDEV_MSIX_TABLE, entry,
 				  16));
 	EXPECT_EQ(0, entry[0] | entry[1] | entry[2]);
 	EXPECT_EQ(PCI_MSIX_ENTRY_CTRL_MASKBIT, entry[3]);
@@ -737,7 +710,7 @@ TEST_F(cfg, vfio_reset)
 	EXPECT_EQ(0, REG(CFGDEV_RESETS));
 	EXPECT_EQ(~0u, REG(CFGDEV_LAST_REASON));
 	dirty(_metadata, self);
-	ASSERT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_RESET)) TH_LOG("%m");
+	ASSERT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_RESET)) TH_LOG("%m");
 	EXPECT_EQ(1, REG(CFGDEV_RESETS));
 	EXPECT_EQ(0, REG(CFGDEV_FLRS));
 	EXPECT_EQ(MUSER_RESET_VFIO, REG(CFGDEV_LAST_REASON));
@@ -745,7 +718,7 @@ TEST_F(cfg, vfio_reset)
 	EXPECT_EQ(0, REG(CFGDEV_RESET_CMD));
 	check_poweron(_metadata, self);
 	/* Once more, from power-on. */
-	ASSERT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_RESET)) TH_LOG("%m");
+	ASSERT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_RESET)) TH_LOG("%m");
 	EXPECT_EQ(2, REG(CFGDEV_RESETS));
 	check_poweron(_metadata, self);
 }

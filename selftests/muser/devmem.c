@@ -169,82 +169,21 @@ static ssize_t reply_pat(int ctl, const struct emu_req *r, unsigned int seed)
 }
 
 FIXTURE(devmem) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int ctl;		/* O_NONBLOCK */
-	struct muser_device_info layout;
-	struct vfio_client c;
-	void *maps[16];
-	size_t map_len[16];
-	int nr_maps;
-	int kmsg;
+	struct rig r;		/* O_NONBLOCK control node */
 };
-
-/* mmap that the teardown unmaps. */
-static void *fixture_map(FIXTURE_DATA(devmem) *self, int fd, int region,
-			 uint64_t off, size_t len)
-{
-	void *p = map_fd(fd, MUSER_REGION_OFFSET(region) + off, len, MAP_SHARED);
-
-	if (p && self->nr_maps < 16) {
-		self->maps[self->nr_maps] = p;
-		self->map_len[self->nr_maps++] = len;
-	}
-	return p;
-}
-
-static void fixture_unmap(FIXTURE_DATA(devmem) *self, volatile void *p)
-{
-	int i;
-
-	for (i = 0; i < self->nr_maps; i++) {
-		if (self->maps[i] == p) {
-			munmap(self->maps[i], self->map_len[i]);
-			self->maps[i] = self->maps[--self->nr_maps];
-			self->map_len[i] = self->map_len[self->nr_maps];
-			return;
-		}
-	}
-}
 
 FIXTURE_SETUP(devmem)
 {
-	const char *step = "?";
-	int ret;
+	struct muser_device_info layout;
 
-	self->kmsg = -1;
-	self->ctl = -1;
-	self->nr_maps = 0;
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
+	layout_devmem(&layout);
+	RIG_SETUP(&self->r, &layout, RIG_NONBLOCK);
 	ASSERT_EQ(PG, sysconf(_SC_PAGESIZE));
-
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	self->ctl = ctl_open(self->uuid, O_NONBLOCK);
-	ASSERT_LE(0, self->ctl);
-	layout_devmem(&self->layout);
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
 }
 
 FIXTURE_TEARDOWN(devmem)
 {
-	int i;
-
-	for (i = 0; i < self->nr_maps; i++)
-		munmap(self->maps[i], self->map_len[i]);
-	vfio_client_close(&self->c);
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
 }
 
 /* ------------------------------------------------------------ region info */
@@ -257,19 +196,19 @@ TEST_F(devmem, region_info_flags)
 	int i;
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, get_region_info(self->c.device, BAR0, &ri));
+	ASSERT_EQ(0, get_region_info(self->r.c.device, BAR0, &ri));
 	EXPECT_EQ(BAR0_SIZE, ri.size);
 	EXPECT_EQ(rw | VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS,
 		  ri.flags);
 
-	ASSERT_EQ(0, get_region_info(self->c.device, BAR2, &ri));
+	ASSERT_EQ(0, get_region_info(self->r.c.device, BAR2, &ri));
 	EXPECT_EQ(BAR2_SIZE, ri.size);
 	/* Mapped whole: MMAP and no capability. */
 	EXPECT_EQ(rw | VFIO_REGION_INFO_FLAG_MMAP, ri.flags);
 	EXPECT_EQ(sizeof(ri), ri.argsz);
 	EXPECT_EQ(0, ri.cap_offset);
 
-	ASSERT_EQ(0, get_region_info(self->c.device,
+	ASSERT_EQ(0, get_region_info(self->r.c.device,
 				     VFIO_PCI_CONFIG_REGION_INDEX, &ri));
 	EXPECT_EQ(rw, ri.flags);
 	EXPECT_EQ(sizeof(ri), ri.argsz);
@@ -278,7 +217,7 @@ TEST_F(devmem, region_info_flags)
 	     i++) {
 		if (i == BAR2)
 			continue;
-		ASSERT_EQ(0, get_region_info(self->c.device, i, &ri));
+		ASSERT_EQ(0, get_region_info(self->r.c.device, i, &ri));
 		EXPECT_EQ(0, ri.size) TH_LOG("region %d", i);
 		EXPECT_EQ(0, ri.flags) TH_LOG("region %d", i);
 	}
@@ -313,7 +252,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		memset(&buf, 0, sizeof(buf));
 		buf.ri.argsz = bad[i];
 		buf.ri.index = BAR0;
-		EXPECT_EQ(-1, ioctl(self->c.device,
+		EXPECT_EQ(-1, ioctl(self->r.c.device,
 				    VFIO_DEVICE_GET_REGION_INFO, &buf))
 			TH_LOG("argsz %u accepted", bad[i]);
 		EXPECT_EQ(EINVAL, errno);
@@ -323,7 +262,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		memset(&buf, 0, sizeof(buf));
 		buf.ri.argsz = sizeof(buf);
 		buf.ri.index = idx[i];
-		EXPECT_EQ(-1, ioctl(self->c.device,
+		EXPECT_EQ(-1, ioctl(self->r.c.device,
 				    VFIO_DEVICE_GET_REGION_INFO, &buf))
 			TH_LOG("index %u accepted", idx[i]);
 		EXPECT_EQ(EINVAL, errno);
@@ -334,7 +273,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		memset(&buf, 0xa5, sizeof(buf));
 		buf.ri.argsz = small[i];
 		buf.ri.index = BAR0;
-		ASSERT_EQ(0, ioctl(self->c.device,
+		ASSERT_EQ(0, ioctl(self->r.c.device,
 				   VFIO_DEVICE_GET_REGION_INFO, &buf))
 			TH_LOG("argsz %u: %m", small[i]);
 		EXPECT_EQ(needed, buf.ri.argsz) TH_LOG("argsz %u", small[i]);
@@ -357,7 +296,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		memset(&buf, 0xa5, sizeof(buf));
 		buf.ri.argsz = big[i];
 		buf.ri.index = BAR0;
-		ASSERT_EQ(0, ioctl(self->c.device,
+		ASSERT_EQ(0, ioctl(self->r.c.device,
 				   VFIO_DEVICE_GET_REGION_INFO, &buf))
 			TH_LOG("argsz %u: %m", big[i]);
 		EXPECT_EQ(big[i], buf.ri.argsz);
@@ -385,7 +324,7 @@ TEST_F(devmem, region_info_sparse_argsz)
 		memset(&buf, 0xa5, sizeof(buf));
 		buf.ri.argsz = sizeof(buf);
 		buf.ri.index = i ? VFIO_PCI_CONFIG_REGION_INDEX : BAR2;
-		ASSERT_EQ(0, ioctl(self->c.device,
+		ASSERT_EQ(0, ioctl(self->r.c.device,
 				   VFIO_DEVICE_GET_REGION_INFO, &buf));
 		EXPECT_EQ(sizeof(buf), buf.ri.argsz);
 		EXPECT_FALSE(buf.ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
@@ -402,16 +341,16 @@ TEST_F(devmem, mmap_coherent_both_ways)
 	long bad;
 
 	SKIP_IF_SETUP_SKIPPED();
-	vmm = fixture_map(self, self->c.device, BAR0, AREA_OFF, AREA_SIZE);
+	vmm = rig_map(&self->r, self->r.c.device, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, vmm) TH_LOG("VMM mmap of BAR0's area: %m");
-	emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu) TH_LOG("emulator mmap of BAR0's area: %m");
-	vmm2 = fixture_map(self, self->c.device, BAR2, 0, BAR2_SIZE);
+	vmm2 = rig_map(&self->r, self->r.c.device, BAR2, 0, BAR2_SIZE);
 	ASSERT_NE(NULL, vmm2) TH_LOG("VMM mmap of BAR2: %m");
-	emu2 = fixture_map(self, self->ctl, BAR2, 0, BAR2_SIZE);
+	emu2 = rig_map(&self->r, self->r.ctl, BAR2, 0, BAR2_SIZE);
 	ASSERT_NE(NULL, emu2) TH_LOG("emulator mmap of BAR2: %m");
 	/* A second VMM mapping of only the area's second page. */
-	vmm_hi = fixture_map(self, self->c.device, BAR0, AREA_OFF + PG, PG);
+	vmm_hi = rig_map(&self->r, self->r.c.device, BAR0, AREA_OFF + PG, PG);
 	ASSERT_NE(NULL, vmm_hi) TH_LOG("VMM mmap of the second page: %m");
 
 	/* Fresh device memory is zeroed. */
@@ -452,7 +391,7 @@ TEST_F(devmem, mmap_coherent_both_ways)
 	EXPECT_EQ(0x11, vmm[0]);
 
 	/* None of this was a request. */
-	EXPECT_TRUE(no_request(self->ctl));
+	EXPECT_TRUE(no_request(self->r.ctl));
 }
 
 /* VMM pread/pwrite of device memory: served by the kernel, coherent. */
@@ -468,19 +407,19 @@ TEST_F(devmem, rw_served_without_request)
 	long bad;
 
 	SKIP_IF_SETUP_SKIPPED();
-	emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu);
-	vmm = fixture_map(self, self->c.device, BAR0, AREA_OFF, AREA_SIZE);
+	vmm = rig_map(&self->r, self->r.c.device, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, vmm);
 
 	/* The whole area in one access, both ways. */
 	fill(emu, 5, 0, AREA_SIZE);
-	ASSERT_EQ(AREA_SIZE, pread(self->c.device, buf, AREA_SIZE,
+	ASSERT_EQ(AREA_SIZE, pread(self->r.c.device, buf, AREA_SIZE,
 				   MUSER_REGION_OFFSET(BAR0) + AREA_OFF));
 	bad = check_pat(buf, 5, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("pread: byte 0x%lx wrong", bad);
 	fill(buf, 6, 0, AREA_SIZE);
-	ASSERT_EQ(AREA_SIZE, pwrite(self->c.device, buf, AREA_SIZE,
+	ASSERT_EQ(AREA_SIZE, pwrite(self->r.c.device, buf, AREA_SIZE,
 				    MUSER_REGION_OFFSET(BAR0) + AREA_OFF));
 	bad = check_pat(emu, 6, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("emulator map: byte 0x%lx wrong", bad);
@@ -498,7 +437,7 @@ TEST_F(devmem, rw_served_without_request)
 				continue;
 			fill(buf, seed, off, len);
 			ASSERT_EQ((ssize_t)len,
-				  pwrite(self->c.device, buf, len,
+				  pwrite(self->r.c.device, buf, len,
 					 MUSER_REGION_OFFSET(BAR0) + AREA_OFF + off))
 				TH_LOG("pwrite 0x%llx+%zu: %m",
 				       (unsigned long long)off, len);
@@ -509,7 +448,7 @@ TEST_F(devmem, rw_served_without_request)
 			fill(emu + off, seed + 1, off, len);
 			memset(buf, 0, len);
 			ASSERT_EQ((ssize_t)len,
-				  pread(self->c.device, buf, len,
+				  pread(self->r.c.device, buf, len,
 					MUSER_REGION_OFFSET(BAR0) + AREA_OFF + off));
 			bad = check_pat(buf, seed + 1, off, len);
 			EXPECT_EQ(-1, bad) TH_LOG("0x%llx+%zu: byte %ld",
@@ -520,28 +459,28 @@ TEST_F(devmem, rw_served_without_request)
 
 	/* BAR2 is all device memory; an access past its end is clipped. */
 	fill(buf, 7, 0, BAR2_SIZE);
-	ASSERT_EQ(BAR2_SIZE, pwrite(self->c.device, buf, BAR2_SIZE,
+	ASSERT_EQ(BAR2_SIZE, pwrite(self->r.c.device, buf, BAR2_SIZE,
 				    MUSER_REGION_OFFSET(BAR2)));
 	memset(buf, 0, sizeof(buf));
-	EXPECT_EQ(4, pread(self->c.device, buf, 16,
+	EXPECT_EQ(4, pread(self->r.c.device, buf, 16,
 			   MUSER_REGION_OFFSET(BAR2) + BAR2_SIZE - 4));
 	EXPECT_EQ(-1, check_pat(buf, 7, BAR2_SIZE - 4, 4));
-	EXPECT_EQ(-1, pread(self->c.device, buf, 1,
+	EXPECT_EQ(-1, pread(self->r.c.device, buf, 1,
 			    MUSER_REGION_OFFSET(BAR2) + BAR2_SIZE));
 	EXPECT_EQ(EINVAL, errno);
 	/* A bad buffer faults; nothing is half-done to the pages. */
-	EXPECT_EQ(-1, pread(self->c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
+	EXPECT_EQ(-1, pread(self->r.c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(-1, pwrite(self->c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
+	EXPECT_EQ(-1, pwrite(self->r.c.device, bad_ptr, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(EFAULT, errno);
-	EXPECT_EQ(8, pread(self->c.device, buf, 8, MUSER_REGION_OFFSET(BAR2)));
+	EXPECT_EQ(8, pread(self->r.c.device, buf, 8, MUSER_REGION_OFFSET(BAR2)));
 	EXPECT_EQ(-1, check_pat(buf, 7, 0, 8));
 
 	/* Not one request reached the emulator. */
-	pfd.fd = self->ctl;
+	pfd.fd = self->r.ctl;
 	pfd.events = POLLIN;
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
-	EXPECT_TRUE(no_request(self->ctl));
+	EXPECT_TRUE(no_request(self->r.ctl));
 }
 
 /*
@@ -556,47 +495,47 @@ TEST_F(devmem, straddle_split)
 	long bad;
 
 	SKIP_IF_SETUP_SKIPPED();
-	emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu);
 	fill(emu, 20, AREA_OFF, AREA_SIZE);
 
 	/* Read [0xff8, 0x1008): trapped then mapped. */
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0, AREA_OFF - 8, 16,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0, AREA_OFF - 8, 16,
 			       false));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(MUSER_REQ_READ, r.hdr.type);
 	EXPECT_EQ(BAR0, r.hdr.region);
 	EXPECT_EQ(AREA_OFF - 8, r.hdr.offset);
 	EXPECT_EQ(8, r.hdr.len);
-	EXPECT_LT(0, reply_pat(self->ctl, &r, 21));
+	EXPECT_LT(0, reply_pat(self->r.ctl, &r, 21));
 	EXPECT_EQ(16, big_join(&a));
 	EXPECT_EQ(-1, check_pat(a.buf, 21, AREA_OFF - 8, 8));
 	EXPECT_EQ(-1, check_pat(a.buf + 8, 20, AREA_OFF, 8));
-	EXPECT_TRUE(no_request(self->ctl));
+	EXPECT_TRUE(no_request(self->r.ctl));
 
 	/* Read [0x2ff8, 0x3008): mapped then trapped. */
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0,
 			       AREA_OFF + AREA_SIZE - 8, 16, false));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(MUSER_REQ_READ, r.hdr.type);
 	EXPECT_EQ(AREA_OFF + AREA_SIZE, r.hdr.offset);
 	EXPECT_EQ(8, r.hdr.len);
-	EXPECT_LT(0, reply_pat(self->ctl, &r, 22));
+	EXPECT_LT(0, reply_pat(self->r.ctl, &r, 22));
 	EXPECT_EQ(16, big_join(&a));
 	EXPECT_EQ(-1, check_pat(a.buf, 20, AREA_OFF + AREA_SIZE - 8, 8));
 	EXPECT_EQ(-1, check_pat(a.buf + 8, 22, AREA_OFF + AREA_SIZE, 8));
 
 	/* Read [0x800, 0x3800): trapped, the whole area, trapped. */
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0, 0x800,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0, 0x800,
 			       0x800 + AREA_SIZE + 0x800, false));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(0x800, r.hdr.offset);
 	EXPECT_EQ(0x800, r.hdr.len);
-	EXPECT_LT(0, reply_pat(self->ctl, &r, 23));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	EXPECT_LT(0, reply_pat(self->r.ctl, &r, 23));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(AREA_OFF + AREA_SIZE, r.hdr.offset);
 	EXPECT_EQ(0x800, r.hdr.len);
-	EXPECT_LT(0, reply_pat(self->ctl, &r, 23));
+	EXPECT_LT(0, reply_pat(self->r.ctl, &r, 23));
 	EXPECT_EQ(0x800 + AREA_SIZE + 0x800, big_join(&a));
 	EXPECT_EQ(-1, check_pat(a.buf, 23, 0x800, 0x800));
 	bad = check_pat(a.buf + 0x800, 20, AREA_OFF, AREA_SIZE);
@@ -606,9 +545,9 @@ TEST_F(devmem, straddle_split)
 
 	/* Write [0x2ffc, 0x3004): the pages first, then a 4-byte request. */
 	fill(a.buf, 24, AREA_OFF + AREA_SIZE - 4, 8);
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0,
 			       AREA_OFF + AREA_SIZE - 4, 8, true));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(MUSER_REQ_WRITE, r.hdr.type);
 	EXPECT_EQ(AREA_OFF + AREA_SIZE, r.hdr.offset);
 	EXPECT_EQ(4, r.hdr.len);
@@ -617,19 +556,19 @@ TEST_F(devmem, straddle_split)
 	/* The mapped part is already in memory when the request comes. */
 	EXPECT_EQ(-1, check_pat(emu + AREA_SIZE - 4, 24,
 				AREA_OFF + AREA_SIZE - 4, 4));
-	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, 0, NULL, 0));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r.hdr.id, 0, NULL, 0));
 	EXPECT_EQ(8, big_join(&a));
 
 	/* Write [0xffc, 0x1004): a 4-byte request, then the pages. */
 	fill(a.buf, 25, AREA_OFF - 4, 8);
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0, AREA_OFF - 4, 8,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0, AREA_OFF - 4, 8,
 			       true));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(MUSER_REQ_WRITE, r.hdr.type);
 	EXPECT_EQ(AREA_OFF - 4, r.hdr.offset);
 	EXPECT_EQ(4, r.hdr.len);
 	EXPECT_EQ(-1, check_pat(r.data, 25, AREA_OFF - 4, 4));
-	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, 0, NULL, 0));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r.hdr.id, 0, NULL, 0));
 	EXPECT_EQ(8, big_join(&a));
 	EXPECT_EQ(-1, check_pat(emu, 25, AREA_OFF, 4));
 
@@ -637,17 +576,17 @@ TEST_F(devmem, straddle_split)
 	 * The emulator fails the trapped part: before any byte moved, the
 	 * access fails with its errno; after the mapped part, it is short.
 	 */
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0, AREA_OFF - 8, 16,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0, AREA_OFF - 8, 16,
 			       false));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
-	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, EIO, NULL, 0));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r.hdr.id, EIO, NULL, 0));
 	EXPECT_EQ(-EIO, big_join(&a));
-	ASSERT_EQ(0, big_start(&a, self->c.device, BAR0,
+	ASSERT_EQ(0, big_start(&a, self->r.c.device, BAR0,
 			       AREA_OFF + AREA_SIZE - 8, 16, false));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
-	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, EIO, NULL, 0));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r.hdr.id, EIO, NULL, 0));
 	EXPECT_EQ(8, big_join(&a));
-	EXPECT_TRUE(no_request(self->ctl));
+	EXPECT_TRUE(no_request(self->r.ctl));
 }
 
 /* mmap of anything but device memory, or not shared, is refused. */
@@ -677,7 +616,7 @@ TEST_F(devmem, mmap_errors)
 		{ VFIO_PCI_NUM_REGIONS, 0, PG, MAP_SHARED, "index 9" },
 		{ 0x7fff, 0, PG, MAP_SHARED, "index 0x7fff" },
 	};
-	int fds[2] = { self->c.device, self->ctl };
+	int fds[2] = { self->r.c.device, self->r.ctl };
 	const char *who[2] = { "VMM", "emulator" };
 	size_t i, k;
 	void *p;
@@ -709,7 +648,7 @@ TEST_F(devmem, mmap_errors)
 			munmap(p, PG);
 	}
 	/* A mapping cannot be grown past its area. */
-	p = map_fd(self->c.device, MUSER_REGION_OFFSET(BAR0) + AREA_OFF, PG, MAP_SHARED);
+	p = map_fd(self->r.c.device, MUSER_REGION_OFFSET(BAR0) + AREA_OFF, PG, MAP_SHARED);
 	ASSERT_NE(NULL, p);
 	EXPECT_EQ(MAP_FAILED, mremap(p, PG, 4 * PG, MREMAP_MAYMOVE));
 	munmap(p, PG);
@@ -743,29 +682,29 @@ TEST_F(devmem, pages_survive_emulator_restart)
 	long bad;
 
 	SKIP_IF_SETUP_SKIPPED();
-	vmm = fixture_map(self, self->c.device, BAR0, AREA_OFF, AREA_SIZE);
+	vmm = rig_map(&self->r, self->r.c.device, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, vmm);
-	old_emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	old_emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, old_emu);
 	fill(old_emu, 30, 0, AREA_SIZE);
 	fill(buf, 31, 0, sizeof(buf));
-	ASSERT_EQ(sizeof(buf), pwrite(self->c.device, buf, sizeof(buf),
+	ASSERT_EQ(sizeof(buf), pwrite(self->r.c.device, buf, sizeof(buf),
 				      MUSER_REGION_OFFSET(BAR2) + 0x100));
 
 	/* 1. MUSER_IOC_DETACH, the old emulator's mapping kept. */
-	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
-	EXPECT_EQ(-1, pread_area_check(self->c.device, 30));
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	EXPECT_EQ(-1, pread_area_check(self->r.c.device, 30));
 	EXPECT_EQ(-1, check_pat(vmm, 30, 0, AREA_SIZE));
 	EXPECT_EQ(-1, check_pat(old_emu, 30, 0, AREA_SIZE));
-	old_ctl = self->ctl;
-	self->ctl = ctl_open(self->uuid, O_NONBLOCK);
-	ASSERT_LE(0, self->ctl);
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	old_ctl = self->r.ctl;
+	self->r.ctl = ctl_open(self->r.uuid, O_NONBLOCK);
+	ASSERT_LE(0, self->r.ctl);
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu);
 	bad = check_pat(emu, 30, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("new emulator: byte 0x%lx", bad);
-	emu2 = fixture_map(self, self->ctl, BAR2, 0, BAR2_SIZE);
+	emu2 = rig_map(&self->r, self->r.ctl, BAR2, 0, BAR2_SIZE);
 	ASSERT_NE(NULL, emu2);
 	EXPECT_EQ(-1, check_pat(emu2 + 0x100, 31, 0, sizeof(buf)));
 	/* Still one set of pages: the old mapping sees new writes. */
@@ -778,15 +717,15 @@ TEST_F(devmem, pages_survive_emulator_restart)
 	EXPECT_EQ(-1, check_pat(old_emu, 32, 0, AREA_SIZE));
 
 	/* 2. close() of an emulator whose mappings are gone detaches it. */
-	fixture_unmap(self, emu);
-	fixture_unmap(self, emu2);
-	close(self->ctl);
-	self->ctl = -1;
-	EXPECT_EQ(-1, pread_area_check(self->c.device, 32));
-	self->ctl = ctl_open(self->uuid, O_NONBLOCK);
-	ASSERT_LE(0, self->ctl);
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	emu = fixture_map(self, self->ctl, BAR0, AREA_OFF, AREA_SIZE);
+	rig_unmap(&self->r, emu);
+	rig_unmap(&self->r, emu2);
+	close(self->r.ctl);
+	self->r.ctl = -1;
+	EXPECT_EQ(-1, pread_area_check(self->r.c.device, 32));
+	self->r.ctl = ctl_open(self->r.uuid, O_NONBLOCK);
+	ASSERT_LE(0, self->r.ctl);
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	emu = rig_map(&self->r, self->r.ctl, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu);
 	bad = check_pat(emu, 32, 0, AREA_SIZE);
 	EXPECT_EQ(-1, bad) TH_LOG("third emulator: byte 0x%lx", bad);
@@ -796,30 +735,30 @@ TEST_F(devmem, pages_survive_emulator_restart)
 	 * 3. A mapping holds its file: close() alone does not detach an
 	 * emulator that still has device memory mapped; munmap() then does.
 	 */
-	close(self->ctl);
-	self->ctl = -1;
-	ctl2 = ctl_open(self->uuid, O_NONBLOCK);
+	close(self->r.ctl);
+	self->r.ctl = -1;
+	ctl2 = ctl_open(self->r.uuid, O_NONBLOCK);
 	ASSERT_LE(0, ctl2);
-	self->ctl = ctl2;
-	EXPECT_EQ(-EBUSY, ctl_attach(ctl2, &self->layout));
-	fixture_unmap(self, emu);
-	EXPECT_EQ(-1, pread_area_check(self->c.device, 34));
-	ASSERT_EQ(0, ctl_attach(ctl2, &self->layout));
-	emu = fixture_map(self, ctl2, BAR0, AREA_OFF, AREA_SIZE);
+	self->r.ctl = ctl2;
+	EXPECT_EQ(-EBUSY, ctl_attach(ctl2, &self->r.layout));
+	rig_unmap(&self->r, emu);
+	EXPECT_EQ(-1, pread_area_check(self->r.c.device, 34));
+	ASSERT_EQ(0, ctl_attach(ctl2, &self->r.layout));
+	emu = rig_map(&self->r, ctl2, BAR0, AREA_OFF, AREA_SIZE);
 	ASSERT_NE(NULL, emu);
 	EXPECT_EQ(-1, check_pat(emu, 34, 0, AREA_SIZE));
 	EXPECT_EQ(-1, check_pat(old_emu, 34, 0, AREA_SIZE));
 
 	/* 4. The VMM closing and reopening the device keeps them too. */
-	fixture_unmap(self, vmm);
-	vfio_client_close(&self->c);
-	ASSERT_EQ(0, vfio_client_open(&self->c, self->uuid, NULL));
-	EXPECT_EQ(-1, pread_area_check(self->c.device, 34));
+	rig_unmap(&self->r, vmm);
+	vfio_client_close(&self->r.c);
+	ASSERT_EQ(0, vfio_client_open(&self->r.c, self->r.uuid, NULL));
+	EXPECT_EQ(-1, pread_area_check(self->r.c.device, 34));
 	memset(buf, 0, sizeof(buf));
-	ASSERT_EQ(sizeof(buf), pread(self->c.device, buf, sizeof(buf),
+	ASSERT_EQ(sizeof(buf), pread(self->r.c.device, buf, sizeof(buf),
 				     MUSER_REGION_OFFSET(BAR2) + 0x100));
 	EXPECT_EQ(-1, check_pat(buf, 31, 0, sizeof(buf)));
-	EXPECT_TRUE(no_request(self->ctl));
+	EXPECT_TRUE(no_request(self->r.ctl));
 }
 
 /* While the VMM has the device open, a new emulator's areas must match. */
@@ -828,22 +767,22 @@ TEST_F(devmem, reattach_same_areas)
 	struct muser_device_info other;
 
 	SKIP_IF_SETUP_SKIPPED();
-	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
-	other = self->layout;
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	other = self->r.layout;
 	other.mmap_areas[0].size = PG;
-	EXPECT_EQ(-EBUSY, ctl_attach(self->ctl, &other));
-	other = self->layout;
+	EXPECT_EQ(-EBUSY, ctl_attach(self->r.ctl, &other));
+	other = self->r.layout;
 	other.mmap_areas[0].offset = 2 * PG;
 	other.mmap_areas[0].size = PG;
-	EXPECT_EQ(-EBUSY, ctl_attach(self->ctl, &other));
-	other = self->layout;
+	EXPECT_EQ(-EBUSY, ctl_attach(self->r.ctl, &other));
+	other = self->r.layout;
 	other.num_mmap_areas = 1;
-	EXPECT_EQ(-EBUSY, ctl_attach(self->ctl, &other));
+	EXPECT_EQ(-EBUSY, ctl_attach(self->r.ctl, &other));
 	/* Entries past num_mmap_areas are not part of the layout. */
-	other = self->layout;
+	other = self->r.layout;
 	other.mmap_areas[5].region = 0x1234;
 	other.mmap_areas[5].offset = 0x123;
-	EXPECT_EQ(0, ctl_attach(self->ctl, &other));
+	EXPECT_EQ(0, ctl_attach(self->r.ctl, &other));
 }
 
 /* Reset reaches the emulator, which may clear device memory before it
@@ -851,26 +790,26 @@ TEST_F(devmem, reattach_same_areas)
  */
 TEST_F(devmem, reset_clears_through_emulator)
 {
-	struct reset_arg ra = { .fd = self->c.device };
+	struct reset_arg ra = { .fd = self->r.c.device };
 	volatile uint8_t *emu, *vmm;
 	struct emu_req r;
 	size_t i;
 	int nonzero = 0;
 
 	SKIP_IF_SETUP_SKIPPED();
-	vmm = fixture_map(self, self->c.device, BAR2, 0, BAR2_SIZE);
+	vmm = rig_map(&self->r, self->r.c.device, BAR2, 0, BAR2_SIZE);
 	ASSERT_NE(NULL, vmm);
-	emu = fixture_map(self, self->ctl, BAR2, 0, BAR2_SIZE);
+	emu = rig_map(&self->r, self->r.ctl, BAR2, 0, BAR2_SIZE);
 	ASSERT_NE(NULL, emu);
 	fill(vmm, 40, 0, BAR2_SIZE);
 
 	ASSERT_EQ(0, pthread_create(&ra.thread, NULL, reset_fn, &ra));
-	ASSERT_EQ(1, read_one(self->ctl, &r));
+	ASSERT_EQ(1, read_one(self->r.ctl, &r));
 	EXPECT_EQ(MUSER_REQ_RESET, r.hdr.type);
 	/* The kernel does not touch device memory on reset. */
 	EXPECT_EQ(-1, check_pat(emu, 40, 0, BAR2_SIZE));
 	memset((void *)emu, 0, BAR2_SIZE);
-	EXPECT_LT(0, emu_reply(self->ctl, r.hdr.id, 0, NULL, 0));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r.hdr.id, 0, NULL, 0));
 	pthread_join(ra.thread, NULL);
 	EXPECT_EQ(0, ra.ret);
 	for (i = 0; i < BAR2_SIZE; i++)
@@ -879,24 +818,6 @@ TEST_F(devmem, reset_clears_through_emulator)
 }
 
 /* ------------------------------------------------- other layouts of areas */
-
-static int open_with_layout(const struct muser_device_info *info,
-			    char uuid[UUID_LEN + 1], int *ctl,
-			    struct vfio_client *c)
-{
-	int ret;
-
-	ret = mdev_create(uuid);
-	if (ret)
-		return ret;
-	*ctl = ctl_open(uuid, O_NONBLOCK);
-	if (*ctl < 0)
-		return *ctl;
-	ret = ctl_attach(*ctl, info);
-	if (ret)
-		return ret;
-	return vfio_client_open(c, uuid, NULL);
-}
 
 static int get_region_caps(int device, int index, struct vfio_region_info *ri,
 			   struct sparse_cap *cap)
@@ -930,16 +851,12 @@ TEST(devmem_several_areas)
 	struct muser_device_info info;
 	struct vfio_region_info ri;
 	struct sparse_cap cap;
-	char uuid[UUID_LEN + 1] = "";
-	struct vfio_client c;
+	struct rig r;
 	volatile uint8_t *vmm, *emu;
 	uint8_t buf[16];
-	int ctl = -1, kmsg, ret, i;
+	int i;
 	bool seen[2] = { false, false };
 
-	REQUIRE_MUSER();
-	kmsg = kmsg_start(_metadata->name);
-	vfio_client_init(&c);
 	layout_default(&info);
 	info.regions[BAR0].size = BAR0_SIZE;
 	info.regions[VFIO_PCI_BAR4_REGION_INDEX].size = 2 * PG;
@@ -959,11 +876,10 @@ TEST(devmem_several_areas)
 		.region = VFIO_PCI_BAR4_REGION_INDEX, .offset = 0, .size = PG };
 	info.mmap_areas[4] = (struct muser_mmap_area){
 		.region = VFIO_PCI_ROM_REGION_INDEX, .offset = 0, .size = PG };
-	ret = open_with_layout(&info, uuid, &ctl, &c);
-	ASSERT_EQ(0, ret) TH_LOG("setup: %s", strerror(-ret));
+	RIG_SETUP(&r, &info, RIG_NONBLOCK);
 
 	/* BAR0: both areas in the capability. */
-	ASSERT_EQ(0, get_region_caps(c.device, BAR0, &ri, &cap));
+	ASSERT_EQ(0, get_region_caps(r.c.device, BAR0, &ri, &cap));
 	EXPECT_TRUE(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 	EXPECT_TRUE(ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
 	EXPECT_EQ(sizeof(ri), ri.cap_offset);
@@ -978,20 +894,20 @@ TEST(devmem_several_areas)
 	EXPECT_TRUE(seen[0] && seen[1]);
 
 	/* BAR4 is covered whole by two areas: MMAP, no capability... */
-	ASSERT_EQ(0, get_region_caps(c.device, VFIO_PCI_BAR4_REGION_INDEX, &ri,
+	ASSERT_EQ(0, get_region_caps(r.c.device, VFIO_PCI_BAR4_REGION_INDEX, &ri,
 				     &cap));
 	EXPECT_TRUE(ri.flags & VFIO_REGION_INFO_FLAG_MMAP);
 	EXPECT_FALSE(ri.flags & VFIO_REGION_INFO_FLAG_CAPS);
 	/* ...so a VMM maps it whole, as vfio-pci's MMAP flag promises. */
-	vmm = map_fd(c.device, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX), 2 * PG,
+	vmm = map_fd(r.c.device, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX), 2 * PG,
 		     MAP_SHARED);
 	EXPECT_NE(NULL, vmm) TH_LOG("mmap of all of BAR4: %m");
-	emu = map_fd(ctl, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX) + PG, PG,
+	emu = map_fd(r.ctl, MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX) + PG, PG,
 		     MAP_SHARED);
 	ASSERT_NE(NULL, emu);
 	fill(emu, 50, PG, PG);
 	/* An access across the two areas needs no request. */
-	ASSERT_EQ(16, pread(c.device, buf, 16,
+	ASSERT_EQ(16, pread(r.c.device, buf, 16,
 			    MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX) + PG - 8));
 	EXPECT_EQ(0, buf[0]);
 	EXPECT_EQ(-1, check_pat(buf + 8, 50, PG, 8));
@@ -1000,62 +916,51 @@ TEST(devmem_several_areas)
 		vmm[0] = 0x5a;
 		munmap((void *)vmm, 2 * PG);
 	}
-	ASSERT_EQ(1, pread(c.device, buf, 1,
+	ASSERT_EQ(1, pread(r.c.device, buf, 1,
 			   MUSER_REGION_OFFSET(VFIO_PCI_BAR4_REGION_INDEX)));
 	EXPECT_EQ(vmm ? 0x5a : 0, buf[0]);
 	munmap((void *)emu, PG);
 
 	/* The ROM: its area, read-only for the VMM, written by the device. */
-	ASSERT_EQ(0, get_region_caps(c.device, VFIO_PCI_ROM_REGION_INDEX, &ri,
+	ASSERT_EQ(0, get_region_caps(r.c.device, VFIO_PCI_ROM_REGION_INDEX, &ri,
 				     &cap));
 	EXPECT_EQ(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_MMAP |
 		  VFIO_REGION_INFO_FLAG_CAPS, ri.flags);
 	EXPECT_EQ(1, cap.hdr.nr_areas);
-	emu = map_fd(ctl, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
+	emu = map_fd(r.ctl, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
 		     MAP_SHARED);
 	ASSERT_NE(NULL, emu) TH_LOG("emulator mmap of the ROM: %m");
 	fill(emu, 51, 0, PG);
-	vmm = mmap(NULL, PG, PROT_READ, MAP_SHARED, c.device,
+	vmm = mmap(NULL, PG, PROT_READ, MAP_SHARED, r.c.device,
 		   MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX));
 	ASSERT_NE(MAP_FAILED, vmm);
 	EXPECT_EQ(-1, check_pat(vmm, 51, 0, PG));
 	/* No writable mapping, no upgrade, no pwrite of a read-only region. */
 	EXPECT_EQ(-1, mprotect((void *)vmm, PG, PROT_READ | PROT_WRITE));
 	munmap((void *)vmm, PG);
-	vmm = map_fd(c.device, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
+	vmm = map_fd(r.c.device, MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX), PG,
 		     MAP_SHARED);
 	EXPECT_EQ(NULL, vmm) TH_LOG("the VMM mapped a read-only region writable");
 	if (vmm)
 		munmap((void *)vmm, PG);
-	EXPECT_EQ(-1, pwrite(c.device, buf, 4,
+	EXPECT_EQ(-1, pwrite(r.c.device, buf, 4,
 			     MUSER_REGION_OFFSET(VFIO_PCI_ROM_REGION_INDEX)));
 	EXPECT_EQ(-1, check_pat(emu, 51, 0, PG));
 	munmap((void *)emu, PG);
 
-	EXPECT_TRUE(no_request(ctl));
-	vfio_client_close(&c);
-	close(ctl);
-	EXPECT_EQ(0, mdev_remove(uuid));
-	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
+	EXPECT_TRUE(no_request(r.ctl));
+	RIG_TEARDOWN(&r);
 }
 
 /* Before any emulator attached there is no device memory to map. */
 TEST(devmem_mmap_before_attach)
 {
-	char uuid[UUID_LEN + 1];
-	int ctl, kmsg, ret;
+	struct rig r;
 
-	REQUIRE_MUSER();
-	kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create: %s", strerror(-ret));
-	ctl = ctl_open(uuid, 0);
-	ASSERT_LE(0, ctl);
-	EXPECT_EQ(NULL, map_fd(ctl, MUSER_REGION_OFFSET(BAR2), PG, MAP_SHARED));
+	RIG_SETUP(&r, NULL, RIG_DETACHED | RIG_NO_VMM);
+	EXPECT_EQ(NULL, map_fd(r.ctl, MUSER_REGION_OFFSET(BAR2), PG, MAP_SHARED));
 	EXPECT_EQ(ENODEV, errno);
-	close(ctl);
-	EXPECT_EQ(0, mdev_remove(uuid));
-	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
+	RIG_TEARDOWN(&r);
 }
 
 /* ------------------------------------------------------------ the budget */
@@ -1138,37 +1043,19 @@ static ssize_t vmm_write_byte(struct rig *r, int region, uint64_t off,
 
 FIXTURE(budget) {
 	struct rig r;
-	void *maps[4];
-	size_t map_len[4];
-	int nr_maps;
 };
 
 FIXTURE_SETUP(budget)
 {
 	struct muser_device_info info;
 
-	self->nr_maps = 0;
 	layout_big(&info);
 	RIG_SETUP(&self->r, &info, RIG_NONBLOCK);
 }
 
 FIXTURE_TEARDOWN(budget)
 {
-	while (self->nr_maps--)
-		munmap(self->maps[self->nr_maps], self->map_len[self->nr_maps]);
 	RIG_TEARDOWN(&self->r);
-}
-
-static volatile uint8_t *budget_map(FIXTURE_DATA(budget) *self, int fd,
-				    int region, size_t len)
-{
-	void *p = map_fd(fd, MUSER_REGION_OFFSET(region), len, MAP_SHARED);
-
-	if (p && self->nr_maps < 4) {
-		self->maps[self->nr_maps] = p;
-		self->map_len[self->nr_maps++] = len;
-	}
-	return p;
 }
 
 /*
@@ -1204,9 +1091,9 @@ TEST_F(budget, enforced)
 	EXPECT_EQ((long)MB_PAGES, devmem_stat(self->r.uuid, "pages"));
 
 	/* Faults past it: SIGBUS for the VMM and the emulator, read or write. */
-	vmm = budget_map(self, self->r.c.device, BAR0, 2 * MB_PAGES * PG);
+	vmm = rig_map(&self->r, self->r.c.device, BAR0, 0, 2 * MB_PAGES * PG);
 	ASSERT_NE(NULL, vmm);
-	emu = budget_map(self, self->r.ctl, BAR0, 2 * MB_PAGES * PG);
+	emu = rig_map(&self->r, self->r.ctl, BAR0, 0, 2 * MB_PAGES * PG);
 	ASSERT_NE(NULL, emu);
 	EXPECT_TRUE(touch(vmm + 5 * PG + 1, &v));
 	EXPECT_EQ(0x22, v);
@@ -1320,9 +1207,9 @@ TEST_F(budget, new_layout_frees_dropped_area)
 	for (off = 0; off < 16 * PG; off += PG)
 		ASSERT_EQ(1, vmm_write_byte(&self->r, BAR0, off, 0x66));
 	EXPECT_EQ((long)(BIG2 / PG + 16), devmem_stat(self->r.uuid, "pages"));
-	emu0 = budget_map(self, self->r.ctl, BAR0, 16 * PG);
+	emu0 = rig_map(&self->r, self->r.ctl, BAR0, 0, 16 * PG);
 	ASSERT_NE(NULL, emu0);
-	emu2 = budget_map(self, self->r.ctl, BAR2, BIG2);
+	emu2 = rig_map(&self->r, self->r.ctl, BAR2, 0, BIG2);
 	ASSERT_NE(NULL, emu2);
 	EXPECT_TRUE(touch(emu2 + PG, &v));
 	EXPECT_EQ(0x77, v);

@@ -23,7 +23,7 @@
 
 #include <muser.h>
 
-#include "common.h"
+#include "fixture.h"
 
 #define CHUNK	(1ul << MUSER_DMA_CHUNK_SHIFT)
 #define IOVA	(1ul << 32)
@@ -44,15 +44,6 @@ static uint64_t sum(const uint64_t *p, size_t len)
 	for (i = 0; i < len / 8; i++)
 		s += p[i];
 	return s;
-}
-
-static ssize_t bar_cb(struct muser_dev *dev, void *priv, void *buf,
-		      size_t count, uint64_t offset, bool is_write)
-{
-	(void)dev; (void)priv; (void)offset;
-	if (!is_write)
-		memset(buf, 0, count);
-	return count;
 }
 
 #define DIE(...) do { fprintf(stderr, "dma_bench: " __VA_ARGS__); \
@@ -86,7 +77,7 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), MUSER_DEV_DIR "/%s", uuid);
 	dev = muser_dev_create_path(path, 0);
 	if (!dev || muser_pci_set_ids(dev, 0x4e58, 0x00d1, 0, 0) ||
-	    muser_setup_bar(dev, 0, 0x1000, MUSER_BAR_MEM32, bar_cb, NULL) ||
+	    muser_setup_bar(dev, 0, 0x1000, MUSER_BAR_MEM32, lib_bar_zero_cb, NULL) ||
 	    muser_realize(dev))
 		DIE("device setup: %m");
 	if (vfio_client_open(&c, uuid, &step))

@@ -22,6 +22,8 @@ void rig_init(struct rig *r)
 	r->kmsg = -1;
 	r->ctl = -1;
 	r->saved_timeout = -1;
+	r->emu.pid = -1;
+	r->emu.out = -1;
 	vfio_client_init(&r->c);
 }
 
@@ -38,12 +40,15 @@ int rig_setup(struct rig *r, const char *name,
 {
 	int ret;
 
+	r->name = name;
 	r->kmsg = kmsg_start(name);
 	STEP("create the mdev");
 	ret = mdev_create(r->uuid);
 	if (ret)
 		return ret;
 	r->created = true;
+	if (flags & RIG_NO_CTL)
+		goto vmm;
 	STEP("open the control node");
 	r->ctl = ctl_open(r->uuid, flags & RIG_NONBLOCK ? O_NONBLOCK : 0);
 	if (r->ctl < 0)
@@ -58,19 +63,65 @@ int rig_setup(struct rig *r, const char *name,
 		if (ret)
 			return ret;
 	}
+vmm:
 	if (flags & RIG_NO_VMM)
 		return 0;
 	return rig_open_vmm(r, step);
 }
 
+int rig_start_emulator(struct rig *r, const char *path, const char *args)
+{
+	/* sample_start() runs $MUSER_SAMPLE $MUSER_SAMPLE_ARGS UUID. */
+	if (path && setenv("MUSER_SAMPLE", path, 1))
+		return -errno;
+	if (args && setenv("MUSER_SAMPLE_ARGS", args, 1))
+		return -errno;
+	return sample_start(&r->emu, r->uuid, 20000);
+}
+
+void *rig_map(struct rig *r, int fd, int region, uint64_t off, size_t len)
+{
+	void *p = map_fd(fd, MUSER_REGION_OFFSET(region) + off, len, MAP_SHARED);
+
+	if (p && r->nr_maps < RIG_MAPS) {
+		r->maps[r->nr_maps] = p;
+		r->map_len[r->nr_maps++] = len;
+	}
+	return p;
+}
+
+void rig_unmap(struct rig *r, volatile void *p)
+{
+	int i;
+
+	for (i = 0; i < r->nr_maps; i++) {
+		if (r->maps[i] == p) {
+			munmap(r->maps[i], r->map_len[i]);
+			r->maps[i] = r->maps[--r->nr_maps];
+			r->map_len[i] = r->map_len[r->nr_maps];
+			return;
+		}
+	}
+}
+
 int rig_teardown(struct rig *r)
 {
-	int problems = 0;
-	long pinned;
+	int problems = 0, status, i;
+	long pinned = 0;
 
+	while (r->nr_maps > 0) {
+		r->nr_maps--;
+		munmap(r->maps[r->nr_maps], r->map_len[r->nr_maps]);
+	}
 	vfio_client_close(&r->c);
 	if (r->created) {
-		pinned = dma_stat(r->uuid, "pinned_pages");
+		/* An emulator process's pins may go a little later. */
+		for (i = 0; i < 100; i++) {
+			pinned = dma_stat(r->uuid, "pinned_pages");
+			if (pinned <= 0)
+				break;
+			sleep_ms(20);
+		}
 		if (pinned) {
 			fprintf(stderr, "# teardown: %ld pages pinned after the VMM closed\n",
 				pinned);
@@ -80,6 +131,14 @@ int rig_teardown(struct rig *r)
 	if (r->ctl >= 0)
 		close(r->ctl);
 	r->ctl = -1;
+	if (r->emu.pid > 0) {
+		status = sample_stop(&r->emu);
+		if (status) {
+			fprintf(stderr, "# teardown: the emulator did not exit cleanly (status %#x)\n",
+				status);
+			problems++;
+		}
+	}
 	if (r->created && mdev_remove(r->uuid)) {
 		fprintf(stderr, "# teardown: cannot remove %s\n", r->uuid);
 		problems++;
@@ -92,7 +151,7 @@ int rig_teardown(struct rig *r)
 	}
 	r->saved_timeout = -1;
 	if (r->kmsg >= 0)
-		problems += kmsg_check(r->kmsg, "rig");
+		problems += kmsg_check(r->kmsg, r->name ? r->name : "rig");
 	r->kmsg = -1;
 	return problems;
 }
@@ -136,6 +195,15 @@ int emu_next_request(int ctl, struct emu_req *r, int timeout_ms)
 		}
 	}
 	return 1;
+}
+
+ssize_t lib_bar_zero_cb(struct muser_dev *dev, void *priv, void *buf,
+			size_t count, uint64_t offset, bool is_write)
+{
+	(void)dev; (void)priv; (void)offset;
+	if (!is_write)
+		memset(buf, 0, count);
+	return count;
 }
 
 int _test_dma_map(int ctl, uint64_t iova, uint64_t size, uint32_t flags,
@@ -215,18 +283,32 @@ static void fault_handlers(void)
 	sigaction(SIGSEGV, &sa, NULL);
 }
 
-bool touch(volatile const uint8_t *p, uint8_t *val)
+/* Read or write the byte at @p; false if that faulted. */
+static bool fault_safe(volatile uint8_t *p, uint8_t *val, bool write)
 {
-	bool ok = false;
+	volatile bool ok = false;
 
 	fault_handlers();
 	if (!sigsetjmp(fault_jmp, 1)) {
 		fault_armed = 1;
-		*val = *p;
+		if (write)
+			*p = *val;
+		else
+			*val = *p;
 		ok = true;
 	}
 	fault_armed = 0;
 	return ok;
+}
+
+bool touch(volatile const uint8_t *p, uint8_t *val)
+{
+	return fault_safe((volatile uint8_t *)p, val, false);
+}
+
+bool poke(volatile uint8_t *p, uint8_t val)
+{
+	return fault_safe(p, &val, true);
 }
 
 uint8_t *guarded_alloc(size_t len)
@@ -253,20 +335,6 @@ void guarded_free(uint8_t *p, size_t len)
 
 	if (p)
 		munmap(p + len - span, span + pg);
-}
-
-bool poke(volatile uint8_t *p, uint8_t val)
-{
-	bool ok = false;
-
-	fault_handlers();
-	if (!sigsetjmp(fault_jmp, 1)) {
-		fault_armed = 1;
-		*p = val;
-		ok = true;
-	}
-	fault_armed = 0;
-	return ok;
 }
 
 uint64_t rnd(uint64_t *s)

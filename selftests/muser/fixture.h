@@ -18,6 +18,8 @@
 
 #include "common.h"
 
+#define RIG_MAPS	16
+
 /**
  * struct rig - one mdev, its emulator's control node and a VMM.
  * @uuid:    the mdev
@@ -29,6 +31,9 @@
  *           open unless RIG_NO_VMM
  * @saved_timeout: timeout_ms before rig_set_timeout(), -1 if unchanged;
  *           rig_teardown() puts it back
+ * @name:    the test's, for the kernel log check
+ * @emu:     the emulator process of rig_start_emulator(), pid -1 if none
+ * @maps, @map_len, @nr_maps: rig_map()'s mappings
  */
 struct rig {
 	char uuid[UUID_LEN + 1];
@@ -38,11 +43,18 @@ struct rig {
 	struct muser_device_info layout;
 	struct vfio_client c;
 	long saved_timeout;
+	const char *name;
+	struct sample_proc emu;
+	void *maps[RIG_MAPS];
+	size_t map_len[RIG_MAPS];
+	int nr_maps;
 };
 
 #define RIG_NONBLOCK	(1u << 0)	/* the control node is O_NONBLOCK */
 #define RIG_DETACHED	(1u << 1)	/* open the control node, no attach */
 #define RIG_NO_VMM	(1u << 2)	/* no VFIO client */
+#define RIG_NO_CTL	(1u << 3)	/* no control node: the emulator is
+					 * another process or libmuser */
 
 /* Nothing open: what rig_teardown() may always be called on. */
 void rig_init(struct rig *r);
@@ -57,9 +69,23 @@ int rig_setup(struct rig *r, const char *name,
 /* Open the VMM side of a rig set up with RIG_NO_VMM. */
 int rig_open_vmm(struct rig *r, const char **step);
 /*
- * Close everything, check that nothing stayed pinned, remove the mdev and
- * check the kernel log. Returns the number of problems, described on
- * stderr.
+ * Start @path (NULL: the sample, or $MUSER_SAMPLE) for the rig's mdev with
+ * the space separated arguments @args (NULL: $MUSER_SAMPLE_ARGS) and wait
+ * until it serves; rig_teardown() stops it. Returns 0 or -errno.
+ */
+int rig_start_emulator(struct rig *r, const char *path, const char *args);
+/*
+ * mmap() @len bytes of @region of @fd (the control node or the VFIO
+ * device) at @off, MAP_SHARED; rig_teardown() unmaps what rig_unmap()
+ * did not. NULL with errno set on failure.
+ */
+void *rig_map(struct rig *r, int fd, int region, uint64_t off, size_t len);
+void rig_unmap(struct rig *r, volatile void *p);
+/*
+ * Unmap rig_map()'s areas, close the VMM, check that nothing stays pinned,
+ * close the control node, stop the emulator process (which must exit
+ * cleanly), remove the mdev, restore timeout_ms and check the kernel log.
+ * Returns the number of problems, described on stderr.
  */
 int rig_teardown(struct rig *r);
 /*
@@ -77,6 +103,13 @@ int rig_set_timeout(struct rig *r, long ms);
 	ASSERT_EQ(0, _ret) TH_LOG("%s: %s", _step, strerror(-_ret));	\
 } while (0)
 
+/* Open the VMM of a rig set up with RIG_NO_VMM, in a harness test. */
+#define test_rig_open_vmm(r) do {					\
+	const char *_step = "?";					\
+	int _ret = rig_open_vmm(r, &_step);				\
+	ASSERT_EQ(0, _ret) TH_LOG("%s: %s", _step, strerror(-_ret));	\
+} while (0)
+
 #define RIG_TEARDOWN(r)							\
 	EXPECT_EQ(0, rig_teardown(r)) TH_LOG("teardown found problems, see above")
 
@@ -87,6 +120,14 @@ int rig_set_timeout(struct rig *r, long ms);
  * -EPROTO if a second one came with it (it would be lost), or -errno.
  */
 int emu_next_request(int ctl, struct emu_req *r, int timeout_ms);
+
+/*
+ * A libmuser BAR callback (muser_setup_bar()) of a device that does
+ * nothing: reads return zeroes, writes are taken.
+ */
+struct muser_dev;
+ssize_t lib_bar_zero_cb(struct muser_dev *dev, void *priv, void *buf,
+			size_t count, uint64_t offset, bool is_write);
 
 /* --- guest memory, emulator side (MUSER_IOC_DMA_*) --- */
 int _test_dma_map(int ctl, uint64_t iova, uint64_t size, uint32_t flags,

@@ -30,8 +30,8 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 
 #define INTX	VFIO_PCI_INTX_IRQ_INDEX
 #define MSI	VFIO_PCI_MSI_IRQ_INDEX
@@ -157,14 +157,9 @@ static bool wait_masked(int ctl, bool want, int ms)
 }
 
 FIXTURE(irqs) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int ctl;		/* O_NONBLOCK */
-	struct muser_device_info layout;
-	struct vfio_client c;
+	struct rig r;		/* O_NONBLOCK control node */
 	int efd[MAX_EFDS];
 	int nr_efd;
-	int kmsg;
 };
 
 /* A new non-blocking eventfd, closed by the teardown. */
@@ -177,56 +172,45 @@ static int new_efd(FIXTURE_DATA(irqs) *self)
 	return fd;
 }
 
-static int fixture_start(struct __test_metadata *_metadata,
-			 FIXTURE_DATA(irqs) *self, uint32_t nr_msix)
-{
-	const char *step = "?";
-	int ret;
-
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	if (ret) {
-		TH_LOG("create mdev: %s", strerror(-ret));
-		return ret;
-	}
-	self->created = true;
-	self->ctl = ctl_open(self->uuid, O_NONBLOCK);
-	if (self->ctl < 0)
-		return self->ctl;
-	layout_irqs(&self->layout, nr_msix);
-	ret = ctl_attach(self->ctl, &self->layout);
-	if (ret)
-		return ret;
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	if (ret)
-		TH_LOG("%s: %s", step, strerror(-ret));
-	return ret;
-}
-
 FIXTURE_SETUP(irqs)
 {
-	self->kmsg = -1;
-	self->ctl = -1;
+	struct muser_device_info layout;
+
 	self->nr_efd = 0;
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
-	ASSERT_EQ(0, fixture_start(_metadata, self, NR_MSIX));
+	layout_irqs(&layout, NR_MSIX);
+	RIG_SETUP(&self->r, &layout, RIG_NONBLOCK);
 }
 
 FIXTURE_TEARDOWN(irqs)
 {
 	int i;
 
-	vfio_client_close(&self->c);
+	vfio_client_close(&self->r.c);
 	for (i = 0; i < self->nr_efd; i++)
 		close(self->efd[i]);
-	if (self->ctl >= 0)
-		close(self->ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
+}
+
+/*
+ * An eventfd on every MSI-X, MSI and INTx vector (ACTION_TRIGGER), in
+ * @fds, @msi and *@intx.
+ */
+static void arm_all(struct __test_metadata *_metadata,
+		    FIXTURE_DATA(irqs) *self, int32_t fds[NR_MSIX],
+		    int32_t msi[NR_MSI], int *intx)
+{
+	uint32_t v;
+
+	for (v = 0; v < NR_MSIX; v++)
+		ASSERT_LE(0, fds[v] = new_efd(self));
+	for (v = 0; v < NR_MSI; v++)
+		ASSERT_LE(0, msi[v] = new_efd(self));
+	ASSERT_LE(0, *intx = new_efd(self));
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 0,
+				   NR_MSIX, fds));
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSI, 0,
+				   NR_MSI, msi));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, *intx));
 }
 
 /*
@@ -254,43 +238,43 @@ TEST_F(irqs, msi_delivery)
 		ASSERT_LE(0, fds[v] = new_efd(self));
 
 	/* Nothing set yet. */
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSI, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSI, &st));
 	EXPECT_EQ(0, st.count);
 	EXPECT_EQ(0, st.enabled[0]);
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSI, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSI, 0, 1));
 
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSI, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSI, 0,
 				   NR_MSI, fds));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSI, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSI, &st));
 	EXPECT_EQ(NR_MSI, st.count);
 	EXPECT_EQ(0xfULL, st.enabled[0]);
 	EXPECT_EQ(0, st.enabled[1]);
 	EXPECT_EQ(0, st.flags);
 
 	for (v = 0; v < NR_MSI; v++) {
-		EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, v, 1));
+		EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, v, 1));
 		EXPECT_FIRED(fds, NR_MSI, 1u << v);
 	}
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, NR_MSI));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 0, NR_MSI));
 	EXPECT_FIRED(fds, NR_MSI, 0xfu);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 1, 2));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 1, 2));
 	EXPECT_FIRED(fds, NR_MSI, 0x6u);
 	/* Each trigger is one event. */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 2, 1));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 2, 1));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 2, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 2, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 2, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 2, 1));
 	EXPECT_EQ(3, efd_take(fds[2]));
 
 	/* Out of the layout's range: EINVAL, nothing fires. */
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSI, NR_MSI, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSI, NR_MSI - 1, 2));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSI, 0, NR_MSI + 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSI, 0, 0));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSI, NR_MSI, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSI, NR_MSI - 1, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSI, 0, NR_MSI + 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSI, 0, 0));
 	EXPECT_FIRED(fds, NR_MSI, 0u);
 
 	/* INTx and MSI-X are separate indexes. */
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, INTX, 0, 1));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 0, 1));
 	EXPECT_FIRED(fds, NR_MSI, 0u);
 }
 
@@ -307,88 +291,88 @@ TEST_F(irqs, msix_delivery_and_swap)
 	ASSERT_LE(0, newfd = new_efd(self));
 	ASSERT_LE(0, newfd2 = new_efd(self));
 
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 0,
 				   NR_MSIX, fds));
 	for (v = 0; v < NR_MSIX; v++) {
-		EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, v, 1));
+		EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, v, 1));
 		EXPECT_FIRED(fds, NR_MSIX, 1u << v);
 	}
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(NR_MSIX, st.count);
 	EXPECT_EQ(0xffffULL, st.enabled[0]);
 
 	/* Swap vector 3's eventfd: only the new one fires. */
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 3, newfd));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 3, 1));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 3, newfd));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 3, 1));
 	EXPECT_EQ(1, efd_take(newfd));
 	EXPECT_FIRED(fds, NR_MSIX, 0u);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 0, NR_MSIX));
 	EXPECT_EQ(1, efd_take(newfd));
 	EXPECT_FIRED(fds, NR_MSIX, 0xfff7u);
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(NR_MSIX, st.count);
 	EXPECT_EQ(0xffffULL, st.enabled[0]);
 
 	/* Several at once: vectors 4..6 all to newfd2. */
 	swap[0] = swap[1] = swap[2] = newfd2;
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 4,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 4,
 				   3, swap));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 3, 5));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 3, 5));
 	EXPECT_EQ(1, efd_take(newfd));
 	EXPECT_EQ(3, efd_take(newfd2));
 	EXPECT_FIRED(fds, NR_MSIX, 0x80u);
 
 	/* fd -1 removes vector 3: ENOENT for it, the others still fire. */
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 3, -1));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 3, 1));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 3, -1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 3, 1));
 	EXPECT_EQ(0, efd_take(newfd));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(NR_MSIX, st.count);
 	EXPECT_EQ(0xfff7ULL, st.enabled[0]);
 	EXPECT_FALSE(irq_state_enabled(&st, 3));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 0, NR_MSIX));
 	EXPECT_EQ(0, efd_take(newfd));
 	EXPECT_EQ(3, efd_take(newfd2));
 	EXPECT_FIRED(fds, NR_MSIX, 0xff87u);
 
 	/* Back again, to its original eventfd. */
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 3, fds[3]));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 3, 1));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 3, fds[3]));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 3, 1));
 	EXPECT_FIRED(fds, NR_MSIX, 0x8u);
 	EXPECT_EQ(0, efd_take(newfd));
 
 	/* A bad fd among good ones changes nothing. */
 	swap[0] = newfd;
 	swap[1] = 9999;
-	EXPECT_EQ(-EBADF, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX,
+	EXPECT_EQ(-EBADF, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX,
 					0, 2, swap));
-	swap[1] = self->c.container;	/* not an eventfd */
-	EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX,
+	swap[1] = self->r.c.container;	/* not an eventfd */
+	EXPECT_EQ(-EINVAL, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX,
 					 0, 2, swap));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, 2));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 0, 2));
 	EXPECT_FIRED(fds, NR_MSIX, 0x3u);
 	EXPECT_EQ(0, efd_take(newfd));
 
 	/* DATA_NONE with count 0 disables the whole index. */
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, MSIX, 0, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, MSIX, 0, 0,
 				   NULL));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 0, 1));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 0, NR_MSIX));
 	EXPECT_FIRED(fds, NR_MSIX, 0u);
 	EXPECT_EQ(0, efd_take(newfd2));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(0, st.count) TH_LOG("a disabled index reports vectors");
 	EXPECT_EQ(0, st.enabled[0]);
 
 	/* Enabled again, smaller. */
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 0,
 				   2, fds));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(2, st.count);
 	EXPECT_EQ(0x3ULL, st.enabled[0]);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 1, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 1, 1));
 	EXPECT_FIRED(fds, NR_MSIX, 0x2u);
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 2, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 2, 1));
 }
 
 /* The largest MSI-X table: the bitmap's edges, one eventfd for all. */
@@ -400,49 +384,46 @@ TEST(msix_2048)
 	uint32_t vecs[] = { 0, 63, 64, 127, 1000, 2047 };
 	int efd, i;
 
+	struct muser_device_info layout;
+
 	memset(&f, 0, sizeof(f));
-	f.ctl = -1;
-	f.kmsg = -1;
-	vfio_client_init(&f.c);
-	REQUIRE_MUSER();
-	ASSERT_EQ(0, fixture_start(_metadata, self, 2048));
+	layout_irqs(&layout, 2048);
+	RIG_SETUP(&f.r, &layout, RIG_NONBLOCK);
 	efd = new_efd(self);
 	ASSERT_LE(0, efd);
 
 	for (i = 0; i < (int)ARRAY_SIZE(vecs); i++)
-		ASSERT_EQ(0, set_one(f.c.device, MSIX, vecs[i], efd));
-	ASSERT_EQ(0, emu_get_irq_state(f.ctl, MSIX, &st));
+		ASSERT_EQ(0, set_one(f.r.c.device, MSIX, vecs[i], efd));
+	ASSERT_EQ(0, emu_get_irq_state(f.r.ctl, MSIX, &st));
 	EXPECT_EQ(2048, st.count);
 	EXPECT_EQ(1ULL | 1ULL << 63, st.enabled[0]);
 	EXPECT_EQ(1ULL | 1ULL << 63, st.enabled[1]);
 	EXPECT_EQ(1ULL << (1000 % 64), st.enabled[1000 / 64]);
 	EXPECT_EQ(1ULL << 63, st.enabled[31]);
 	EXPECT_EQ(0, st.enabled[2] | st.enabled[14] | st.enabled[30]);
-	EXPECT_EQ(0, emu_trigger_irq(f.ctl, MSIX, 2047, 1));
+	EXPECT_EQ(0, emu_trigger_irq(f.r.ctl, MSIX, 2047, 1));
 	EXPECT_EQ(1, efd_take(efd));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(f.ctl, MSIX, 1, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(f.ctl, MSIX, 2047, 2));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(f.ctl, MSIX, 2048, 1));
-	EXPECT_EQ(-EINVAL, set_one(f.c.device, MSIX, 2048, efd));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(f.r.ctl, MSIX, 1, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(f.r.ctl, MSIX, 2047, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(f.r.ctl, MSIX, 2048, 1));
+	EXPECT_EQ(-EINVAL, set_one(f.r.c.device, MSIX, 2048, efd));
 
 	/* All 2048 vectors on one eventfd: one event each. */
 	for (i = 0; i < 2048; i++)
 		all[i] = efd;
-	ASSERT_EQ(0, vfio_set_irqs(f.c.device, EVENTFD_TRIGGER, MSIX, 0, 2048,
+	ASSERT_EQ(0, vfio_set_irqs(f.r.c.device, EVENTFD_TRIGGER, MSIX, 0, 2048,
 				   all));
-	ASSERT_EQ(0, emu_get_irq_state(f.ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(f.r.ctl, MSIX, &st));
 	for (i = 0; i < 32; i++)
 		EXPECT_EQ(~0ULL, st.enabled[i]) TH_LOG("word %d", i);
-	EXPECT_EQ(0, emu_trigger_irq(f.ctl, MSIX, 0, 2048));
+	EXPECT_EQ(0, emu_trigger_irq(f.r.ctl, MSIX, 0, 2048));
 	EXPECT_EQ(2048, efd_take(efd));
-	ASSERT_EQ(0, vfio_set_irqs(f.c.device, NONE_TRIGGER, MSIX, 0, 0, NULL));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(f.ctl, MSIX, 2047, 1));
+	ASSERT_EQ(0, vfio_set_irqs(f.r.c.device, NONE_TRIGGER, MSIX, 0, 0, NULL));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(f.r.ctl, MSIX, 2047, 1));
 
-	vfio_client_close(&f.c);
+	vfio_client_close(&f.r.c);
 	close(efd);
-	close(f.ctl);
-	EXPECT_EQ(0, mdev_remove(f.uuid));
-	EXPECT_EQ(0, kmsg_check(f.kmsg, _metadata->name));
+	RIG_TEARDOWN(&f.r);
 }
 
 /* SET_IRQS ACTION_TRIGGER with DATA_NONE / DATA_BOOL: the VMM's loopback. */
@@ -451,45 +432,35 @@ TEST_F(irqs, loopback_triggers)
 	int32_t fds[NR_MSIX], msi[NR_MSI];
 	uint8_t b[4] = { 1, 0, 1, 1 }, zero = 0;
 	int intx;
-	uint32_t v;
 
 	SKIP_IF_SETUP_SKIPPED();
-	for (v = 0; v < NR_MSIX; v++)
-		ASSERT_LE(0, fds[v] = new_efd(self));
-	for (v = 0; v < NR_MSI; v++)
-		ASSERT_LE(0, msi[v] = new_efd(self));
-	ASSERT_LE(0, intx = new_efd(self));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
-				   NR_MSIX, fds));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSI, 0,
-				   NR_MSI, msi));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	arm_all(_metadata, self, fds, msi, &intx);
 
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, MSIX, 2, 3,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, MSIX, 2, 3,
 				   NULL));
 	EXPECT_FIRED(fds, NR_MSIX, 0x1cu);
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER, MSIX, 8, 4, b));
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, BOOL_TRIGGER, MSIX, 8, 4, b));
 	EXPECT_FIRED(fds, NR_MSIX, 0xd00u);
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER, MSI, 0, 4, b));
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, BOOL_TRIGGER, MSI, 0, 4, b));
 	EXPECT_FIRED(msi, NR_MSI, 0xdu);
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, MSI, 3, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, MSI, 3, 1,
 				   NULL));
 	EXPECT_FIRED(msi, NR_MSI, 0x8u);
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(1, efd_take(intx));
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, BOOL_TRIGGER, INTX, 0, 1,
 				   &zero));
 	EXPECT_EQ(0, efd_take(intx));
 	/* Count 0 of DATA_BOOL does nothing (DATA_NONE would disable). */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER, MSIX, 0, 0,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, BOOL_TRIGGER, MSIX, 0, 0,
 				   NULL));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 0, 1));
 	EXPECT_FIRED(fds, NR_MSIX, 0x1u);
 
 	/* A vector without an eventfd: nothing to signal, no error. */
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 5, -1));
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, MSIX, 4, 3,
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 5, -1));
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, MSIX, 4, 3,
 				   NULL));
 	EXPECT_FIRED(fds, NR_MSIX, 0x50u);
 }
@@ -502,87 +473,87 @@ TEST_F(irqs, intx_mask_unmask)
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_LE(0, intx = new_efd(self));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, intx));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(1, st.count);
 	EXPECT_EQ(1, st.enabled[0]);
 	EXPECT_EQ(0, st.flags);
 
 	/* A trigger fires and automasks. */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(MUSER_IRQ_STATE_F_MASKED, st.flags);
 	/* Masked: the next one is pending... */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(0, efd_take(intx));
 	/* ...and delivered, once, on unmask, which masks again. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(1, efd_take(intx));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(MUSER_IRQ_STATE_F_MASKED, st.flags);
 	/* Nothing pending now: unmask just unmasks. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(0, efd_take(intx));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(0, st.flags);
 	/* Unmasking an unmasked INTx is harmless. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(0, efd_take(intx));
 
 	/* Explicit mask by the VMM, DATA_BOOL flavours. */
-	EXPECT_EQ(0, set_action(self->c.device, BOOL_MASK, INTX, 0));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	EXPECT_EQ(0, set_action(self->r.c.device, BOOL_MASK, INTX, 0));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(0, st.flags) TH_LOG("mask with a false bool masked");
-	EXPECT_EQ(0, set_action(self->c.device, BOOL_MASK, INTX, 1));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	EXPECT_EQ(0, set_action(self->r.c.device, BOOL_MASK, INTX, 1));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(MUSER_IRQ_STATE_F_MASKED, st.flags);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(0, efd_take(intx));
-	EXPECT_EQ(0, set_action(self->c.device, BOOL_UNMASK, INTX, 0));
+	EXPECT_EQ(0, set_action(self->r.c.device, BOOL_UNMASK, INTX, 0));
 	EXPECT_EQ(0, efd_take(intx));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(MUSER_IRQ_STATE_F_MASKED, st.flags);
-	EXPECT_EQ(0, set_action(self->c.device, BOOL_UNMASK, INTX, 1));
+	EXPECT_EQ(0, set_action(self->r.c.device, BOOL_UNMASK, INTX, 1));
 	EXPECT_EQ(1, efd_take(intx));
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	/* Mask, count 0: nothing happens. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_MASK, INTX, 0, 0,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_MASK, INTX, 0, 0,
 				   NULL));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(0, st.flags);
 
 	/* A mask eventfd is not supported (nor is it by vfio-pci). */
 	fd = intx;
-	EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device,
+	EXPECT_EQ(-EINVAL, vfio_set_irqs(self->r.c.device,
 					 VFIO_IRQ_SET_DATA_EVENTFD |
 					 VFIO_IRQ_SET_ACTION_MASK, INTX, 0, 1,
 					 &fd));
 	/* Only INTx is maskable. */
-	EXPECT_EQ(-ENOTTY, vfio_set_irqs(self->c.device, NONE_MASK, MSI, 0, 1,
+	EXPECT_EQ(-ENOTTY, vfio_set_irqs(self->r.c.device, NONE_MASK, MSI, 0, 1,
 					 NULL));
-	EXPECT_EQ(-ENOTTY, vfio_set_irqs(self->c.device, NONE_UNMASK, MSIX, 0,
+	EXPECT_EQ(-ENOTTY, vfio_set_irqs(self->r.c.device, NONE_UNMASK, MSIX, 0,
 					 1, NULL));
 
 	/* Disabling INTx forgets mask and pending state. */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, INTX, 0, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, INTX, 0, 0,
 				   NULL));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(0, st.flags);
 	EXPECT_EQ(0, st.count);
 	EXPECT_EQ(0, st.enabled[0]);
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, INTX, 0, 1));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, intx));
 	EXPECT_EQ(0, efd_take(intx)) TH_LOG("a stale pending INTx fired");
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
 }
 
@@ -603,19 +574,19 @@ TEST_F(irqs, intx_mask_count_zero)
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_LE(0, intx = new_efd(self));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, intx));
 	for (pass = 0; pass < 2; pass++) {
 		/* Pass 0 unmasked, pass 1 masked with a trigger pending. */
 		if (pass) {
-			EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+			EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 			EXPECT_EQ(1, efd_take(intx));
-			EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+			EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 		}
 		for (i = 0; i < ARRAY_SIZE(flags); i++) {
-			EXPECT_EQ(0, vfio_set_irqs(self->c.device, flags[i],
+			EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, flags[i],
 						   INTX, 0, 0, NULL))
 				TH_LOG("flags 0x%x", flags[i]);
-			ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+			ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 			EXPECT_EQ(pass ? MUSER_IRQ_STATE_F_MASKED : 0, st.flags)
 				TH_LOG("flags 0x%x changed the mask", flags[i]);
 			EXPECT_EQ(1, st.count);
@@ -623,20 +594,20 @@ TEST_F(irqs, intx_mask_count_zero)
 				TH_LOG("flags 0x%x fired INTx", flags[i]);
 		}
 		/* A mask or unmask eventfd needs one: EINVAL, as vfio-pci. */
-		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device,
+		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->r.c.device,
 						 VFIO_IRQ_SET_DATA_EVENTFD |
 						 VFIO_IRQ_SET_ACTION_MASK,
 						 INTX, 0, 0, NULL));
-		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->c.device, EVENTFD_UNMASK,
+		EXPECT_EQ(-EINVAL, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK,
 						 INTX, 0, 0, NULL));
 	}
 	/* Still working: the pending trigger comes with a real unmask. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(1, efd_take(intx));
 	/* The VMM's close and the removal (teardown) must not wait. */
-	vfio_client_close(&self->c);
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, INTX, &st));
+	vfio_client_close(&self->r.c);
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, INTX, &st));
 	EXPECT_EQ(0, st.count);
 }
 
@@ -649,7 +620,7 @@ static void check_irq_config(struct __test_metadata *_metadata,
 	int x;
 
 	for (x = 0; x < n; x++) {
-		ASSERT_EQ(0, emu_get_irq_state(self->ctl, indexes[x], &st));
+		ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, indexes[x], &st));
 		EXPECT_EQ(counts[x], st.count) TH_LOG("index %u", indexes[x]);
 		EXPECT_EQ((1ull << counts[x]) - 1, st.enabled[0])
 			TH_LOG("index %u", indexes[x]);
@@ -681,18 +652,9 @@ TEST_F(irqs, count_zero_every_index)
 	unsigned int x, a, t, v;
 
 	SKIP_IF_SETUP_SKIPPED();
-	for (v = 0; v < NR_MSIX; v++)
-		ASSERT_LE(0, fds[v] = new_efd(self));
-	for (v = 0; v < NR_MSI; v++)
-		ASSERT_LE(0, msi[v] = new_efd(self));
-	ASSERT_LE(0, intx = new_efd(self));
+	arm_all(_metadata, self, fds, msi, &intx);
 	ASSERT_LE(0, unmask = new_efd(self));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
-				   NR_MSIX, fds));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSI, 0,
-				   NR_MSI, msi));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				   &unmask));
 
 	/* Triggers of count 0, at the first and at the last vector. */
@@ -700,10 +662,10 @@ TEST_F(irqs, count_zero_every_index)
 		for (v = 0; v < 2; v++) {
 			uint32_t start = v ? counts[x] - 1 : 0;
 
-			EXPECT_EQ(0, vfio_set_irqs(self->c.device, BOOL_TRIGGER,
+			EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, BOOL_TRIGGER,
 						   indexes[x], start, 0, NULL))
 				TH_LOG("index %u start %u", indexes[x], start);
-			EXPECT_EQ(0, vfio_set_irqs(self->c.device,
+			EXPECT_EQ(0, vfio_set_irqs(self->r.c.device,
 						   EVENTFD_TRIGGER, indexes[x],
 						   start, 0, NULL))
 				TH_LOG("index %u start %u", indexes[x], start);
@@ -711,22 +673,22 @@ TEST_F(irqs, count_zero_every_index)
 	}
 	check_irq_config(_metadata, self, indexes, counts, 3);
 	/* Every eventfd is still in place... */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 0, NR_MSIX));
 	EXPECT_FIRED(fds, NR_MSIX, 0xffffu);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, NR_MSI));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 0, NR_MSI));
 	EXPECT_FIRED(msi, NR_MSI, 0xfu);
 	/* ...INTx's unmask eventfd too: it delivers a pending trigger. */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(0, efd_take(intx));
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
 	EXPECT_EQ(1, eventfd_wait(intx, 2000))
 		TH_LOG("a count-0 trigger dropped the unmask eventfd");
-	EXPECT_TRUE(wait_masked(self->ctl, true, 2000));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_TRUE(wait_masked(self->r.ctl, true, 2000));
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
-	EXPECT_LE(0, drain_posted(self->ctl, NULL));
+	EXPECT_LE(0, drain_posted(self->r.ctl, NULL));
 
 	/* Masks and unmasks of count 0. */
 	for (x = 0; x < 3; x++) {
@@ -740,7 +702,7 @@ TEST_F(irqs, count_zero_every_index)
 					want = -EINVAL;
 				else
 					want = 0;
-				EXPECT_EQ(want, vfio_set_irqs(self->c.device,
+				EXPECT_EQ(want, vfio_set_irqs(self->r.c.device,
 							      flags, indexes[x],
 							      0, 0, NULL))
 					TH_LOG("index %u flags 0x%x",
@@ -749,18 +711,18 @@ TEST_F(irqs, count_zero_every_index)
 		}
 	}
 	check_irq_config(_metadata, self, indexes, counts, 3);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
 
 	/* DATA_NONE, count 0: each index disabled. */
 	for (x = 0; x < 3; x++) {
 		struct muser_irq_state st;
 
-		EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER,
+		EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER,
 					   indexes[x], 0, 0, NULL));
-		ASSERT_EQ(0, emu_get_irq_state(self->ctl, indexes[x], &st));
+		ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, indexes[x], &st));
 		EXPECT_EQ(0, st.count) TH_LOG("index %u", indexes[x]);
-		EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, indexes[x], 0, 1));
+		EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, indexes[x], 0, 1));
 	}
 }
 
@@ -774,90 +736,90 @@ TEST_F(irqs, intx_unmask_eventfd)
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_LE(0, intx = new_efd(self));
 	ASSERT_LE(0, unmask = new_efd(self));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, intx));
 	fd = unmask;
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				   &fd));
 
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, eventfd_wait(intx, 1000));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(0, eventfd_wait(intx, 100)) TH_LOG("not automasked");
-	EXPECT_LE(0, drain_posted(self->ctl, NULL));
+	EXPECT_LE(0, drain_posted(self->r.ctl, NULL));
 
 	/* Signalling it delivers the pending trigger (and masks again)... */
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
 	EXPECT_EQ(1, eventfd_wait(intx, 2000)) TH_LOG("pending INTx lost");
-	EXPECT_TRUE(wait_masked(self->ctl, true, 1000));
+	EXPECT_TRUE(wait_masked(self->r.ctl, true, 1000));
 	/* ...and the emulator is told the state changed. */
-	EXPECT_LE(1, wait_posted(self->ctl, 2000));
+	EXPECT_LE(1, wait_posted(self->r.ctl, 2000));
 	/* With nothing pending it just unmasks. */
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
-	EXPECT_TRUE(wait_masked(self->ctl, false, 2000));
+	EXPECT_TRUE(wait_masked(self->r.ctl, false, 2000));
 	EXPECT_EQ(0, eventfd_wait(intx, 100));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
 
 	/* Removed (fd -1): signalling it no longer unmasks. */
 	fd = -1;
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				   &fd));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
 	EXPECT_EQ(0, eventfd_wait(intx, 300));
-	EXPECT_TRUE(wait_masked(self->ctl, true, 0));
+	EXPECT_TRUE(wait_masked(self->r.ctl, true, 0));
 	/* The ioctl still works. */
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 	EXPECT_EQ(1, efd_take(intx));
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
 
 	/* Set again, then the VMM closes it: the kernel lets go of it. */
 	unmask2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ASSERT_LE(0, unmask2);
 	fd = unmask2;
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				   &fd));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
 	ASSERT_EQ(0, eventfd_write(unmask2, 1));
-	EXPECT_TRUE(wait_masked(self->ctl, false, 2000));
+	EXPECT_TRUE(wait_masked(self->r.ctl, false, 2000));
 	close(unmask2);
 	fd = unmask;
 	for (i = 0; i < 100; i++) {
-		ret = vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+		ret = vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				    &fd);
 		if (ret != -EBUSY)
 			break;
 		sleep_ms(10);
 	}
 	EXPECT_EQ(0, ret) TH_LOG("a new unmask eventfd after closing the old one");
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(intx));
 	ASSERT_EQ(0, eventfd_write(unmask, 1));
-	EXPECT_TRUE(wait_masked(self->ctl, false, 2000));
+	EXPECT_TRUE(wait_masked(self->r.ctl, false, 2000));
 
 	/* Disabling INTx drops the unmask eventfd (as vfio-pci): a new one
 	 * can be set at once, while the old one is still open.
 	 */
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, INTX, 0, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, INTX, 0, 0,
 				   NULL));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, intx));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, intx));
 	unmask2 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ASSERT_LE(0, unmask2);
 	fd = unmask2;
-	EXPECT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0, 1,
 				   &fd));
 	close(unmask2);
 
 	/* Bad fds. */
 	fd = 9999;
-	EXPECT_EQ(-EBADF, vfio_set_irqs(self->c.device, EVENTFD_UNMASK, INTX, 0,
+	EXPECT_EQ(-EBADF, vfio_set_irqs(self->r.c.device, EVENTFD_UNMASK, INTX, 0,
 					1, &fd));
 	/* The VMM closing the device tears it all down (no hang, no leak). */
-	vfio_client_close(&self->c);
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	vfio_client_close(&self->r.c);
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 }
 
 /* MUSER_REQ_IRQ_STATE: posted after each successful SET_IRQS, coalesced. */
@@ -873,71 +835,71 @@ TEST_F(irqs, irq_state_posted)
 	ASSERT_LE(0, efd = new_efd(self));
 	for (i = 0; i < NR_MSIX; i++)
 		fds[i] = efd;
-	pfd.fd = self->ctl;
+	pfd.fd = self->r.ctl;
 
 	/* Nothing yet. */
-	EXPECT_EQ(0, drain_posted(self->ctl, NULL));
+	EXPECT_EQ(0, drain_posted(self->r.ctl, NULL));
 	EXPECT_EQ(0, poll(&pfd, 1, 0));
 
 	/* One SET_IRQS: POLLIN, one posted request with id 0. */
-	ASSERT_EQ(0, set_one(self->c.device, MSI, 0, efd));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSI, 0, efd));
 	EXPECT_EQ(1, poll(&pfd, 1, 1000));
 	EXPECT_TRUE(pfd.revents & POLLIN);
-	n = emu_read(self->ctl, r, 4);
+	n = emu_read(self->r.ctl, r, 4);
 	ASSERT_EQ(1, n);
 	EXPECT_EQ(MUSER_REQ_IRQ_STATE, r[0].hdr.type);
 	EXPECT_EQ(0, r[0].hdr.id);
 	EXPECT_EQ(0, r[0].hdr.flags);
 	EXPECT_EQ(0, r[0].hdr.len);
 	EXPECT_EQ(0, r[0].hdr.data_len);
-	EXPECT_EQ(-EAGAIN, emu_read(self->ctl, r, 4));
+	EXPECT_EQ(-EAGAIN, emu_read(self->r.ctl, r, 4));
 	/* Posted: no reply is expected, one is refused. */
-	EXPECT_EQ(-ENOENT, emu_reply(self->ctl, 0, 0, NULL, 0));
+	EXPECT_EQ(-ENOENT, emu_reply(self->r.ctl, 0, 0, NULL, 0));
 
 	/* Each kind of SET_IRQS posts. */
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 0,
 				   NR_MSIX, fds));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("eventfds");
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 3, -1));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("fd -1");
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, efd));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("INTx");
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_MASK, INTX, 0, 1, NULL));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("mask");
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_UNMASK, INTX, 0, 1,
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("eventfds");
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 3, -1));
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("fd -1");
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, efd));
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("INTx");
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_MASK, INTX, 0, 1, NULL));
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("mask");
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_UNMASK, INTX, 0, 1,
 				   NULL));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("unmask");
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, NONE_TRIGGER, MSIX, 0, 0,
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("unmask");
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, NONE_TRIGGER, MSIX, 0, 0,
 				   NULL));
-	EXPECT_EQ(1, drain_posted(self->ctl, NULL)) TH_LOG("disable");
+	EXPECT_EQ(1, drain_posted(self->r.ctl, NULL)) TH_LOG("disable");
 
 	/* Several without reading: at least one, at most a few. */
 	for (i = 0; i < 8; i++)
-		ASSERT_EQ(0, set_one(self->c.device, MSIX, i, efd));
-	n = drain_posted(self->ctl, NULL);
+		ASSERT_EQ(0, set_one(self->r.c.device, MSIX, i, efd));
+	n = drain_posted(self->r.ctl, NULL);
 	EXPECT_LE(1, n);
 	EXPECT_GE(2, n) TH_LOG("%d notifications for 8 changes", n);
 
 	/* A failed SET_IRQS changes nothing and posts nothing. */
-	EXPECT_EQ(-EINVAL, set_one(self->c.device, MSIX, NR_MSIX, efd));
-	EXPECT_EQ(-EBADF, set_one(self->c.device, MSIX, 0, 9999));
-	EXPECT_EQ(-EINVAL, set_one(self->c.device, ERR, 0, efd));
-	EXPECT_EQ(0, drain_posted(self->ctl, NULL));
+	EXPECT_EQ(-EINVAL, set_one(self->r.c.device, MSIX, NR_MSIX, efd));
+	EXPECT_EQ(-EBADF, set_one(self->r.c.device, MSIX, 0, 9999));
+	EXPECT_EQ(-EINVAL, set_one(self->r.c.device, ERR, 0, efd));
+	EXPECT_EQ(0, drain_posted(self->r.ctl, NULL));
 
 	/* Alongside requests: both delivered, the request still answered. */
-	ASSERT_EQ(0, async_start(&a, &self->c, VFIO_PCI_BAR0_REGION_INDEX, 0,
+	ASSERT_EQ(0, async_start(&a, &self->r.c, VFIO_PCI_BAR0_REGION_INDEX, 0,
 				 4, false));
 	EXPECT_EQ(1, poll(&pfd, 1, 5000));
-	ASSERT_EQ(0, set_one(self->c.device, MSI, 0, -1));
-	EXPECT_EQ(1, drain_posted(self->ctl, &other));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSI, 0, -1));
+	EXPECT_EQ(1, drain_posted(self->r.ctl, &other));
 	EXPECT_EQ(1, other);
 	EXPECT_EQ(4, async_join(&a));
 
 	/* Changes while no emulator is attached reach the next one. */
-	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_DETACH));
-	ASSERT_EQ(0, set_one(self->c.device, MSI, 1, efd));
-	ASSERT_EQ(0, ctl_attach(self->ctl, &self->layout));
-	EXPECT_EQ(1, wait_posted(self->ctl, 1000));
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSI, 1, efd));
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	EXPECT_EQ(1, wait_posted(self->r.ctl, 1000));
 }
 
 /* SET_IRQS argument checks, kselftest length-test style. */
@@ -976,7 +938,7 @@ TEST_F(irqs, set_irqs_errors)
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_LE(0, efd = new_efd(self));
 	ASSERT_LE(0, efd2 = new_efd(self));
-	ASSERT_EQ(0, set_one(self->c.device, MSI, 0, efd));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSI, 0, efd));
 
 	/* argsz below the header. */
 	for (i = 0; i < minsz; i += 4) {
@@ -985,7 +947,7 @@ TEST_F(irqs, set_irqs_errors)
 		buf.set.flags = NONE_TRIGGER;
 		buf.set.index = MSI;
 		buf.set.count = 1;
-		EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf))
+		EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf))
 			TH_LOG("argsz %zu accepted", i);
 		EXPECT_EQ(EINVAL, errno);
 	}
@@ -997,17 +959,17 @@ TEST_F(irqs, set_irqs_errors)
 	buf.fds[0] = buf.fds[1] = efd2;
 	for (i = minsz; i < minsz + 8; i++) {
 		buf.set.argsz = i;
-		EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf))
+		EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf))
 			TH_LOG("argsz %zu accepted for 2 fds", i);
 		EXPECT_EQ(EINVAL, errno);
 	}
 	buf.set.flags = BOOL_TRIGGER;
 	buf.set.count = 3;
 	buf.set.argsz = minsz + 2;
-	EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf));
+	EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf));
 	EXPECT_EQ(EINVAL, errno);
 	/* None of that changed vector 0. */
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, 1));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 0, 1));
 	EXPECT_EQ(1, efd_take(efd));
 	EXPECT_EQ(0, efd_take(efd2));
 
@@ -1015,24 +977,24 @@ TEST_F(irqs, set_irqs_errors)
 	buf.set.flags = EVENTFD_TRIGGER;
 	buf.set.count = 2;
 	buf.set.argsz = minsz + 8;
-	EXPECT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, 2));
+	EXPECT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 0, 2));
 	EXPECT_EQ(2, efd_take(efd2));
 	buf.fds[0] = buf.fds[1] = efd;
 	buf.set.argsz = sizeof(buf);
-	EXPECT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSI, 0, 2));
+	EXPECT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSI, 0, 2));
 	EXPECT_EQ(2, efd_take(efd));
 	buf.set.flags = NONE_TRIGGER;
 	buf.set.count = 1;
 	buf.set.argsz = minsz;
-	EXPECT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
+	EXPECT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
 	EXPECT_EQ(1, efd_take(efd));
 	buf.set.flags = BOOL_TRIGGER;
 	buf.set.count = 3;
 	buf.set.argsz = minsz + 3;
 	memset(buf.fds, 0, sizeof(buf.fds));
-	EXPECT_EQ(0, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
+	EXPECT_EQ(0, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf)) TH_LOG("%m");
 
 	/* Flags. */
 	for (i = 0; i < ARRAY_SIZE(bad_flags); i++) {
@@ -1041,7 +1003,7 @@ TEST_F(irqs, set_irqs_errors)
 		buf.set.flags = bad_flags[i];
 		buf.set.index = MSI;
 		buf.set.count = 1;
-		EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf))
+		EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf))
 			TH_LOG("flags 0x%x accepted", bad_flags[i]);
 		/* vfio-pci says ENOTTY for a missing or double action. */
 		EXPECT_TRUE(errno == EINVAL || errno == ENOTTY)
@@ -1056,17 +1018,17 @@ TEST_F(irqs, set_irqs_errors)
 		buf.set.index = range[i].index;
 		buf.set.start = range[i].start;
 		buf.set.count = range[i].count;
-		EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_SET_IRQS, &buf))
+		EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_SET_IRQS, &buf))
 			TH_LOG("index %u start %u count %u accepted",
 			       range[i].index, range[i].start, range[i].count);
 		EXPECT_EQ(EINVAL, errno) TH_LOG("case %zu", i);
 	}
 
 	/* Nothing changed, nothing was posted but the good calls' notice. */
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSI, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSI, &st));
 	EXPECT_EQ(2, st.count);
 	EXPECT_EQ(0x3ULL, st.enabled[0]);
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, ERR, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, ERR, &st));
 	EXPECT_EQ(0, st.count);
 }
 
@@ -1090,13 +1052,13 @@ TEST_F(irqs, emulator_ioctl_errors)
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_LE(0, efd = new_efd(self));
-	ASSERT_EQ(0, set_one(self->c.device, MSIX, 9, efd));
+	ASSERT_EQ(0, set_one(self->r.c.device, MSIX, 9, efd));
 
 	for (i = 0; i < ARRAY_SIZE(bad_argsz); i++) {
 		memset(&big, 0, sizeof(big));
 		big.st.argsz = bad_argsz[i];
 		big.st.index = MSIX;
-		EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_GET_IRQ_STATE, &big))
+		EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_GET_IRQ_STATE, &big))
 			TH_LOG("argsz %u accepted", bad_argsz[i]);
 		EXPECT_EQ(EINVAL, errno);
 	}
@@ -1104,7 +1066,7 @@ TEST_F(irqs, emulator_ioctl_errors)
 		memset(&big, 0, sizeof(big));
 		big.st.argsz = sizeof(big.st);
 		big.st.index = bad_index[i];
-		EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_GET_IRQ_STATE, &big))
+		EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_GET_IRQ_STATE, &big))
 			TH_LOG("index %u accepted", bad_index[i]);
 		EXPECT_EQ(EINVAL, errno);
 	}
@@ -1112,7 +1074,7 @@ TEST_F(irqs, emulator_ioctl_errors)
 	memset(&big, 0xa5, sizeof(big));
 	big.st.argsz = sizeof(big);
 	big.st.index = MSIX;
-	ASSERT_EQ(0, ioctl(self->ctl, MUSER_IOC_GET_IRQ_STATE, &big)) TH_LOG("%m");
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_GET_IRQ_STATE, &big)) TH_LOG("%m");
 	EXPECT_EQ(10, big.st.count);
 	EXPECT_EQ(0, big.st.flags);
 	EXPECT_EQ(1ULL << 9, big.st.enabled[0]);
@@ -1125,7 +1087,7 @@ TEST_F(irqs, emulator_ioctl_errors)
 		memset(&big, 0, sizeof(big));
 		big.st.argsz = sizeof(big.st);
 		big.st.index = i;
-		EXPECT_EQ(0, ioctl(self->ctl, MUSER_IOC_GET_IRQ_STATE, &big))
+		EXPECT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_GET_IRQ_STATE, &big))
 			TH_LOG("index %zu: %m", i);
 	}
 
@@ -1136,28 +1098,28 @@ TEST_F(irqs, emulator_ioctl_errors)
 		trig.t.index = MSIX;
 		trig.t.start = 9;
 		trig.t.count = 1;
-		EXPECT_EQ(-1, ioctl(self->ctl, MUSER_IOC_TRIGGER_IRQ, &trig))
+		EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_TRIGGER_IRQ, &trig))
 			TH_LOG("argsz %zu accepted", i);
 		EXPECT_EQ(EINVAL, errno);
 	}
 	EXPECT_EQ(0, efd_take(efd));
 	trig.t.argsz = sizeof(trig);
-	EXPECT_EQ(0, ioctl(self->ctl, MUSER_IOC_TRIGGER_IRQ, &trig)) TH_LOG("%m");
+	EXPECT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_TRIGGER_IRQ, &trig)) TH_LOG("%m");
 	EXPECT_EQ(1, efd_take(efd));
 	/* Indexes and ranges. */
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, REQ, 0, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, ERR, 0, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MUSER_NUM_IRQS, 0, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, 0xffffffff, 0, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSIX, NR_MSIX, 1));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSIX, NR_MSIX - 1, 2));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSIX, 0, 0));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSIX, 0xffffffff, 2));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, MSIX, 1, 0xffffffff));
-	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->ctl, INTX, 1, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, REQ, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, ERR, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MUSER_NUM_IRQS, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, 0xffffffff, 0, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSIX, NR_MSIX, 1));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSIX, NR_MSIX - 1, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSIX, 0, 0));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSIX, 0xffffffff, 2));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, MSIX, 1, 0xffffffff));
+	EXPECT_EQ(-EINVAL, emu_trigger_irq(self->r.ctl, INTX, 1, 1));
 	EXPECT_EQ(0, efd_take(efd));
 	/* Only the attached emulator triggers. */
-	other = ctl_open(self->uuid, O_NONBLOCK);
+	other = ctl_open(self->r.uuid, O_NONBLOCK);
 	ASSERT_LE(0, other);
 	EXPECT_EQ(-ENOTCONN, emu_trigger_irq(other, MSIX, 9, 1));
 	close(other);
@@ -1181,53 +1143,53 @@ TEST_F(irqs, reset_and_close)
 	ASSERT_LE(0, efd = new_efd(self));
 	for (i = 0; i < NR_MSIX; i++)
 		fds[i] = efd;
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSIX, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSIX, 0,
 				   NR_MSIX, fds));
-	ASSERT_EQ(0, vfio_set_irqs(self->c.device, EVENTFD_TRIGGER, MSI, 0,
+	ASSERT_EQ(0, vfio_set_irqs(self->r.c.device, EVENTFD_TRIGGER, MSI, 0,
 				   NR_MSI, fds));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, efd));
-	ASSERT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));	/* masks */
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, efd));
+	ASSERT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));	/* masks */
 	EXPECT_EQ(1, efd_take(efd));
 
 	/* Reset is the emulator's business: the eventfds stay. */
-	ra.fd = self->c.device;
+	ra.fd = self->r.c.device;
 	ASSERT_EQ(0, pthread_create(&ra.thread, NULL, reset_fn, &ra));
 	end = now_ms() + 5000;
 	while (!got_reset && now_ms() < end) {
-		n = emu_read_timeout(self->ctl, r, 4, 100);
+		n = emu_read_timeout(self->r.ctl, r, 4, 100);
 		for (i = 0; i < n; i++) {
 			if (r[i].hdr.type != MUSER_REQ_RESET)
 				continue;
 			got_reset++;
-			EXPECT_LT(0, emu_reply(self->ctl, r[i].hdr.id, 0, NULL,
+			EXPECT_LT(0, emu_reply(self->r.ctl, r[i].hdr.id, 0, NULL,
 					       0));
 		}
 	}
 	pthread_join(ra.thread, NULL);
 	EXPECT_EQ(1, got_reset);
 	EXPECT_EQ(0, ra.ret);
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, MSIX, 0, NR_MSIX));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, MSIX, 0, NR_MSIX));
 	EXPECT_EQ(NR_MSIX, efd_take(efd));
-	ASSERT_EQ(0, emu_get_irq_state(self->ctl, MSIX, &st));
+	ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, MSIX, &st));
 	EXPECT_EQ(NR_MSIX, st.count);
 
 	/* Close: every index back to nothing. */
-	vfio_client_close(&self->c);
+	vfio_client_close(&self->r.c);
 	for (i = 0; i < MUSER_NUM_IRQS; i++) {
-		ASSERT_EQ(0, emu_get_irq_state(self->ctl, i, &st));
+		ASSERT_EQ(0, emu_get_irq_state(self->r.ctl, i, &st));
 		EXPECT_EQ(0, st.count) TH_LOG("index %d", i);
 		EXPECT_EQ(0, st.flags) TH_LOG("index %d", i);
 		EXPECT_EQ(0, st.enabled[0]) TH_LOG("index %d", i);
 	}
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSIX, 0, 1));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, MSI, 0, 1));
-	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSIX, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, MSI, 0, 1));
+	EXPECT_EQ(-ENOENT, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(0, efd_take(efd));
 
 	/* A new VMM starts from scratch, INTx unmasked. */
-	ASSERT_EQ(0, vfio_client_open(&self->c, self->uuid, NULL));
-	ASSERT_EQ(0, set_one(self->c.device, INTX, 0, efd));
-	EXPECT_EQ(0, emu_trigger_irq(self->ctl, INTX, 0, 1));
+	ASSERT_EQ(0, vfio_client_open(&self->r.c, self->r.uuid, NULL));
+	ASSERT_EQ(0, set_one(self->r.c.device, INTX, 0, efd));
+	EXPECT_EQ(0, emu_trigger_irq(self->r.ctl, INTX, 0, 1));
 	EXPECT_EQ(1, efd_take(efd));
 }
 

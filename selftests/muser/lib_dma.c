@@ -20,8 +20,8 @@
 
 #include <muser.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 
 #define PG		4096ul
 #define CHUNK		(1ul << MUSER_DMA_CHUNK_SHIFT)
@@ -58,15 +58,6 @@ static int on_reset(struct muser_dev *dev, void *priv,
 	return 0;
 }
 
-static ssize_t bar_cb(struct muser_dev *dev, void *priv, void *buf,
-		      size_t count, uint64_t offset, bool is_write)
-{
-	(void)dev; (void)priv; (void)offset;
-	if (!is_write)
-		memset(buf, 0, count);
-	return count;
-}
-
 static void fill(uint8_t *p, size_t len, uint8_t seed)
 {
 	size_t i;
@@ -87,11 +78,8 @@ static void drain(struct muser_dev *dev)
 }
 
 FIXTURE(lib) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int kmsg;
+	struct rig r;		/* the emulator is libmuser's device */
 	struct muser_dev *dev;
-	struct vfio_client c;
 	struct seen seen;
 	uint8_t *guest;
 };
@@ -99,54 +87,33 @@ FIXTURE(lib) {
 FIXTURE_SETUP(lib)
 {
 	char path[128];
-	const char *step = "?";
-	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
-	int ret;
 
-	self->kmsg = -1;
-	self->dev = NULL;
-	memset(&self->seen, 0, sizeof(self->seen));
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-
-	snprintf(path, sizeof(path), MUSER_DEV_DIR "/%s", self->uuid);
+	RIG_SETUP(&self->r, NULL, RIG_NO_CTL | RIG_NO_VMM);
+	snprintf(path, sizeof(path), MUSER_DEV_DIR "/%s", self->r.uuid);
 	self->dev = muser_dev_create_path(path, 0);
 	ASSERT_NE(NULL, self->dev) TH_LOG("%s: %m", path);
 	ASSERT_EQ(0, muser_pci_set_ids(self->dev, 0x4e58, 0x00d0, 0, 0));
 	ASSERT_EQ(0, muser_setup_bar(self->dev, 0, 0x1000, MUSER_BAR_MEM32,
-				     bar_cb, NULL));
+				     lib_bar_zero_cb, NULL));
 	ASSERT_EQ(0, muser_dev_set_priv(self->dev, &self->seen));
 	ASSERT_EQ(0, muser_set_reset_cb(self->dev, on_reset, NULL));
 	ASSERT_EQ(0, muser_set_dma_revoke_cb(self->dev, on_revoke, &self->seen));
 	ASSERT_EQ(0, muser_realize(self->dev));
 
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
+	test_rig_open_vmm(&self->r);
 	self->guest = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->guest);
 	fill(self->guest, GUEST_SIZE, 1);
-	map.flags = RW;
-	map.vaddr = (uintptr_t)self->guest;
-	map.iova = GUEST_IOVA;
-	map.size = GUEST_SIZE;
-	ASSERT_EQ(0, ioctl(self->c.container, VFIO_IOMMU_MAP_DMA, &map));
+	test_vmm_map(&self->r.c, self->guest, GUEST_IOVA, GUEST_SIZE);
 	drain(self->dev);
 }
 
 FIXTURE_TEARDOWN(lib)
 {
-	vfio_client_close(&self->c);
+	vfio_client_close(&self->r.c);
 	muser_dev_destroy(self->dev);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
 }
 
 TEST_F(lib, map_scatter_list)
@@ -222,7 +189,7 @@ TEST_F(lib, revoked_then_remapped)
 
 	ASSERT_EQ(1, muser_dma_map(self->dev, GUEST_IOVA + PG, PG,
 				   MUSER_DMA_READ, &sg, 1));
-	ASSERT_EQ(0, ioctl(self->c.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
+	ASSERT_EQ(0, ioctl(self->r.c.container, VFIO_IOMMU_UNMAP_DMA, &unmap));
 	drain(self->dev);
 	EXPECT_EQ(1, self->seen.revokes);
 	EXPECT_EQ(GUEST_IOVA, self->seen.iova);
@@ -233,7 +200,7 @@ TEST_F(lib, revoked_then_remapped)
 
 	/* The guest's memory comes back (QEMU remaps while the guest boots). */
 	map.vaddr = (uintptr_t)self->guest;
-	ASSERT_EQ(0, ioctl(self->c.container, VFIO_IOMMU_MAP_DMA, &map));
+	ASSERT_EQ(0, ioctl(self->r.c.container, VFIO_IOMMU_MAP_DMA, &map));
 	ASSERT_EQ(1, muser_dma_map(self->dev, GUEST_IOVA + PG, PG,
 				   MUSER_DMA_READ, &sg, 1));
 	EXPECT_EQ(0, memcmp(sg.addr, self->guest + PG, PG));
@@ -245,7 +212,7 @@ TEST_F(lib, vmm_close_resets_device)
 	struct muser_sg sg;
 
 	ASSERT_EQ(1, muser_dma_map(self->dev, GUEST_IOVA, PG, MUSER_DMA_READ, &sg, 1));
-	vfio_client_close(&self->c);
+	vfio_client_close(&self->r.c);
 	drain(self->dev);
 	EXPECT_EQ(1, self->seen.revokes);
 	EXPECT_EQ(0, self->seen.iova);

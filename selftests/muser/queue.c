@@ -42,23 +42,18 @@
 
 FIXTURE(queue) {
 	struct rig r;
-	long saved_timeout;
 };
 
 FIXTURE_SETUP(queue)
 {
-	self->saved_timeout = -1;
 	RIG_SETUP(&self->r, NULL, RIG_NONBLOCK);
-	ASSERT_EQ(0, param_get("timeout_ms", &self->saved_timeout));
 	/* No access may time out while the test holds it. */
-	ASSERT_EQ(0, param_set("timeout_ms", LONG_MS));
+	ASSERT_EQ(0, rig_set_timeout(&self->r, LONG_MS));
 }
 
 FIXTURE_TEARDOWN(queue)
 {
 	RIG_TEARDOWN(&self->r);
-	if (self->saved_timeout >= 0)
-		EXPECT_EQ(0, param_set("timeout_ms", self->saved_timeout));
 }
 
 /* ------------------------------------------------------------- requests */
@@ -102,6 +97,33 @@ struct held {
 	uint64_t offset;
 };
 
+/*
+ * Read what came within 100 ms into @reqs and hold each request that needs
+ * an answer in @held; @seen counts them per reader, @dups the repeats.
+ * Returns how many came, notices included.
+ */
+static int hold_requests(struct __test_metadata *_metadata, int ctl,
+			 struct emu_req *reqs, struct held *held, int *nheld,
+			 uint8_t *seen, int *dups, bool check_type)
+{
+	int i, n;
+
+	n = emu_read_timeout(ctl, reqs, 600, 100);
+	ASSERT_LE(0, n) TH_LOG("read: %s", strerror(-n));
+	for (i = 0; i < n; i++) {
+		uint64_t off = reqs[i].hdr.offset;
+
+		if (!reqs[i].hdr.id)
+			continue;
+		if (check_type)
+			ASSERT_EQ(MUSER_REQ_READ, reqs[i].hdr.type);
+		ASSERT_GT(NR_READERS, off);
+		*dups += seen[off]++ > 0;
+		held[(*nheld)++] = (struct held){ reqs[i].hdr.id, off };
+	}
+	return n;
+}
+
 TEST_F_TIMEOUT(queue, requests_bounded, 300)
 {
 	/* One read() stages up to 4 * MUSER_READ_BUF_MIN: 516 READs. */
@@ -136,18 +158,8 @@ TEST_F_TIMEOUT(queue, requests_bounded, 300)
 	 */
 	for (end = now_ms() + LONG_MS / 2; nheld < NR_READERS && quiet < 2;) {
 		ASSERT_LT(now_ms(), end) TH_LOG("%d requests came", nheld);
-		n = emu_read_timeout(self->r.ctl, reqs, 600, 100);
-		ASSERT_LE(0, n) TH_LOG("read: %s", strerror(-n));
-		for (i = 0; i < n; i++) {
-			uint64_t off = reqs[i].hdr.offset;
-
-			if (!reqs[i].hdr.id)
-				continue;
-			ASSERT_EQ(MUSER_REQ_READ, reqs[i].hdr.type);
-			ASSERT_GT(NR_READERS, off);
-			dups += seen[off]++ > 0;
-			held[nheld++] = (struct held){ reqs[i].hdr.id, off };
-		}
+		n = hold_requests(_metadata, self->r.ctl, reqs, held, &nheld,
+				  seen, &dups, true);
 		most = nheld > most ? nheld : most;
 		for (waiting = 0, i = 0; i < NR_READERS; i++)
 			waiting += !seen[i] &&
@@ -170,17 +182,8 @@ TEST_F_TIMEOUT(queue, requests_bounded, 300)
 					       &v, 1));
 			answered++;
 		}
-		n = emu_read_timeout(self->r.ctl, reqs, 600, 100);
-		ASSERT_LE(0, n) TH_LOG("read: %s", strerror(-n));
-		for (i = 0; i < n; i++) {
-			uint64_t off = reqs[i].hdr.offset;
-
-			if (!reqs[i].hdr.id)
-				continue;
-			ASSERT_GT(NR_READERS, off);
-			dups += seen[off]++ > 0;
-			held[nheld++] = (struct held){ reqs[i].hdr.id, off };
-		}
+		n = hold_requests(_metadata, self->r.ctl, reqs, held, &nheld,
+				  seen, &dups, false);
 		most = nheld - answered > most ? nheld - answered : most;
 	}
 	for (i = 0; i < NR_READERS; i++) {

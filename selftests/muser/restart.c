@@ -30,8 +30,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 #include "restart_emu.h"
 
 #define BAR0		VFIO_PCI_BAR0_REGION_INDEX
@@ -116,11 +116,7 @@ static const char *status_str(int status, char *buf, size_t len)
 struct storm;
 
 FIXTURE(rst) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int kmsg;
-	long saved_timeout;
-	struct vfio_client c;
+	struct rig r;		/* the emulator is a process, self->emu */
 	struct emu_shared *sh;
 	pid_t emu;
 	struct storm *storm;
@@ -129,59 +125,32 @@ FIXTURE(rst) {
 
 FIXTURE_SETUP(rst)
 {
-	int ret;
-
-	self->kmsg = -1;
-	self->saved_timeout = -1;
 	self->emu = -1;
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
-	self->kmsg = kmsg_start(_metadata->name);
-	ASSERT_EQ(0, param_get("timeout_ms", &self->saved_timeout));
+	RIG_SETUP(&self->r, NULL, RIG_NO_CTL | RIG_NO_VMM);
+	ASSERT_EQ(0, param_get("timeout_ms", &self->r.saved_timeout));
 	self->sh = emu_shared_new();
 	ASSERT_NE(NULL, self->sh);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
 }
 
 static void storm_stop(struct storm *s);
 
 FIXTURE_TEARDOWN(rst)
 {
-	long pinned = -1;
-	int i;
-
 	if (self->storm) {
 		storm_stop(self->storm);
 		free(self->storm);
 	}
 	emu_kill(self->emu);
 	self->emu = -1;
-	vfio_client_close(&self->c);
+	vfio_client_close(&self->r.c);
 	if (self->guest)
 		munmap(self->guest, GUEST_SIZE);
-	if (self->created) {
-		/* The VMM is gone: nothing stays pinned. */
-		for (i = 0; i < 100; i++) {
-			if ((pinned = dma_stat(self->uuid, "pinned_pages")) < 0 ||
-			    !pinned)
-				break;
-			sleep_ms(20);
-		}
-		EXPECT_EQ(0, pinned) TH_LOG("pinned pages after the VMM closed");
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	}
-	if (self->saved_timeout >= 0)
-		EXPECT_EQ(0, param_set("timeout_ms", self->saved_timeout));
+	RIG_TEARDOWN(&self->r);
 	if (self->sh) {
 		EXPECT_EQ(0, self->sh->errors) TH_LOG("emulator: %s",
 						      self->sh->last_error);
 		emu_shared_free(self->sh);
 	}
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
 }
 
 /* Fork an emulator (self->emu) and wait until it serves. */
@@ -190,7 +159,7 @@ static int start_emu(FIXTURE_DATA(rst) *self, uint16_t device_id,
 		     struct emu_report *r)
 {
 	struct emu_cfg cfg = {
-		.uuid = self->uuid, .device_id = device_id,
+		.uuid = self->r.uuid, .device_id = device_id,
 		.dma_iova = dma_iova, .dma_len = dma_len, .sh = self->sh,
 	};
 	int fd, ret;
@@ -231,9 +200,9 @@ TEST_F(rst, state_area)
 
 	SKIP_IF_SETUP_SKIPPED();
 	layout_default(&layout);
-	ctl = ctl_open(self->uuid, 0);
+	ctl = ctl_open(self->r.uuid, 0);
 	ASSERT_LE(0, ctl);
-	ctl2 = ctl_open(self->uuid, 0);
+	ctl2 = ctl_open(self->r.uuid, 0);
 	ASSERT_LE(0, ctl2);
 
 	/* Nobody attached: nobody maps it. */
@@ -380,24 +349,22 @@ TEST_F(rst, lib_recovers_config)
 	struct cfg_snap before, after;
 	struct async_access a;
 	struct emu_report r;
-	const char *step = "?";
-	int msix, ret;
+	int msix;
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
 	EXPECT_FALSE(r.recovered);
 	EXPECT_FALSE(r.recover_cb);
 	EXPECT_TRUE(r.state_zero);
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
-	msix = find_msix(&self->c);
+	test_rig_open_vmm(&self->r);
+	msix = find_msix(&self->r.c);
 	ASSERT_LT(0, msix);
-	program(_metadata, &self->c, msix);
-	ASSERT_EQ(0, snap(&self->c, msix, &before));
+	program(_metadata, &self->r.c, msix);
+	ASSERT_EQ(0, snap(&self->r.c, msix, &before));
 	expect_programmed(_metadata, &before, EMU_DEVICE);
 
 	kill_emu(self);
-	ASSERT_EQ(0, async_start(&a, &self->c, BAR0, T_REG, 4, false));
+	ASSERT_EQ(0, async_start(&a, &self->r.c, BAR0, T_REG, 4, false));
 	sleep_ms(200);
 	EXPECT_FALSE(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE));
 
@@ -407,22 +374,22 @@ TEST_F(rst, lib_recovers_config)
 	EXPECT_EQ(4, async_join(&a));
 	EXPECT_EQ(T_REG_VAL, *(uint32_t *)a.buf);
 
-	ASSERT_EQ(0, snap(&self->c, msix, &after));
+	ASSERT_EQ(0, snap(&self->r.c, msix, &after));
 	expect_programmed(_metadata, &after, EMU_DEVICE);
 	EXPECT_EQ(0, memcmp(before.all, after.all, sizeof(before.all)))
 		TH_LOG("config space changed across the restart");
 
 	/* Twice more, with the VMM changing the register in between. */
-	ASSERT_EQ(0, bar_write32(&self->c, T_REG + 4, 0x5a5a0001));
+	ASSERT_EQ(0, bar_write32(&self->r.c, T_REG + 4, 0x5a5a0001));
 	kill_emu(self);
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
 	EXPECT_TRUE(r.recovered);
 	kill_emu(self);
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
 	EXPECT_TRUE(r.recovered);
-	ASSERT_EQ(0, snap(&self->c, msix, &after));
+	ASSERT_EQ(0, snap(&self->r.c, msix, &after));
 	expect_programmed(_metadata, &after, EMU_DEVICE);
-	EXPECT_EQ(0, bar_read32(&self->c, T_REG + 4, &after.reg));
+	EXPECT_EQ(0, bar_read32(&self->r.c, T_REG + 4, &after.reg));
 	EXPECT_EQ(0x5a5a0001, after.reg);
 	EXPECT_EQ(3, self->sh->recovered);
 	EXPECT_EQ(1, self->sh->fresh);
@@ -438,23 +405,21 @@ TEST_F(rst, lib_new_description)
 {
 	struct cfg_snap s;
 	struct emu_report r;
-	const char *step = "?";
-	int msix, ret;
+	int msix;
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
-	msix = find_msix(&self->c);
+	test_rig_open_vmm(&self->r);
+	msix = find_msix(&self->r.c);
 	ASSERT_LT(0, msix);
-	program(_metadata, &self->c, msix);
+	program(_metadata, &self->r.c, msix);
 	kill_emu(self);
 
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE + 1, 0, 0, &r));
 	EXPECT_FALSE(r.recovered);
 	EXPECT_FALSE(r.recover_cb);
 	EXPECT_TRUE(r.state_zero) TH_LOG("the device's state area was not zeroed");
-	ASSERT_EQ(0, snap(&self->c, msix, &s));
+	ASSERT_EQ(0, snap(&self->r.c, msix, &s));
 	EXPECT_EQ(EMU_VENDOR, s.vendor);
 	EXPECT_EQ(EMU_DEVICE + 1, s.device);
 	EXPECT_EQ(0, s.command);
@@ -465,11 +430,11 @@ TEST_F(rst, lib_new_description)
 	EXPECT_EQ(0, s.reg);
 
 	/* And that one's state is recovered by the next of its kind. */
-	program(_metadata, &self->c, msix);
+	program(_metadata, &self->r.c, msix);
 	kill_emu(self);
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE + 1, 0, 0, &r));
 	EXPECT_TRUE(r.recovered);
-	ASSERT_EQ(0, snap(&self->c, msix, &s));
+	ASSERT_EQ(0, snap(&self->r.c, msix, &s));
 	expect_programmed(_metadata, &s, EMU_DEVICE + 1);
 }
 
@@ -480,45 +445,42 @@ TEST_F(rst, lib_new_description)
 TEST_F(rst, never_comes_back)
 {
 	struct emu_report r;
-	const char *step = "?";
 	uint16_t cmd = T_COMMAND;
 	uint32_t v;
 	int64_t t0, dt;
-	int ret;
 
 	SKIP_IF_SETUP_SKIPPED();
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
-	ASSERT_EQ(0, cfg_write(&self->c, 4, &cmd, 2));
-	ASSERT_EQ(0, bar_write32(&self->c, T_REG, 0x11111111));
+	test_rig_open_vmm(&self->r);
+	ASSERT_EQ(0, cfg_write(&self->r.c, 4, &cmd, 2));
+	ASSERT_EQ(0, bar_write32(&self->r.c, T_REG, 0x11111111));
 
-	ASSERT_EQ(0, param_set("timeout_ms", NCB_TIMEOUT_MS));
+	ASSERT_EQ(0, rig_set_timeout(&self->r, NCB_TIMEOUT_MS));
 	kill_emu(self);
 	t0 = now_ms();
-	EXPECT_EQ(-ETIMEDOUT, bar_read32(&self->c, T_REG, &v));
+	EXPECT_EQ(-ETIMEDOUT, bar_read32(&self->r.c, T_REG, &v));
 	dt = now_ms() - t0;
 	EXPECT_LE(NCB_TIMEOUT_MS - 100, dt);
 	EXPECT_GE(NCB_TIMEOUT_MS * 10, dt);
 	/* Timed out before any emulator saw it: never delivered. */
-	EXPECT_EQ(-ETIMEDOUT, bar_write32(&self->c, T_REG, 0x22222222));
-	EXPECT_EQ(-ETIMEDOUT, cfg_read(&self->c, 4, &cmd, 2));
+	EXPECT_EQ(-ETIMEDOUT, bar_write32(&self->r.c, T_REG, 0x22222222));
+	EXPECT_EQ(-ETIMEDOUT, cfg_read(&self->r.c, 4, &cmd, 2));
 	t0 = now_ms();
-	EXPECT_EQ(-1, ioctl(self->c.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(-1, ioctl(self->r.c.device, VFIO_DEVICE_RESET));
 	EXPECT_EQ(ETIMEDOUT, errno);
 	EXPECT_LE(NCB_TIMEOUT_MS - 100, now_ms() - t0);
 	TH_LOG("accesses failed with ETIMEDOUT after %lld ms", (long long)dt);
 
-	ASSERT_EQ(0, param_set("timeout_ms", self->saved_timeout));
+	ASSERT_EQ(0, param_set("timeout_ms", self->r.saved_timeout));
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, 0, 0, &r));
 	EXPECT_TRUE(r.recovered);
-	EXPECT_EQ(0, bar_read32(&self->c, T_REG, &v));
+	EXPECT_EQ(0, bar_read32(&self->r.c, T_REG, &v));
 	EXPECT_EQ(0x11111111, v) TH_LOG("a timed-out write reached the device");
 	cmd = 0;
-	EXPECT_EQ(0, cfg_read(&self->c, 4, &cmd, 2));
+	EXPECT_EQ(0, cfg_read(&self->r.c, 4, &cmd, 2));
 	EXPECT_EQ(T_COMMAND, cmd);
-	EXPECT_EQ(0, bar_write32(&self->c, T_REG, 0x33333333));
-	EXPECT_EQ(0, bar_read32(&self->c, T_REG, &v));
+	EXPECT_EQ(0, bar_write32(&self->r.c, T_REG, 0x33333333));
+	EXPECT_EQ(0, bar_read32(&self->r.c, T_REG, &v));
 	EXPECT_EQ(0x33333333, v);
 }
 
@@ -664,7 +626,7 @@ static void *sup_fn(void *arg)
 {
 	struct storm *s = arg;
 	struct emu_cfg cfg = {
-		.uuid = s->self->uuid, .device_id = EMU_DEVICE,
+		.uuid = s->self->r.uuid, .device_id = EMU_DEVICE,
 		.dma_iova = GUEST_IOVA, .dma_len = GUEST_SIZE,
 		.sh = s->self->sh,
 	};
@@ -747,12 +709,11 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 	struct vfio_iommu_type1_dma_map map = { .argsz = sizeof(map) };
 	struct storm *s;
 	struct emu_report r;
-	const char *step = "?";
 	uint16_t cmd = T_COMMAND, mc = T_MSIX_CTRL;
 	uint64_t accesses = 0, total_ns = 0, slow[3] = { 0 };
 	int64_t t0, elapsed, max_ns = 0;
 	long pinned, want_pinned, samples = 0, bad_samples = 0, bad_value = 0;
-	int msix, ret, i;
+	int msix, i;
 	uint32_t got;
 
 	SKIP_IF_SETUP_SKIPPED();
@@ -765,8 +726,7 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 	TH_LOG("seed %u", s->seed);
 
 	/* The VMM, with guest memory the emulators map. */
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
+	test_rig_open_vmm(&self->r);
 	self->guest = mmap(NULL, GUEST_SIZE, PROT_READ | PROT_WRITE,
 			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, self->guest);
@@ -777,24 +737,24 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 	map.vaddr = (uintptr_t)self->guest;
 	map.iova = GUEST_IOVA;
 	map.size = GUEST_SIZE;
-	ASSERT_EQ(0, ioctl(self->c.container, VFIO_IOMMU_MAP_DMA, &map));
+	ASSERT_EQ(0, ioctl(self->r.c.container, VFIO_IOMMU_MAP_DMA, &map));
 
 	/* The first emulator; the guest driver sets the device up. */
 	ASSERT_EQ(0, start_emu(self, EMU_DEVICE, GUEST_IOVA, GUEST_SIZE, &r));
 	EXPECT_FALSE(r.recovered);
-	want_pinned = dma_stat(self->uuid, "pinned_pages");
+	want_pinned = dma_stat(self->r.uuid, "pinned_pages");
 	ASSERT_LE(0, want_pinned);
 	EXPECT_EQ(GUEST_SIZE / PG, want_pinned);
-	msix = find_msix(&self->c);
+	msix = find_msix(&self->r.c);
 	ASSERT_LT(0, msix);
-	ASSERT_EQ(0, cfg_write(&self->c, 4, &cmd, 2));
-	ASSERT_EQ(0, cfg_write(&self->c, msix + 2, &mc, 2));
+	ASSERT_EQ(0, cfg_write(&self->r.c, 4, &cmd, 2));
+	ASSERT_EQ(0, cfg_write(&self->r.c, msix + 2, &mc, 2));
 
 	/* The storm. */
 	for (i = 0; i < STORM_VMM_THREADS; i++) {
 		s->vmm[i].idx = i;
 		s->vmm[i].msix = msix;
-		s->vmm[i].c = &self->c;
+		s->vmm[i].c = &self->r.c;
 		s->vmm[i].stop = &s->stop_vmm;
 		ASSERT_EQ(0, pthread_create(&s->vmm[i].thread, NULL, vmm_fn,
 					    &s->vmm[i]));
@@ -812,7 +772,7 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 		     elapsed >= STORM_MIN_MS) || elapsed >= STORM_MAX_MS || s->err[0])
 			break;
 		/* Pins stay with the device whoever is attached. */
-		if ((pinned = dma_stat(self->uuid, "pinned_pages")) >= 0) {
+		if ((pinned = dma_stat(self->r.uuid, "pinned_pages")) >= 0) {
 			samples++;
 			if (pinned != want_pinned) {
 				if (!bad_samples)
@@ -829,7 +789,7 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 	EXPECT_TRUE(r.recovered);
 	sleep_ms(200);
 	storm_stop_vmm(s);
-	pinned = dma_stat(self->uuid, "pinned_pages");
+	pinned = dma_stat(self->r.uuid, "pinned_pages");
 	EXPECT_LE(0, pinned);
 	EXPECT_EQ(want_pinned, pinned);
 
@@ -847,7 +807,7 @@ TEST_F_TIMEOUT(rst, kill_storm, 400)
 		EXPECT_EQ(0, t->mismatches) TH_LOG("%s", t->first_err);
 		EXPECT_LT(100, t->accesses);
 		/* What it wrote last is still there. */
-		EXPECT_EQ(0, bar_read32(&self->c, 4 * i, &got));
+		EXPECT_EQ(0, bar_read32(&self->r.c, 4 * i, &got));
 		EXPECT_EQ(t->last, got);
 	}
 	EXPECT_EQ('\0', s->err[0]) TH_LOG("supervisor: %s", s->err);

@@ -19,93 +19,51 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "common.h"
 #include "harness.h"
+#include "fixture.h"
 
 #define BAR0	VFIO_PCI_BAR0_REGION_INDEX
 #define CHUNK	(1ul << MUSER_DMA_CHUNK_SHIFT)
 
-/* Read requests until one that needs an answer arrives. */
-static int next_request(int ctl, struct emu_req *r, int ms)
-{
-	static struct emu_req reqs[8];
-	int64_t end = now_ms() + ms;
-	int n, i;
-
-	while (now_ms() < end) {
-		n = emu_read_timeout(ctl, reqs, 8, 50);
-		if (n < 0)
-			return n;
-		for (i = 0; i < n && i < 8; i++) {
-			if (reqs[i].hdr.id) {
-				*r = reqs[i];
-				return 1;
-			}
-		}
-	}
-	return 0;
-}
-
+/* The rig's control node is the old emulator's. */
 FIXTURE(up) {
-	char uuid[UUID_LEN + 1];
-	bool created;
-	int kmsg;
-	int old_ctl, new_ctl;
-	long saved_timeout;
-	struct muser_device_info layout;
-	struct vfio_client c;
+	struct rig r;
+	int new_ctl;
 };
 
 FIXTURE_SETUP(up)
 {
-	const char *step = "?";
-	int ret;
-
-	self->kmsg = -1;
-	self->old_ctl = self->new_ctl = -1;
-	self->saved_timeout = -1;
-	vfio_client_init(&self->c);
-	REQUIRE_MUSER();
-	self->kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(self->uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create mdev: %s", strerror(-ret));
-	self->created = true;
-	self->old_ctl = ctl_open(self->uuid, O_NONBLOCK);
-	self->new_ctl = ctl_open(self->uuid, O_NONBLOCK);
-	ASSERT_LE(0, self->old_ctl);
+	self->new_ctl = -1;
+	RIG_SETUP(&self->r, NULL, RIG_NONBLOCK | RIG_DETACHED | RIG_NO_VMM);
+	/* Both open before the old one attaches. */
+	self->new_ctl = ctl_open(self->r.uuid, O_NONBLOCK);
 	ASSERT_LE(0, self->new_ctl);
-	layout_default(&self->layout);
-	ASSERT_EQ(0, ctl_attach(self->old_ctl, &self->layout));
-	ret = vfio_client_open(&self->c, self->uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
+	ASSERT_EQ(0, ctl_attach(self->r.ctl, &self->r.layout));
+	test_rig_open_vmm(&self->r);
 }
 
 FIXTURE_TEARDOWN(up)
 {
-	vfio_client_close(&self->c);
-	if (self->old_ctl >= 0)
-		close(self->old_ctl);
+	/* The VMM, then the old emulator, then the new one. */
+	vfio_client_close(&self->r.c);
+	if (self->r.ctl >= 0)
+		close(self->r.ctl);
+	self->r.ctl = -1;
 	if (self->new_ctl >= 0)
 		close(self->new_ctl);
-	if (self->created)
-		EXPECT_EQ(0, mdev_remove(self->uuid));
-	if (self->saved_timeout >= 0)
-		EXPECT_EQ(0, param_set("timeout_ms", self->saved_timeout));
-	if (self->kmsg >= 0)
-		EXPECT_EQ(0, kmsg_check(self->kmsg, _metadata->name))
-			TH_LOG("the kernel logged a warning, see above");
+	RIG_TEARDOWN(&self->r);
 }
 
 TEST_F(up, old_finishes_new_gets_the_rest)
 {
-	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->layout };
+	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->r.layout };
 	struct async_access a1, a2;
 	struct emu_req r1, r2;
 	uint8_t v = 0x5a;
 
 	/* The old emulator has read a request and is working on it. */
-	ASSERT_EQ(0, async_start(&a1, &self->c, BAR0, 0x10, 1, false));
-	ASSERT_EQ(1, next_request(self->old_ctl, &r1, 3000));
+	ASSERT_EQ(0, async_start(&a1, &self->r.c, BAR0, 0x10, 1, false));
+	ASSERT_EQ(1, emu_next_request(self->r.ctl, &r1, 3000));
 
 	ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 	sleep_ms(200);
@@ -113,38 +71,37 @@ TEST_F(up, old_finishes_new_gets_the_rest)
 		TH_LOG("the takeover did not wait for the old emulator");
 
 	/* A new access goes to the new emulator only. */
-	ASSERT_EQ(0, async_start(&a2, &self->c, BAR0, 0x20, 1, false));
-	ASSERT_EQ(1, next_request(self->new_ctl, &r2, 3000));
+	ASSERT_EQ(0, async_start(&a2, &self->r.c, BAR0, 0x20, 1, false));
+	ASSERT_EQ(1, emu_next_request(self->new_ctl, &r2, 3000));
 	EXPECT_EQ(0x20, r2.hdr.offset);
 	EXPECT_EQ(0, r2.hdr.flags & MUSER_REQ_F_REPLAYED);
-	EXPECT_EQ(-ENOTCONN, emu_read(self->old_ctl, NULL, 0));
+	EXPECT_EQ(-ENOTCONN, emu_read(self->r.ctl, NULL, 0));
 
 	/* The old one answers what it held; only then the takeover returns. */
-	EXPECT_LT(0, emu_reply(self->old_ctl, r1.hdr.id, 0, &v, 1));
+	EXPECT_LT(0, emu_reply(self->r.ctl, r1.hdr.id, 0, &v, 1));
 	ASSERT_TRUE(wait_flag(&t.done, 3000));
 	pthread_join(t.thread, NULL);
 	EXPECT_EQ(0, t.ret);
 	EXPECT_EQ(1, async_join(&a1));
 	EXPECT_EQ(0x5a, a1.buf[0]);
 	/* It cannot answer the new one's requests. */
-	EXPECT_EQ(-ENOTCONN, emu_reply(self->old_ctl, r2.hdr.id, 0, &v, 1));
+	EXPECT_EQ(-ENOTCONN, emu_reply(self->r.ctl, r2.hdr.id, 0, &v, 1));
 	EXPECT_LT(0, emu_reply(self->new_ctl, r2.hdr.id, 0, &v, 1));
 	EXPECT_EQ(1, async_join(&a2));
 }
 
 TEST_F(up, old_that_never_answers_is_replayed)
 {
-	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->layout };
+	struct emu_takeover t = { .ctl = self->new_ctl, .info = &self->r.layout };
 	struct async_access a;
 	struct emu_req r, again;
 	uint8_t v = 7;
 	int64_t start;
 
 	/* The VMM waits longer than the takeover does. */
-	ASSERT_EQ(0, param_get("timeout_ms", &self->saved_timeout));
-	ASSERT_EQ(0, param_set("timeout_ms", 10000));
-	ASSERT_EQ(0, async_start(&a, &self->c, BAR0, 0x30, 1, false));
-	ASSERT_EQ(1, next_request(self->old_ctl, &r, 3000));
+	ASSERT_EQ(0, rig_set_timeout(&self->r, 10000));
+	ASSERT_EQ(0, async_start(&a, &self->r.c, BAR0, 0x30, 1, false));
+	ASSERT_EQ(1, emu_next_request(self->r.ctl, &r, 3000));
 	ASSERT_EQ(0, param_set("timeout_ms", 2000));
 
 	start = now_ms();
@@ -154,26 +111,26 @@ TEST_F(up, old_that_never_answers_is_replayed)
 	EXPECT_EQ(0, t.ret);
 	EXPECT_LE(1800, now_ms() - start) TH_LOG("gave up before timeout_ms");
 	/* The new emulator gets it, replayed. */
-	ASSERT_EQ(1, next_request(self->new_ctl, &again, 3000));
+	ASSERT_EQ(1, emu_next_request(self->new_ctl, &again, 3000));
 	EXPECT_EQ(r.hdr.id, again.hdr.id);
 	EXPECT_TRUE(again.hdr.flags & MUSER_REQ_F_REPLAYED);
-	EXPECT_EQ(-ENOTCONN, emu_reply(self->old_ctl, r.hdr.id, 0, &v, 1));
+	EXPECT_EQ(-ENOTCONN, emu_reply(self->r.ctl, r.hdr.id, 0, &v, 1));
 	EXPECT_LT(0, emu_reply(self->new_ctl, again.hdr.id, 0, &v, 1));
 	EXPECT_EQ(1, async_join(&a));
 }
 
 TEST_F(up, needs_the_same_layout)
 {
-	struct muser_device_info other = self->layout;
+	struct muser_device_info other = self->r.layout;
 
 	other.regions[VFIO_PCI_BAR2_REGION_INDEX].size *= 2;
 	EXPECT_EQ(-1, ioctl(self->new_ctl, MUSER_IOC_TAKEOVER, &other));
 	EXPECT_EQ(EBUSY, errno);
-	EXPECT_EQ(-1, ioctl(self->old_ctl, MUSER_IOC_TAKEOVER, &self->layout));
+	EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_TAKEOVER, &self->r.layout));
 	EXPECT_EQ(EBUSY, errno);
 	/* Nobody running: a takeover is an attach. */
-	ASSERT_EQ(0, ioctl(self->old_ctl, MUSER_IOC_DETACH));
-	EXPECT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_TAKEOVER, &self->layout));
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DETACH));
+	EXPECT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_TAKEOVER, &self->r.layout));
 }
 
 TEST_F(up, holds_belong_to_their_file)
@@ -189,26 +146,26 @@ TEST_F(up, holds_belong_to_their_file)
 	map.vaddr = (uintptr_t)mem;
 	map.iova = 1ul << 30;
 	map.size = 2 * CHUNK;
-	ASSERT_EQ(0, ioctl(self->c.container, VFIO_IOMMU_MAP_DMA, &map));
+	ASSERT_EQ(0, ioctl(self->r.c.container, VFIO_IOMMU_MAP_DMA, &map));
 
 	m.size = CHUNK;
-	ASSERT_EQ(0, ioctl(self->old_ctl, MUSER_IOC_DMA_MAP, &m));
-	ASSERT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_TAKEOVER, &self->layout));
+	ASSERT_EQ(0, ioctl(self->r.ctl, MUSER_IOC_DMA_MAP, &m));
+	ASSERT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_TAKEOVER, &self->r.layout));
 	m.size = 2 * CHUNK;
 	ASSERT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_DMA_MAP, &m));
-	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->r.uuid, "mapped_pages"));
 	/* The old one cannot pin any more, nor release the new one's holds. */
-	EXPECT_EQ(-1, ioctl(self->old_ctl, MUSER_IOC_DMA_MAP, &m));
+	EXPECT_EQ(-1, ioctl(self->r.ctl, MUSER_IOC_DMA_MAP, &m));
 	EXPECT_EQ(ENOTCONN, errno);
 	/* The old one exits: its hold goes, the new one's stay. */
-	close(self->old_ctl);
-	self->old_ctl = -1;
-	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->uuid, "mapped_pages"));
+	close(self->r.ctl);
+	self->r.ctl = -1;
+	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->r.uuid, "mapped_pages"));
 	ASSERT_EQ(0, ioctl(self->new_ctl, MUSER_IOC_DMA_RELEASE, &m));
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
 	EXPECT_EQ(-1, ioctl(self->new_ctl, MUSER_IOC_DMA_RELEASE, &m));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->uuid, "pinned_pages"));
+	EXPECT_EQ(2 * CHUNK / 4096, dma_stat(self->r.uuid, "pinned_pages"));
 }
 
 /* ------------------------------------------------ alternating takeovers */
@@ -418,7 +375,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 
 	k = calloc(1, sizeof(*k));
 	ASSERT_NE(NULL, k);
-	k->fd[0] = self->old_ctl;	/* attached by the fixture */
+	k->fd[0] = self->r.ctl;	/* attached by the fixture */
 	k->fd[1] = self->new_ctl;
 	TH_LOG("seed %u (MUSER_FUZZ_SEED)", seed);
 	for (i = 0; i < TK_KINDS * TK_ROUNDS; i++)
@@ -429,10 +386,9 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 		kinds[i] = kinds[j];
 		kinds[j] = tmp;
 	}
-	ASSERT_EQ(0, param_get("timeout_ms", &self->saved_timeout));
-	ASSERT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+	ASSERT_EQ(0, rig_set_timeout(&self->r, TK_HIGH_MS));
 	for (i = 0; i < TK_WRITERS; i++) {
-		wr[i] = (struct tk_writer){ .c = &self->c, .index = i,
+		wr[i] = (struct tk_writer){ .c = &self->r.c, .index = i,
 					    .stop = &stop };
 		ASSERT_EQ(0, pthread_create(&wr[i].thread, NULL, tk_writer_fn,
 					    &wr[i]));
@@ -446,7 +402,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 			TH_LOG("round %d: no request to hold", i);
 			break;
 		}
-		t = (struct emu_takeover){ .ctl = k->fd[f], .info = &self->layout };
+		t = (struct emu_takeover){ .ctl = k->fd[f], .info = &self->r.layout };
 		if (kinds[i] == TK_TIMEOUT || kinds[i] == TK_TAKEBACK)
 			EXPECT_EQ(0, param_set("timeout_ms", TK_LOW_MS));
 		ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
@@ -477,7 +433,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 		case TK_TAKEBACK:
 			ASSERT_TRUE(tk_wait_replaced(k, e));
 			back = (struct emu_takeover){ .ctl = k->fd[e],
-						      .info = &self->layout };
+						      .info = &self->r.layout };
 			ASSERT_EQ(0, pthread_create(&back.thread, NULL,
 						    emu_takeover_fn, &back));
 			/* The new one has read nothing: nothing to wait for. */
@@ -494,12 +450,12 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 		case TK_CLOSE:
 			ASSERT_TRUE(tk_wait_replaced(k, e));
 			close(k->fd[e]);
-			k->fd[e] = ctl_open(self->uuid, O_NONBLOCK);
+			k->fd[e] = ctl_open(self->r.uuid, O_NONBLOCK);
 			ASSERT_LE(0, k->fd[e]);
 			if (e)
 				self->new_ctl = k->fd[e];
 			else
-				self->old_ctl = k->fd[e];
+				self->r.ctl = k->fd[e];
 			tk_serve_until(k, f, &t);
 			tk_serve_held(k, f);
 			cur = f;
@@ -592,13 +548,13 @@ static void *takeback_fn(void *p)
 TEST_F_TIMEOUT(up, takeback_keeps_holds, 120)
 {
 	struct takeback k[2] = {
-		{ .ctl = self->old_ctl }, { .ctl = self->new_ctl },
+		{ .ctl = self->r.ctl }, { .ctl = self->new_ctl },
 	};
 	long takeovers = 0, released = 0, lost = 0;
 	int stop = 0, i;
 
 	for (i = 0; i < 2; i++) {
-		k[i].info = &self->layout;
+		k[i].info = &self->r.layout;
 		k[i].stop = &stop;
 		ASSERT_EQ(0, pthread_create(&k[i].thread, NULL, takeback_fn, &k[i]));
 	}
@@ -617,9 +573,9 @@ TEST_F_TIMEOUT(up, takeback_keeps_holds, 120)
 	       takeovers, released, k[0].enotconn + k[1].enotconn);
 	EXPECT_EQ(0, lost);
 	EXPECT_LT(0, released);
-	ioctl(self->old_ctl, MUSER_IOC_DETACH);
+	ioctl(self->r.ctl, MUSER_IOC_DETACH);
 	ioctl(self->new_ctl, MUSER_IOC_DETACH);
-	EXPECT_EQ(0, dma_stat(self->uuid, "mapped_pages"));
+	EXPECT_EQ(0, dma_stat(self->r.uuid, "mapped_pages"));
 }
 
 TEST_HARNESS_MAIN
