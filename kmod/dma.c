@@ -733,6 +733,14 @@ int muser_dma_release(struct muser_mdev *md, struct file *file,
 
 	if (mutex_lock_killable(&md->dma.lock))
 		return -EINTR;
+	/*
+	 * Again under dma.lock: a takeover since the first check dropped this
+	 * file's holds (muser_dma_drop_holds() runs under it).
+	 */
+	if (READ_ONCE(md->emulator) != file) {
+		ret = -ENOTCONN;
+		goto out_unlock;
+	}
 	for (idx = lo; idx <= hi; idx++) {
 		if (!muser_file_holds(cf, idx)) {
 			muser_mdev_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",

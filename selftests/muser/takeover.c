@@ -187,6 +187,9 @@ TEST_F(up, holds_belong_to_their_file)
  *   close    it holds requests and exits during the takeover: the new one
  *            gets them, replayed
  *
+ * timeout_ms is also each VMM access's deadline, taken when it is queued:
+ * the writers pause while it is low, so that only the takeover sees it.
+ *
  * Every write must reach an emulator's successful answer exactly once,
  * every pwrite must succeed, no request may be delivered twice unless
  * replayed, and an answer may fail only where the old emulator had lost
@@ -210,6 +213,7 @@ struct tk_writer {
 	struct vfio_client *c;
 	int index;
 	volatile int *stop;
+	volatile int *paused;	/* timeout_ms is low: queue nothing */
 	uint32_t written;	/* writes that returned */
 	int failed, first_err;
 };
@@ -222,6 +226,9 @@ static void *tk_writer_fn(void *p)
 
 	for (seq = 1; seq <= TK_MAXSEQ &&
 	     !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE); seq++) {
+		while (__atomic_load_n(w->paused, __ATOMIC_ACQUIRE) &&
+		       !__atomic_load_n(w->stop, __ATOMIC_ACQUIRE))
+			usleep(1000);
 		n = pwrite(w->c->device, &seq, sizeof(seq),
 			   MUSER_REGION_OFFSET(BAR0) + 8 * w->index);
 		if (n != sizeof(seq) && !w->failed++)
@@ -303,6 +310,25 @@ static int tk_take(struct tk *k, int e, bool hold, int ms)
 	return n;
 }
 
+/*
+ * Set timeout_ms low for a takeover that is to time out, or back to high.
+ * The writers stop queueing first, and what they queued meanwhile keeps
+ * its high deadline.
+ */
+static int tk_timeout(volatile int *paused, bool low)
+{
+	int ret;
+
+	if (!low) {
+		ret = param_set("timeout_ms", TK_HIGH_MS);
+		__atomic_store_n(paused, 0, __ATOMIC_RELEASE);
+		return ret;
+	}
+	__atomic_store_n(paused, 1, __ATOMIC_RELEASE);
+	sleep_ms(100);	/* a writer between its check and its pwrite */
+	return param_set("timeout_ms", TK_LOW_MS);
+}
+
 /* Serve @e for @ms. */
 static void tk_serve(struct tk *k, int e, int ms)
 {
@@ -368,7 +394,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 	int kinds[TK_KINDS * TK_ROUNDS], done[TK_KINDS] = { 0 };
 	const char *env = getenv("MUSER_FUZZ_SEED");
 	unsigned int seed = env ? strtoul(env, NULL, 0) : (unsigned int)now_ms();
-	volatile int stop = 0;
+	volatile int stop = 0, paused = 0;
 	int cur = 0, e, f, i, j, tmp, missing = 0, twice = 0;
 	struct tk *k;
 	ssize_t ret;
@@ -389,7 +415,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 	ASSERT_EQ(0, rig_set_timeout(&self->r, TK_HIGH_MS));
 	for (i = 0; i < TK_WRITERS; i++) {
 		wr[i] = (struct tk_writer){ .c = &self->r.c, .index = i,
-					    .stop = &stop };
+					    .stop = &stop, .paused = &paused };
 		ASSERT_EQ(0, pthread_create(&wr[i].thread, NULL, tk_writer_fn,
 					    &wr[i]));
 	}
@@ -404,7 +430,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 		}
 		t = (struct emu_takeover){ .ctl = k->fd[f], .info = &self->r.layout };
 		if (kinds[i] == TK_TIMEOUT || kinds[i] == TK_TAKEBACK)
-			EXPECT_EQ(0, param_set("timeout_ms", TK_LOW_MS));
+			EXPECT_EQ(0, tk_timeout(&paused, true));
 		ASSERT_EQ(0, pthread_create(&t.thread, NULL, emu_takeover_fn, &t));
 
 		switch (kinds[i]) {
@@ -418,7 +444,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 			break;
 		case TK_TIMEOUT:
 			tk_serve_until(k, f, &t);
-			EXPECT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+			EXPECT_EQ(0, tk_timeout(&paused, false));
 			/* Replayed to the new one by now: too late. */
 			for (j = 0; j < k->nheld; j++) {
 				ret = tk_answer(k, e, &k->held[j]);
@@ -440,7 +466,7 @@ TEST_F_TIMEOUT(up, alternate_counter, 300)
 			ASSERT_TRUE(wait_flag(&back.done, TK_HIGH_MS));
 			pthread_join(back.thread, NULL);
 			EXPECT_EQ(0, back.ret);
-			EXPECT_EQ(0, param_set("timeout_ms", TK_HIGH_MS));
+			EXPECT_EQ(0, tk_timeout(&paused, false));
 			/* Only now, with the first takeover over. */
 			ASSERT_TRUE(wait_flag(&t.done, 3 * TK_HIGH_MS));
 			for (j = 0; j < k->nheld; j++)
