@@ -419,6 +419,7 @@ nested_wait() {
 # call HANDLER LINE on every line (the test's own lines; it may add to
 # NESTED_ERRORS), then check what every nested guest must show: its /init
 # began and ended with rc=0, no E2E-ERROR, no kernel crash.
+# shellcheck disable=SC2153 # CONSOLE: set by the test
 nested_console() {
 	local handler=${1:-:} line begin="" end="" crash=""
 	NESTED_ERRORS=""

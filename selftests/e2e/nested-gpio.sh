@@ -81,6 +81,7 @@ nested_wait
 # what the nested guest found.
 declare -A out=()
 nochip="" pci="" chip="" modules=""
+# shellcheck disable=SC2317 # called by nested_console
 gpio_line() {
 	local key
 	case $1 in

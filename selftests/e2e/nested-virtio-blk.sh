@@ -311,6 +311,7 @@ nested_wait "after $(($(date +%s) - t0)) s"
 # --- what the guest saw -----------------------------------------------------
 declare -A direct=() iterations=()
 disk="" discard="" fsline="" stress_end=""
+# shellcheck disable=SC2317 # called by nested_console
 vblk_line() {
 	local spec sum w it
 	case $1 in
