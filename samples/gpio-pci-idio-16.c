@@ -35,7 +35,16 @@
 #define IDIO16_BAR_SIZE	0x100
 
 static struct muser_dev *dev;
+
+#ifdef MUSER_SAMPLE_TEST_HOOKS
+/*
+ * Only in the copy the selftests build (gpio-pci-idio-16-hooks): a wrong
+ * answer on purpose, to check that the tests catch it.
+ */
 static int bad_reply;
+#else
+#define bad_reply 0
+#endif
 
 /*
  * What survives the emulator, in its state area: per register, one 64-bit
@@ -89,15 +98,17 @@ static void on_signal(int sig)
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [-v] [--bad-reply] UUID\n"
+		"usage: %s [-v] [--takeover] UUID\n"
 		"Emulate an ACCES PCI-IDIO-16 on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached; SIGINT or SIGTERM stop it.\n"
 		"  -v, --verbose   log every request\n"
 		"  --takeover      replace the emulator running on UUID\n"
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 		"  --bad-reply     answer wrongly on purpose (BAR2 offsets 0 and 1\n"
 		"                  read their counter + 1), to check that tests\n"
 		"                  catch it;\n"
 		"                  also set by the environment MUSER_IDIO16_BROKEN=1\n"
+#endif
 		"  -h, --help      this help\n", prog);
 }
 
@@ -105,25 +116,32 @@ int main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 		{ "bad-reply", no_argument, NULL, 'b' },
+#endif
 		{ "takeover", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	const char *broken = getenv("MUSER_IDIO16_BROKEN");
 	bool verbose = false, takeover = false;
 	int opt;
 
+#ifdef MUSER_SAMPLE_TEST_HOOKS
+	const char *broken = getenv("MUSER_IDIO16_BROKEN");
+
 	bad_reply = broken && strcmp(broken, "1") == 0;
+#endif
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'v':
 			verbose = true;
 			break;
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 		case 'b':
 			bad_reply = 1;
 			break;
+#endif
 		case 't':
 			takeover = true;
 			break;

@@ -1,25 +1,42 @@
 # SPDX-License-Identifier: GPL-2.0
-# shellcheck shell=bash disable=SC2034,SC2120,SC2119
-# Shared helpers of the muser selftests' shell tests (and of run-in-vm.sh).
-# Sourced, not run. In the style of tools/testing/selftests/ublk/test_common.sh:
-# every test logs its start and end to /dev/kmsg, the kernel log since the
-# start must be free of warnings, and exit status 4 means "skipped" (the
+# shellcheck shell=bash disable=SC2034,SC2120,SC2119,SC2016
+# The one library of every shell test of muser (selftests/muser, ops, e2e,
+# run-in-vm.sh, tools/demo-in-vm.sh). Sourced, not run. In the
+# style of tools/testing/selftests/ublk/test_common.sh: every test logs its
+# start and end to /dev/kmsg, the kernel log since the start must be free of
+# warnings (selftests/kernel-log-bad), and exit status 4 means "skipped" (the
 # reason is printed first).
 #
 #   . "$(dirname "$0")/../lib.sh"
 #   test_init NAME          # start of the test: kmsg mark, cleanup trap
 #   ...                     # check, fail, skip, expect_eq ...
-#   test_done               # dmesg check, exit 0 (or 1)
+#   test_done               # exit 0 (or 1); the exit trap checks the kernel log
+#
+# The end-to-end tests start with e2e_init instead (a hard timeout and a work
+# directory on top of test_init); the QMP/HMP helpers are in e2e/qmp.sh.
 #
 # Environment: BUILD_DIR (CMake build dir, default ROOT/build/cmake),
-# MUSER_KO (default ROOT/build/kmod/$(uname -r)/muser.ko), SAMPLE.
+# MUSER_KO (default ROOT/build/kmod/$(uname -r)/muser.ko), SAMPLE (default
+# the gpio-pci-idio-16 sample), SAMPLE_ARGS (more arguments for it, after the
+# UUID), SAMPLE_HOOKS (the same sample built with its test hooks, for the
+# bite tests), QEMU, PYTHON; for the e2e tests also:
+#   E2E_TIMEOUT  hard limit for the whole test, seconds
+#   E2E_KEEP=1   keep the work directory (logs) after the test
+#   E2E_RESULTS  directory to copy the logs into (default: VM_RUN_RESULTS, the
+#                tools/vm/vm-run --results directory), as E2E_RESULTS/e2e-NAME/
+#   E2E_VERBOSE=1  print every log even on success
 
 SELFTESTS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SELFTESTS_DIR/.." && pwd)
+E2E_DIR=$SELFTESTS_DIR/e2e
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/cmake}
 KVER=$(uname -r)
 MUSER_KO=${MUSER_KO:-$ROOT/build/kmod/$KVER/muser.ko}
 SAMPLE=${SAMPLE:-$BUILD_DIR/samples/gpio-pci-idio-16}
+SAMPLE_ARGS=${SAMPLE_ARGS:-}
+SAMPLE_HOOKS=${SAMPLE_HOOKS:-$BUILD_DIR/selftests/gpio-pci-idio-16-hooks}
+QEMU=${QEMU:-qemu-system-x86_64}
+PYTHON=${PYTHON:-/usr/bin/python3}
 TEST_BIN_DIR=${TEST_BIN_DIR:-$BUILD_DIR/selftests/muser}
 MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl/muserctl}
 MUSER_TYPE=/sys/class/muser/muser/mdev_supported_types/muser-1
@@ -41,6 +58,8 @@ KMSG_MARK=""
 T0=$(date +%s)
 _failures=0
 _cleanups=()
+_cleanup_failed=""
+WORK=""
 
 log() { echo "# [$TEST_NAME +$(($(date +%s) - T0))s] $*"; }
 
@@ -74,16 +93,21 @@ dmesg_clean() {
 # Run at exit, last registered first.
 on_exit() { _cleanups=("$*" "${_cleanups[@]}"); }
 
+# Run at exit: the cleanups (last registered first; one that sets
+# _cleanup_failed fails a passing test), the kernel log check (skipped tests
+# too), then for an e2e test its logs.
 _test_exit() {
 	local rc=$? c
-	trap - EXIT
+	trap - EXIT TERM INT
 	for c in "${_cleanups[@]}"; do
 		eval "$c" || true
 	done
-	if [ "$rc" -ne $KSFT_SKIP ] && ! dmesg_clean; then
+	[ -z "$_cleanup_failed" ] || [ "$rc" -ne 0 ] || rc=$KSFT_FAIL
+	if ! dmesg_clean; then
 		log "FAIL: the kernel log reports problems"
-		rc=$KSFT_FAIL
+		[ "$rc" -ne 0 ] && [ "$rc" -ne $KSFT_SKIP ] || rc=$KSFT_FAIL
 	fi
+	[ -z "$WORK" ] || e2e_finish "$rc"
 	kmsg "END $TEST_NAME rc=$rc"
 	exit "$rc"
 }
@@ -93,12 +117,28 @@ test_init() {
 	[ "$(id -u)" -eq 0 ] || skip "must run as root (inside the test VM)"
 	kmsg_mark "$TEST_NAME"
 	trap _test_exit EXIT
-	trap 'fail "interrupted"' TERM INT
+	trap 'fail "timed out or interrupted"' TERM INT
 }
 
 skip() {
 	echo "# SKIP: $*"
 	exit $KSFT_SKIP
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || skip "$c not found"
+	done
+}
+
+need_muser() {
+	[ -w "$MUSER_TYPE/create" ] || skip "muser.ko not loaded ($MUSER_TYPE/create missing)"
+	[ -e /dev/vfio/vfio ] || skip "no /dev/vfio/vfio (vfio_iommu_type1 not loaded?)"
+}
+
+need_sample() {
+	[ -x "$SAMPLE" ] || skip "sample not built: $SAMPLE"
 }
 
 fail() {
@@ -219,25 +259,6 @@ wait_for() {
 	done
 }
 
-# --- the sample ---
-
-SAMPLE_PID=""
-
-# sample_start UUID [ARGS...]: start the sample, wait for "ready".
-sample_start() {
-	local uuid=$1 out
-	shift
-	out=$(mktemp /tmp/sample.XXXXXX)
-	"$SAMPLE" "$@" "$uuid" >"$out" 2>&1 &
-	SAMPLE_PID=$!
-	SAMPLE_LOG=$out
-	if ! wait_for 20 grep -q ready "$out"; then
-		log "sample did not become ready:"
-		sed 's/^/#   /' "$out"
-		return 1
-	fi
-}
-
 # pid_gone PID: exited (a zombie counts as gone).
 pid_gone() {
 	local st
@@ -245,11 +266,234 @@ pid_gone() {
 	[ -z "$st" ] || [ "$st" = Z ]
 }
 
+# wait_pid PID SECONDS: wait for a process to exit; status 0 if it did.
+wait_pid() { wait_for "$2" pid_gone "$1"; }
+
+# stop_pid PID SECONDS: SIGTERM, then SIGKILL after SECONDS; reaps it.
+stop_pid() {
+	local pid=$1
+	[ -n "$pid" ] || return 0
+	pid_gone "$pid" && { wait "$pid" 2>/dev/null; return 0; }
+	kill -TERM "$pid" 2>/dev/null
+	wait_pid "$pid" "$2" || { log "pid $pid ignored SIGTERM: killing"; kill -KILL "$pid" 2>/dev/null; }
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+# --- the sample ---
+
+SAMPLE_PID=""
+SAMPLE_LOG=""
+_sample_tmp=""
+
+sample_settled() { grep -q ready "$SAMPLE_LOG" || pid_gone "$SAMPLE_PID"; }
+
+# sample_start UUID [ARGS...]: start $SAMPLE $SAMPLE_ARGS UUID ARGS... in the
+# background (SAMPLE_PID), wait for it to print "ready"; status 1 if it did
+# not within 20 s (its output printed). Its output goes to SAMPLE_LOG: in an
+# e2e test $WORK/$SAMPLE_NAME.log (default sample.log), kept with the logs,
+# else a temporary file sample_stop removes. SAMPLE_QUIET=1: no log line.
+sample_start() {
+	local uuid=$1
+	shift
+	if [ -n "$WORK" ]; then
+		SAMPLE_LOG=$WORK/${SAMPLE_NAME:-sample}.log
+		_sample_tmp=""
+	else
+		SAMPLE_LOG=$(mktemp /tmp/sample.XXXXXX)
+		_sample_tmp=$SAMPLE_LOG
+	fi
+	# shellcheck disable=SC2086
+	"$SAMPLE" $SAMPLE_ARGS "$uuid" "$@" >"$SAMPLE_LOG" 2>&1 &
+	SAMPLE_PID=$!
+	wait_for 20 sample_settled
+	if ! grep -q ready "$SAMPLE_LOG"; then
+		log "the sample did not become ready:"
+		sed 's/^/#   /' "$SAMPLE_LOG"
+		return 1
+	fi
+	[ -n "${SAMPLE_QUIET:-}" ] ||
+		log "sample running (pid $SAMPLE_PID${SAMPLE_ARGS:+, args: $SAMPLE_ARGS}${*:+, $*})"
+}
+
 sample_stop() {
-	[ -n "$SAMPLE_PID" ] || return 0
-	kill -TERM "$SAMPLE_PID" 2>/dev/null
-	wait_for 5 pid_gone "$SAMPLE_PID" || kill -KILL "$SAMPLE_PID" 2>/dev/null
-	wait "$SAMPLE_PID" 2>/dev/null
+	stop_pid "$SAMPLE_PID" 5
 	SAMPLE_PID=""
-	rm -f "$SAMPLE_LOG"
+	[ -z "$_sample_tmp" ] || rm -f "$_sample_tmp"
+	_sample_tmp=""
+}
+
+# sample_finish: the sample must have survived its VMM; stop it, remove the
+# e2e test's mdev (e2e_mdev_remove).
+sample_finish() {
+	if [ -z "$SAMPLE_PID" ] || pid_gone "$SAMPLE_PID"; then
+		fail "the sample died while serving ${1:-QEMU}"
+	fi
+	sample_stop
+	e2e_mdev_remove || fail "removing the mdev failed"
+}
+
+# --- end-to-end tests: QEMU, nested guests --------------------------------
+
+UUID=""
+QEMU_PID=""
+
+# e2e_init NAME TIMEOUT "$@": re-executes the calling script under a hard
+# timeout, then test_init, the work directory WORK and the cleanup of QEMU,
+# the sample and the mdev.
+e2e_init() {
+	local limit=${E2E_TIMEOUT:-$2}
+	TEST_NAME=$1
+	shift 2
+	if [ -z "${E2E_TIMEOUT_ARMED:-}" ]; then
+		export E2E_TIMEOUT_ARMED=1
+		exec timeout -k 20 "$limit" "$0" "$@"
+	fi
+	test_init "$TEST_NAME"
+	WORK=$(mktemp -d "/tmp/e2e-$TEST_NAME.XXXXXX")
+	trap '' PIPE
+	on_exit 'e2e_mdev_remove || _cleanup_failed=1'
+	on_exit sample_stop
+	on_exit 'stop_pid "$QEMU_PID" 10'
+}
+
+# e2e_mdev_create: a new mdev, its UUID in UUID; it and /dev/muser/UUID must
+# appear, or the test fails.
+e2e_mdev_create() {
+	UUID=$(new_uuid)
+	mdev_create "$UUID" || fail "cannot create mdev $UUID"
+	mdev_exists "$UUID" || fail "mdev $UUID did not appear in $MDEV_DEVICES"
+	wait_for 5 test -e "/dev/muser/$UUID" || fail "/dev/muser/$UUID did not appear"
+	log "mdev $UUID created (iommu group $(basename "$(readlink "$MDEV_DEVICES/$UUID/iommu_group")"))"
+}
+
+# e2e_mdev_remove: remove UUID's mdev (if any); it and /dev/muser/UUID must go.
+e2e_mdev_remove() {
+	[ -n "$UUID" ] && mdev_exists "$UUID" || return 0
+	mdev_remove "$UUID" || { log "mdev remove failed or still blocked after 30 s"; return 1; }
+	mdev_gone "$UUID" || { log "mdev still present after remove"; return 1; }
+	[ ! -e "/dev/muser/$UUID" ] || { log "/dev/muser/$UUID still present after remove"; return 1; }
+	UUID=""
+}
+
+# nested_start CONSOLE QEMU-ARGS...: boot a nested guest in the background
+# (QEMU_PID), its serial console to CONSOLE, within BOOT_TIMEOUT. Returns
+# once its init printed E2E-BEGIN or QEMU exited. A TCG guest inside a TCG
+# guest very rarely dies in early boot, before its init runs and before it
+# touches any device (seen once: a fault in text_poke_early on a loaded
+# machine); that boot is retried, once, and said so.
+nested_start() {
+	local console=$1 try
+	shift
+	for try in 1 2; do
+		: >"$console"
+		timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "$@" -serial "file:$console" \
+			>"$WORK/qemu.log" 2>&1 &
+		QEMU_PID=$!
+		while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-BEGIN "$console"; do
+			sleep 1
+		done
+		grep -qs E2E-BEGIN "$console" && return 0
+		grep -qs "Kernel panic" "$console" && [ $try -eq 1 ] || return 0
+		wait "$QEMU_PID"
+		log "the nested guest died in early boot, before its init (a TCG fault, not muser): booting it again"
+		grep -m3 -E "Oops|RIP:|Kernel panic" "$console" | sed 's/^/#   /'
+		cp "$console" "$console.early-death"
+	done
+}
+
+# nested_wait: wait for the nested guest's QEMU to exit; it must have exited
+# with status 0 within BOOT_TIMEOUT.
+nested_wait() {
+	local qrc
+	wait "$QEMU_PID"
+	qrc=$?
+	QEMU_PID=""
+	log "nested guest finished${1:+ $1} (QEMU status $qrc)"
+	[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
+	[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
+}
+
+# nested_console [HANDLER]: read the nested guest's console ($CONSOLE) with
+# shell builtins only (every fork is slow under TCG): print its E2E- lines,
+# call HANDLER LINE on every line (the test's own lines; it may add to
+# NESTED_ERRORS), then check what every nested guest must show: its /init
+# began and ended with rc=0, no E2E-ERROR, no kernel crash.
+# shellcheck disable=SC2153 # CONSOLE: set by the test
+nested_console() {
+	local handler=${1:-:} line begin="" end="" crash=""
+	NESTED_ERRORS=""
+	while IFS= read -r line; do
+		line=${line%$'\r'}
+		[[ $line == E2E-* ]] && echo "  $line"
+		case $line in
+		E2E-BEGIN*) begin=$line ;;
+		E2E-END*) end=${line#E2E-END } ;;
+		E2E-ERROR*) NESTED_ERRORS+="$line; " ;;
+		esac
+		"$handler" "$line"
+		[[ $line =~ Kernel\ panic|BUG:|Oops|WARNING:|Call\ Trace ]] && crash+="$line; "
+	done <"$CONSOLE"
+	[ -n "$begin" ] || fail "the nested guest's /init did not start"
+	[ -n "$end" ] || fail "the nested guest's /init did not finish"
+	[ -z "$crash" ] || fail "the nested kernel reports problems: $crash"
+	[ -z "$NESTED_ERRORS" ] || fail "errors in the nested guest: $NESTED_ERRORS"
+	[ "$end" = rc=0 ] || fail "the nested guest reports failure ($end)"
+}
+
+# e2e_finish RC: at the end of an e2e test, its logs: printed if it failed
+# (or E2E_VERBOSE), copied to E2E_RESULTS; then WORK goes (unless E2E_KEEP).
+e2e_finish() {
+	local rc=$1 f res=${E2E_RESULTS:-${VM_RUN_RESULTS:-}}
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne $KSFT_SKIP ] || [ -n "${E2E_VERBOSE:-}" ]; then
+		for f in "$WORK"/*.log; do
+			[ -s "$f" ] || continue
+			echo "----- $(basename "$f") (last 60 lines) -----"
+			tail -n 60 "$f"
+		done
+		echo "----- kernel log since the test started (last 40 lines) -----"
+		dmesg_since_mark | tail -n 40
+	fi
+	if [ -n "$res" ] && mkdir -p "$res/e2e-$TEST_NAME" 2>/dev/null; then
+		cp "$WORK"/*.log "$res/e2e-$TEST_NAME/" 2>/dev/null
+		dmesg_since_mark >"$res/e2e-$TEST_NAME/dmesg.log"
+	fi
+	if [ -n "${E2E_KEEP:-}" ]; then
+		log "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	case $rc in
+	0) log "PASS" ;;
+	4) ;;
+	*) log "FAIL (status $rc)" ;;
+	esac
+}
+
+# check_counter NAME PERIOD MODULUS V0 V1 ...: the values (decimal) must
+# follow a counter that advances by exactly one every PERIOD reads (modulo
+# MODULUS: 256 for a byte, 2 for one bit of it), with an arbitrary phase: every
+# run of equal values is exactly PERIOD long except the first and the last
+# (1..PERIOD), and there must be at least two complete runs.
+check_counter() {
+	local name=$1 period=$2 mod=$3
+	shift 3
+	echo "$*" | awk -v p="$period" -v m="$mod" -v name="$name" '
+	{
+		n = NF
+		for (i = 1; i <= n; i++) v[i] = $i + 0
+		runs = 1; len[1] = 1
+		for (i = 2; i <= n; i++) {
+			d = (v[i] - v[i - 1] + m) % m
+			if (d == 0) { len[runs]++; continue }
+			if (d != 1) { printf "%s: read %d jumps from %d to %d\n", name, i, v[i - 1], v[i]; exit 1 }
+			len[++runs] = 1
+		}
+		if (runs < 4) { printf "%s: only %d distinct runs in %d reads\n", name, runs, n; exit 1 }
+		for (r = 1; r <= runs; r++) {
+			if (len[r] > p || ((r > 1 && r < runs) && len[r] != p)) {
+				printf "%s: run %d has %d equal reads, expected %d\n", name, r, len[r], p; exit 1
+			}
+		}
+	}'
 }

@@ -5,8 +5,6 @@
 #
 #   bash selftests/e2e/build-nested-initramfs.sh KVER OUTFILE
 #
-# (not executable on purpose: the e2e runner executes every executable *.sh)
-#
 # Contents: static busybox, the gpio-pci-idio-16 driver and every module it
 # depends on (resolved with /lib/modules/KVER/modules.dep, decompressed, in
 # load order), the static gpio-read program, and an /init that loads the
@@ -51,13 +49,9 @@ fi
 
 initramfs_add_module "$DRIVER"
 
-cat >"$stage/init" <<'EOF'
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+{
+	initramfs_init_head
+	cat <<'EOF'
 
 raw=6
 count=12
@@ -110,6 +104,7 @@ echo "E2E-END rc=$rc"
 sync
 poweroff -f
 EOF
+} >"$stage/init"
 chmod +x "$stage/init"
 
 modules=$(tr '\n' ' ' <"$stage/modules/order")

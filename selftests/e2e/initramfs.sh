@@ -3,8 +3,7 @@
 #
 # Helpers that build the initramfs of a nested guest, shared by
 # build-nested-initramfs.sh and the e2e tests that make their own. Sourced,
-# not run (deliberately not executable: the e2e runner executes every
-# executable *.sh).
+# not run.
 #
 #   initramfs_begin KVER        staging directory $STAGE with static busybox
 #                               and bin dev proc sys modules; MODDIR is set
@@ -13,6 +12,8 @@
 #                               .ko.xz), appended in load order to
 #                               $STAGE/modules/order; built-in ones are skipped
 #   initramfs_pack OUT          cpio + gzip of $STAGE into OUT; removes $STAGE
+#   initramfs_init_head         prints the first lines of every nested
+#                               guest's /init: busybox applets, /proc, /sys, /dev
 #
 # Environment: BUSYBOX (default /bin/busybox; must be static: busybox-static),
 # TMPDIR (where $STAGE is made).
@@ -64,4 +65,15 @@ initramfs_pack() {
 		mv "$out.tmp" "$out" || return 1
 	rm -rf "$STAGE"
 	STAGE=""
+}
+
+initramfs_init_head() {
+	cat <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+EOF
 }

@@ -21,18 +21,19 @@
 #        time.
 #   Both: line 16 (volatile) reads the device, whose register 1 has a counter
 #        of its own: 0 0 0 1 1 1 0 0 0 1 1 1, the toggling input.
-# The sample's wrong-reply mode (SAMPLE_ARGS=--bad-reply) makes step 1 fail
+# The sample's test-hooks build in its wrong-reply mode (SAMPLE=$SAMPLE_HOOKS
+# SAMPLE_ARGS=--bad-reply, see ../lib.sh) makes step 1 fail
 # on both kernels, and line 0 on 6.1.
 #
 # Usage: nested-gpio.sh [--no-device]
 #   --no-device  no muser: boot the nested guest without the device and check
 #                that the driver loads and finds nothing (checks the machinery)
-# Environment: see lib.sh; also NESTED_KERNEL (default /boot/vmlinuz-$(uname -r)),
+# Environment: see ../lib.sh; also NESTED_KERNEL (default /boot/vmlinuz-$(uname -r)),
 #   NESTED_INITRAMFS (prebuilt initramfs; default: built here under /tmp),
 #   NESTED_BOOT_TIMEOUT (seconds for the nested guest, default 330),
 #   NESTED_APPEND (extra kernel arguments for the nested guest, e.g. loglevel=7).
-# shellcheck source=selftests/e2e/lib.sh
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 e2e_init nested-gpio 420 "$@"
 
 MODE=muser
@@ -62,8 +63,8 @@ fi
 
 DEVARGS=()
 if [ "$MODE" = muser ]; then
-	mdev_create
-	sample_start
+	e2e_mdev_create
+	sample_start "$UUID" || fail "the sample did not start"
 	DEVARGS=(-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0")
 fi
 
@@ -74,42 +75,29 @@ nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp 1 \
 	-kernel "$KERNEL" -initrd "$INITRD" \
 	-append "console=ttyS0 quiet panic=-1 e2e_raw=$RAW e2e_count=$COUNT e2e_lines=0,16 ${NESTED_APPEND:-}" \
 	"${DEVARGS[@]}"
-wait $QEMU_PID
-qrc=$?
-QEMU_PID=""
-log "nested guest finished (QEMU status $qrc)"
-[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
-[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
+nested_wait
 
-# Parse the console with shell builtins only (every fork is slow under TCG).
-declare -A out=()	# gpio-read results: "raw 0x0", "line 0", ... -> values
-begin="" end="" errors="" nochip="" pci="" chip="" modules="" crash=""
-while IFS= read -r line; do
-	line=${line%$'\r'}
-	[[ $line == E2E-* ]] && echo "  $line"
-	case $line in
-	E2E-BEGIN*) begin=$line ;;
-	E2E-END*) end=${line#E2E-END } ;;
-	E2E-ERROR*) errors+="$line; " ;;
+# The console: gpio-read's results ("raw 0x0", "line 0", ... -> values) and
+# what the nested guest found.
+declare -A out=()
+nochip="" pci="" chip="" modules=""
+# shellcheck disable=SC2317 # called by nested_console
+gpio_line() {
+	local key
+	case $1 in
 	E2E-NOCHIP*) nochip=1 ;;
-	E2E-MODULES*) modules=$line ;;
-	"E2E-PCI $BDF "*) pci=${line#"E2E-PCI $BDF "} ;;
-	"E2E-OUT chip "*) chip=${line#E2E-OUT chip } ;;
+	E2E-MODULES*) modules=$1 ;;
+	"E2E-PCI $BDF "*) pci=${1#"E2E-PCI $BDF "} ;;
+	"E2E-OUT chip "*) chip=${1#E2E-OUT chip } ;;
 	"E2E-OUT "*": "*)
-		key=${line%%: *}
+		key=${1%%: *}
 		key=${key#E2E-OUT }
 		key=${key#"$BDF "}
-		out[$key]=${line#*: }
+		out[$key]=${1#*: }
 		;;
 	esac
-	[[ $line =~ Kernel\ panic|BUG:|Oops|WARNING:|Call\ Trace ]] && crash+="$line; "
-done <"$CONSOLE"
-
-[ -n "$begin" ] || fail "the nested guest's /init did not start"
-[ -n "$end" ] || fail "the nested guest's /init did not finish"
-[ -z "$errors" ] || fail "errors in the nested guest: $errors"
-[ -z "$crash" ] || fail "the nested kernel reports problems: $crash"
-[ "$end" = rc=0 ] || fail "the nested guest reports failure ($end)"
+}
+nested_console gpio_line
 
 if [ "$MODE" = nodevice ]; then
 	[ -n "$nochip" ] || fail "expected no gpiochip without the device"
@@ -135,8 +123,5 @@ else
 fi
 expect "line 16" "0 0 0 1 1 1 0 0 0 1 1 1" "bit 0 of register 1's counter: the toggling input"
 
-kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest"
-stop_pid "$SAMPLE_PID" 5
-SAMPLE_PID=""
-mdev_remove || fail "removing the mdev failed"
+sample_finish "the nested guest"
 exit 0

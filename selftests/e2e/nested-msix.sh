@@ -7,10 +7,13 @@
 # the device and rings the doorbell of every vector RINGS times through the
 # sparse-mmapped doorbell page; the sample, polling that page, raises each
 # vector. /proc/interrupts in the guest must count RINGS on every vector.
-# Environment: see lib.sh; also DOORBELL_SAMPLE, GUEST_KO, QEMU_EXTRA (more
+# Environment: see ../lib.sh; also DOORBELL_SAMPLE, GUEST_KO, QEMU_EXTRA (more
 # QEMU arguments, e.g. "-trace vfio_msi* -D FILE").
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 e2e_init nested-msix 420 "$@"
+# shellcheck source=selftests/e2e/initramfs.sh
+. "$E2E_DIR/initramfs.sh"
 
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
@@ -31,13 +34,9 @@ stage=$WORK/initrd
 mkdir -p "$stage"/bin "$stage"/proc "$stage"/sys "$stage"/dev
 cp /bin/busybox "$stage/bin/busybox"
 cp "$GUEST_KO" "$stage/guest.ko"
-cat >"$stage/init" <<INIT
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+{
+	initramfs_init_head
+	cat <<INIT
 echo E2E-BEGIN
 insmod /guest.ko rings=$RINGS && echo E2E-LOADED
 grep muser-doorbell /proc/interrupts | sed "s/^/E2E-IRQ /"
@@ -45,12 +44,13 @@ dmesg | grep -E 'muser-doorbell|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DM
 echo E2E-END
 poweroff -f
 INIT
+} >"$stage/init"
 chmod +x "$stage/init"
 INITRD=$WORK/initrd.cpio.gz
 (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) >"$INITRD"
 
-mdev_create
-sample_start
+e2e_mdev_create
+sample_start "$UUID" || fail "the sample did not start"
 
 CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG)"
@@ -59,14 +59,10 @@ nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp 1 \
 	-nodefaults -display none -no-reboot \
 	-kernel "$KERNEL" -initrd "$INITRD" -append "console=ttyS0 quiet panic=-1" \
 	-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0" ${QEMU_EXTRA:-}
-wait $QEMU_PID
-qrc=$?
-QEMU_PID=""
+nested_wait
 con=$(tr -d '\r' <"$CONSOLE")
 grep '^E2E-' <<<"$con" | sed 's/^/  /'
 
-[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
-[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
 grep -q '^E2E-END' <<<"$con" || fail "the nested guest's /init did not finish"
 grep -Eq '^E2E-DMESG .*(BUG:|WARNING:|Oops|Call Trace)' <<<"$con" && fail "the nested kernel reports problems"
 grep -q '^E2E-LOADED' <<<"$con" || fail "the guest driver did not bind (see E2E-DMESG)"
@@ -80,8 +76,5 @@ while read -r _ _ count _; do
 done <<<"$lines"
 log "every one of $NVEC MSI-X vectors counted $RINGS interrupts"
 
-kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest"
-stop_pid "$SAMPLE_PID" 5
-SAMPLE_PID=""
-mdev_remove || fail "removing the mdev failed"
+sample_finish "the nested guest"
 exit 0

@@ -38,13 +38,13 @@
 #   --qemu-device  no muser: QEMU's own virtio-blk-pci on the same backing
 #                  file instead (checks the test itself; the muser-only
 #                  checks are skipped)
-# Environment: see lib.sh; also VBLK_SAMPLE (default
+# Environment: see ../lib.sh; also VBLK_SAMPLE (default
 # BUILD_DIR/samples/virtio-blk), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
 # for the nested guest, default 480), NESTED_SMP (its vCPUs, default 2: as
 # many queues), NESTED_APPEND, QEMU_EXTRA, STRESS_SECS (default 60),
 # RESTARTS (SIGKILLs during it, default 8; 0: none and no takeover).
-# shellcheck source=selftests/e2e/lib.sh
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
 e2e_init nested-virtio-blk 720 "$@"
 
 MODE=muser
@@ -117,13 +117,9 @@ done
 echo "E2E-STRESS-WORKER \$w iterations=\$i"
 STRESS
 chmod +x "$STAGE/bin/stress"
-cat >"$STAGE/init" <<INIT
-#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
+{
+	initramfs_init_head
+	cat <<INIT
 mkdir -p /tmp /mnt
 stamp() { read -r up _ </proc/uptime; echo "E2E-TIME \$1 \$up"; }
 err() { echo "E2E-ERROR \$*"; rc=1; }
@@ -209,6 +205,7 @@ dmesg | grep -Ei 'virtio|vda|EXT[24]|blk_update|I/O error|timed out|timeout|rese
 echo "E2E-END rc=\$rc"
 poweroff -f
 INIT
+} >"$STAGE/init"
 chmod +x "$STAGE/init"
 INITRD=$WORK/initrd.cpio.gz
 modules=$(tr '\n' ' ' <"$STAGE/modules/order")
@@ -219,8 +216,8 @@ log "nested initramfs: $(du -k "$INITRD" | cut -f1) KiB, modules: $modules"
 DISK=$WORK/disk.img
 truncate -s ${DISK_MB}M "$DISK"
 if [ "$MODE" = muser ]; then
-	mdev_create
-	sample_start "$DISK"
+	e2e_mdev_create
+	sample_start "$UUID" "$DISK" || fail "the sample did not start"
 	PINNED=/sys/bus/mdev/devices/$UUID/dma/pinned_pages
 	DEVARGS=(-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0")
 else
@@ -256,11 +253,11 @@ restart() {
 		rc=$?
 		[ $rc -eq 137 ] || fail "the sample with VBLK_DIE_IN_REQUEST=3 exited with status $rc"
 		p=$(cat "$PINNED")
-		SAMPLE_LOG=sample-$n-next SAMPLE_QUIET=1 sample_start "$DISK"
+		SAMPLE_NAME=sample-$n-next SAMPLE_QUIET=1 sample_start "$UUID" "$DISK" || fail "the sample did not start"
 		dies=$((dies + 1))
 		SLOG=sample-$n-next
 	elif [ "${1:-}" = --takeover ]; then
-		SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start --takeover "$DISK"
+		SAMPLE_NAME=sample-$n SAMPLE_QUIET=1 sample_start "$UUID" --takeover "$DISK" || fail "the sample did not start"
 		wait_pid "$old" 10 || fail "the sample taken over (pid $old) did not exit"
 		wait "$old"
 		rc=$?
@@ -275,9 +272,9 @@ restart() {
 		p=$(cat "$PINNED")
 		[ "$p" -gt 0 ] || fail "dma/pinned_pages is $p after the sample was killed: the pins went"
 		if [ -n "${DIE:-}" ]; then
-			VBLK_DIE_IN_REQUEST=3 SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+			VBLK_DIE_IN_REQUEST=3 SAMPLE_NAME=sample-$n SAMPLE_QUIET=1 sample_start "$UUID" "$DISK" || fail "the sample did not start"
 		else
-			SAMPLE_LOG=sample-$n SAMPLE_QUIET=1 sample_start "$DISK"
+			SAMPLE_NAME=sample-$n SAMPLE_QUIET=1 sample_start "$UUID" "$DISK" || fail "the sample did not start"
 		fi
 		kills=$((kills + 1))
 		SLOG=sample-$n
@@ -309,51 +306,36 @@ if [ "$RESTARTS" -gt 0 ]; then
 	fi
 fi
 
-wait $QEMU_PID
-qrc=$?
-QEMU_PID=""
-log "nested guest finished after $(($(date +%s) - t0)) s (QEMU status $qrc)"
+nested_wait "after $(($(date +%s) - t0)) s"
 
 # --- what the guest saw -----------------------------------------------------
-declare -A direct=()
-begin="" end="" errors="" disk="" discard="" fsline="" crash="" stress_end=""
-declare -A iterations=()
-while IFS= read -r line; do
-	line=${line%$'\r'}
-	[[ $line == E2E-* ]] && echo "  $line"
-	case $line in
-	E2E-BEGIN*) begin=$line ;;
-	E2E-END*) end=${line#E2E-END } ;;
-	E2E-ERROR*) errors+="$line; " ;;
+declare -A direct=() iterations=()
+disk="" discard="" fsline="" stress_end=""
+# shellcheck disable=SC2317 # called by nested_console
+vblk_line() {
+	local spec sum w it
+	case $1 in
 	E2E-NODISK*) disk=none ;;
-	E2E-DISK*) disk=${line#E2E-DISK } ;;
+	E2E-DISK*) disk=${1#E2E-DISK } ;;
 	E2E-DIRECT*)
-		read -r _ spec sum <<<"$line"
+		read -r _ spec sum <<<"$1"
 		direct[$spec]=$sum
 		;;
-	E2E-DISCARD*) discard=${line##* } ;;
-	E2E-FS*) fsline=${line#E2E-FS } ;;
+	E2E-DISCARD*) discard=${1##* } ;;
+	E2E-FS*) fsline=${1#E2E-FS } ;;
 	E2E-STRESS-WORKER*)
-		read -r _ w it <<<"$line"
+		read -r _ w it <<<"$1"
 		iterations[$w]=${it#iterations=}
 		;;
 	E2E-STRESS-END*) stress_end=1 ;;
 	esac
-	if [[ $line == E2E-DMESG* ]] &&
-		grep -Eqi 'I/O error|blk_update|timed out|timeout|hung|(virtio|vda).*reset' <<<"$line"; then
-		errors+="$line; "
+	if [[ $1 == E2E-DMESG* ]] &&
+		grep -Eqi 'I/O error|blk_update|timed out|timeout|hung|(virtio|vda).*reset' <<<"$1"; then
+		NESTED_ERRORS+="$1; "
 	fi
-	[[ $line =~ Kernel\ panic|BUG:|Oops|WARNING:|Call\ Trace ]] && crash+="$line; "
-done <"$CONSOLE"
-
-[ $qrc -eq 124 ] && fail "the nested guest did not finish within $BOOT_TIMEOUT s"
-[ $qrc -eq 0 ] || fail "QEMU exited with status $qrc: $(tail -n 3 "$WORK/qemu.log")"
-[ -n "$begin" ] || fail "the nested guest's /init did not start"
-[ -n "$end" ] || fail "the nested guest's /init did not finish"
-[ -z "$crash" ] || fail "the nested kernel reports problems: $crash"
+}
+nested_console vblk_line
 case $disk in none | "") fail "no /dev/vda in the nested guest" ;; esac
-[ -z "$errors" ] || fail "errors in the nested guest: $errors"
-[ "$end" = rc=0 ] || fail "the nested guest reports failure ($end)"
 
 sectors=$((DISK_MB * 2048))
 [[ " $disk " == *" sectors=$sectors "* ]] || fail "disk: expected $sectors sectors: $disk"
@@ -456,5 +438,5 @@ redone=-1
 [[ $stats =~ \ redone\ ([0-9]+) ]] && redone=${BASH_REMATCH[1]}
 [ "$redone" -ge "$dies" ] ||
 	fail "the sample should have served again at least $dies request(s) taken by a killed one: $stats"
-mdev_remove || fail "removing the mdev failed"
+e2e_mdev_remove || fail "removing the mdev failed"
 exit 0

@@ -22,11 +22,13 @@
 # Then QEMU quits, the sample stops, the mdev is removed, and the kernel log
 # must be clean.
 #
-# Environment: see lib.sh; also DOORBELL_SAMPLE (the msix-doorbell sample),
+# Environment: see ../lib.sh; also DOORBELL_SAMPLE (the msix-doorbell sample),
 #   DEVICE_OPTS (appended to the -device option, e.g. ",x-no-mmap=on":
-#   qemu-hmp-msix-bite.sh uses it to check that the test then fails).
-# shellcheck source=selftests/e2e/lib.sh
-. "$(dirname "$0")/lib.sh"
+#   selftests/bite.sh qemu-hmp-msix uses it to check that the test then fails).
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+# shellcheck source=selftests/e2e/qmp.sh
+. "$(dirname "$0")/qmp.sh"
 e2e_init qemu-hmp-msix 300 "$@"
 
 SAMPLE=${DOORBELL_SAMPLE:-$BUILD_DIR/samples/msix-doorbell}
@@ -46,8 +48,8 @@ need_cmd "$QEMU" timeout
 need_muser
 need_sample
 
-mdev_create
-SAMPLE_ARGS="-v --stamp $STAMP $SAMPLE_ARGS" sample_start
+e2e_mdev_create
+SAMPLE_ARGS="-v --stamp $STAMP $SAMPLE_ARGS" sample_start "$UUID" || fail "the sample did not start"
 qemu_start_stopped q35 "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=$SLOT.0${DEVICE_OPTS:-}" \
 	-trace 'vfio_msix_*' -D "$TRACE"
 

@@ -16,10 +16,12 @@
 # Usage: qemu-hmp.sh [--plumbing]
 #   --plumbing  no muser: run the same QMP/HMP flow against QEMU's emulated
 #               "edu" device (checks the test machinery itself)
-# Environment: see lib.sh; also MACHINE (pc or q35, default pc),
+# Environment: see ../lib.sh; also MACHINE (pc or q35, default pc),
 #   HMP_READS (BAR2 reads, default 12).
-# shellcheck source=selftests/e2e/lib.sh
-. "$(dirname "$0")/lib.sh"
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+# shellcheck source=selftests/e2e/qmp.sh
+. "$(dirname "$0")/qmp.sh"
 e2e_init qemu-hmp 300 "$@"
 
 MODE=muser
@@ -40,8 +42,8 @@ if [ "$MODE" = muser ]; then
 	VENDOR_DEVICE=0x0dc8494f
 	BAR=2
 	BAR_SIZE=0x100
-	mdev_create
-	sample_start
+	e2e_mdev_create
+	sample_start "$UUID" || fail "the sample did not start"
 	DEVARG="vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=$SLOT.0"
 else
 	VENDOR_DEVICE=0x11e81234

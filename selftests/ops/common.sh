@@ -98,11 +98,11 @@ node_perms() { stat -c '%U %G %a' "/dev/muser/$1" 2>&1; }
 # credentials, as sample_start's SAMPLE_PID and SAMPLE_LOG (sample_stop ends
 # it); status 0 once it printed "ready", 1 if it exited (its output in
 # SAMPLE_LOG).
-sample_settled() { grep -q ready "$SAMPLE_LOG" || pid_gone "$SAMPLE_PID"; }
 serve_as() {
 	local uuid=$1
 	shift
 	SAMPLE_LOG=$(mktemp /tmp/ops-emu.XXXXXX)
+	_sample_tmp=$SAMPLE_LOG
 	setpriv "$@" -- "$SAMPLE" "$uuid" >"$SAMPLE_LOG" 2>&1 &
 	SAMPLE_PID=$!
 	wait_for 20 sample_settled

@@ -267,7 +267,7 @@ expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
 
 # 3b. A TCG guest inside a TCG guest very rarely dies in early boot, before
 # its init runs and before it touches any device (see nested_start in
-# e2e/lib.sh): that boot is retried, once, and said so.
+# lib.sh): that boot is retried, once, and said so.
 for try in 1 2; do
 	: >"$W/console.log"
 	check "virsh start" run virsh start "$DOM" || fail "virsh start"
