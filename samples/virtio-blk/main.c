@@ -56,8 +56,11 @@ static void usage(FILE *f, const char *prog)
 		"  --takeover      replace the emulator running on UUID (an upgrade);\n"
 		"                  that one prints \"taken over\" and exits\n"
 		"  -h, --help      this help\n"
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
-		"Nth request it serves, after the I/O, before the used ring.\n", prog);
+		"Nth request it serves, after the I/O, before the used ring.\n"
+#endif
+		, prog);
 }
 
 /* Attaches, recovering the state of a previous emulator if there is one. */
@@ -130,9 +133,11 @@ int main(int argc, char *argv[])
 		err(EXIT_FAILURE, "muser_dev_create");
 	if (muser_set_log(v.dev, NULL, verbose ? LOG_DEBUG : LOG_WARNING) < 0)
 		err(EXIT_FAILURE, "muser_set_log");
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 	/* Testing the recovery: die in the middle of the Nth request. */
 	if (getenv("VBLK_DIE_IN_REQUEST"))
 		v.die_in_request = strtoul(getenv("VBLK_DIE_IN_REQUEST"), NULL, 0);
+#endif
 	if (vblk_describe(&v) < 0)
 		err(EXIT_FAILURE, "describing the device");
 	attach(&v, takeover);

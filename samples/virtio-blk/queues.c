@@ -263,10 +263,12 @@ static int serve(struct vblk *v, struct vblk_queue *q, uint16_t head)
 		req.nsg += got;
 	}
 	written = blk_request(&v->blk, req.iov, nout, req.iov + nout, req.nsg - nout);
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 	if (v->die_in_request && --v->die_in_request == 0) {
 		vblk_save(v);	/* the request taken, done, not returned */
 		raise(SIGKILL);
 	}
+#endif
 	if (written < 0) {
 		muser_log(v->dev, LOG_WARNING, "request without header or status byte");
 		written = 0;

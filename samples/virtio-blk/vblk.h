@@ -75,7 +75,9 @@ struct vblk {
 	uint8_t isr_read_val;		/* and what it returned */
 	unsigned long revokes, resets, recoveries;
 	unsigned long redone;		/* requests served again after a restart */
+#ifdef MUSER_SAMPLE_TEST_HOOKS
 	unsigned long die_in_request;	/* testing: SIGKILL itself in this request */
+#endif
 	uint32_t owner;			/* see vblk_claim() */
 	bool gone;			/* taken over: touch nothing */
 };

@@ -39,7 +39,7 @@
 #                  file instead (checks the test itself; the muser-only
 #                  checks are skipped)
 # Environment: see ../lib.sh; also VBLK_SAMPLE (default
-# BUILD_DIR/samples/virtio-blk), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
+# BUILD_DIR/selftests/virtio-blk-hooks: the sample with its test hook), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
 # for the nested guest, default 480), NESTED_SMP (its vCPUs, default 2: as
 # many queues), NESTED_APPEND, QEMU_EXTRA, STRESS_SECS (default 60),
 # RESTARTS (SIGKILLs during it, default 8; 0: none and no takeover).

@@ -9,7 +9,7 @@
  * BAR2 counter starts at 0.
  *
  * Environment: MUSER_SAMPLE (path of the sample), MUSER_SAMPLE_ARGS (extra
- * arguments, e.g. the sample's wrong-reply option; see selftests/muser/bite.sh).
+ * arguments, e.g. the sample's wrong-reply option; see selftests/bite.sh).
  */
 #define _GNU_SOURCE
 #include <errno.h>
