@@ -170,32 +170,18 @@ TEST(no_reset_flag)
 {
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	struct muser_device_info layout;
-	char uuid[UUID_LEN + 1];
-	struct vfio_client c;
-	const char *step = "?";
 	struct emu_req r;
-	int ctl, kmsg, ret;
+	struct rig rig;
 
-	REQUIRE_MUSER();
-	kmsg = kmsg_start(_metadata->name);
-	ret = mdev_create(uuid);
-	ASSERT_EQ(0, ret) TH_LOG("create: %s", strerror(-ret));
-	ctl = ctl_open(uuid, O_NONBLOCK);
-	ASSERT_LE(0, ctl);
 	layout_default(&layout);
 	layout.flags = 0;
-	ASSERT_EQ(0, ctl_attach(ctl, &layout));
-	ret = vfio_client_open(&c, uuid, &step);
-	ASSERT_EQ(0, ret) TH_LOG("%s: %s", step, strerror(-ret));
-	ASSERT_EQ(0, ioctl(c.device, VFIO_DEVICE_GET_INFO, &info));
+	RIG_SETUP(&rig, &layout, RIG_NONBLOCK);
+	ASSERT_EQ(0, ioctl(rig.c.device, VFIO_DEVICE_GET_INFO, &info));
 	EXPECT_TRUE(info.flags & VFIO_DEVICE_FLAGS_PCI);
 	EXPECT_FALSE(info.flags & VFIO_DEVICE_FLAGS_RESET);
-	EXPECT_EQ(-1, ioctl(c.device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(-EAGAIN, emu_read(ctl, &r, 1)) TH_LOG("reset reached the emulator");
-	vfio_client_close(&c);
-	close(ctl);
-	EXPECT_EQ(0, mdev_remove(uuid));
-	EXPECT_EQ(0, kmsg_check(kmsg, _metadata->name));
+	EXPECT_EQ(-1, ioctl(rig.c.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(-EAGAIN, emu_read(rig.ctl, &r, 1)) TH_LOG("reset reached the emulator");
+	RIG_TEARDOWN(&rig);
 }
 
 
