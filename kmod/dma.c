@@ -569,7 +569,7 @@ static int muser_dma_pin(struct muser_mdev *md, u64 iova, u64 size,
 				continue;
 			muser_mdev_err(md, "dma: iova 0x%llx held %u times already\n",
 				       (u64)idx << MUSER_DMA_CHUNK_SHIFT,
-				  MUSER_DMA_MAX_HOLDS);
+				       MUSER_DMA_MAX_HOLDS);
 			return -EOVERFLOW;
 		}
 	}
@@ -733,21 +733,22 @@ int muser_dma_release(struct muser_mdev *md, struct file *file,
 
 	if (mutex_lock_killable(&md->dma.lock))
 		return -EINTR;
-	/*
-	 * Again under dma.lock: a takeover since the first check dropped this
-	 * file's holds (muser_dma_drop_holds() runs under it).
-	 */
-	if (READ_ONCE(md->emulator) != file) {
-		ret = -ENOTCONN;
-		goto out_unlock;
-	}
 	for (idx = lo; idx <= hi; idx++) {
-		if (!muser_file_holds(cf, idx)) {
-			muser_mdev_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
-				       m.iova, m.size);
-			ret = -EINVAL;
+		if (muser_file_holds(cf, idx))
+			continue;
+		/*
+		 * A takeover since the check above dropped this file's holds
+		 * (muser_dma_drop_holds() runs under dma.lock): it is no
+		 * longer the emulator, not a caller releasing what it lacks.
+		 */
+		if (READ_ONCE(md->emulator) != file) {
+			ret = -ENOTCONN;
 			goto out_unlock;
 		}
+		muser_mdev_err(md, "dma: release of iova 0x%llx size 0x%llx: not held\n",
+			       m.iova, m.size);
+		ret = -EINVAL;
+		goto out_unlock;
 	}
 	for (idx = lo; idx <= hi; idx++) {
 		muser_file_hold(cf, idx, -1);
@@ -920,8 +921,8 @@ static vm_fault_t muser_dma_fault(struct vm_fault *vmf)
 	if (ret == VM_FAULT_SIGBUS)
 		muser_mdev_err(md, "dma: %s touched iova 0x%llx, which is %s\n",
 			       owner ? "the emulator" : "a detached emulator", iova,
-			  !owner ? "no longer its own" :
-			  entry ? "read-only" : "not pinned");
+			       !owner ? "no longer its own" :
+			       entry ? "read-only" : "not pinned");
 	return ret;
 }
 
@@ -939,7 +940,7 @@ int muser_dma_mmap(struct muser_mdev *md, struct vm_area_struct *vma)
 	    len > MUSER_DMA_MAX_IOVA + 1 - (start - MUSER_DMA_OFFSET)) {
 		muser_mdev_err(md, "dma: bad mmap of the DMA window (offset 0x%llx, 0x%llx bytes, %s)\n",
 			       start, len,
-			  vma->vm_flags & VM_SHARED ? "shared" : "private");
+			       vma->vm_flags & VM_SHARED ? "shared" : "private");
 		return -EINVAL;
 	}
 	if (!(vma->vm_flags & VM_WRITE))

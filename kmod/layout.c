@@ -92,7 +92,7 @@ static int muser_areas_validate(struct muser_mdev *md,
 bad_area:
 	muser_mdev_err(md, "attach: mmap area %u (region %u, 0x%llx+0x%llx) is invalid\n",
 		       i, info->mmap_areas[i].region, info->mmap_areas[i].offset,
-		  info->mmap_areas[i].size);
+		       info->mmap_areas[i].size);
 	return -EINVAL;
 bad:
 	muser_mdev_err(md, "attach: %u mmap areas\n", info->num_mmap_areas);

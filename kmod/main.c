@@ -213,6 +213,9 @@ static void __exit muser_exit(void)
 module_init(muser_init);
 module_exit(muser_exit);
 
+/* Page counts and device memory keys are built in unsigned long. */
+static_assert(BITS_PER_LONG == 64, "muser.ko needs a 64-bit kernel");
+
 MODULE_LICENSE("GPL");
 MODULE_VERSION(MUSER_VERSION);
 MODULE_DESCRIPTION("PCI devices emulated in userspace, served through VFIO");

@@ -300,6 +300,7 @@ const struct muser_device_info *muser_wait_layout(struct muser_mdev *md);
 
 /* devmem.c */
 extern unsigned int muser_devmem_budget_mb;
+extern const struct attribute_group muser_devmem_group;
 void muser_devmem_init(struct muser_mdev *md);
 void muser_devmem_set_layout(struct muser_mdev *md,
 			     const struct muser_device_info *info);
@@ -332,7 +333,6 @@ bool muser_has_requests(struct muser_mdev *md);
 /* dma.c */
 extern unsigned int muser_dma_budget_mb;
 extern const struct attribute_group muser_dma_group;
-extern const struct attribute_group muser_devmem_group;
 void muser_dma_init(struct muser_mdev *md);
 void muser_dma_destroy(struct muser_mdev *md);
 void muser_dma_open(struct muser_mdev *md);

@@ -101,8 +101,8 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 		if (!left)
 			muser_mdev_err(md, "request %llu (type %u) timed out after %u ms%s\n",
 				       w->hdr.id, w->hdr.type,
-				  READ_ONCE(muser_timeout_ms),
-				  md->emulator ? "" : ": no emulator attached");
+				       READ_ONCE(muser_timeout_ms),
+				       md->emulator ? "" : ": no emulator attached");
 	}
 	spin_unlock(&md->req_lock);
 	return w->error;

@@ -212,6 +212,7 @@ LAYOUT_CASE(no_irqs, 0, Q(INTX).count = 0; Q(INTX).flags = 0;
 LAYOUT_CASE(argsz_zero, -EINVAL, info->argsz = 0);
 LAYOUT_CASE(argsz_short, -EINVAL, info->argsz = sizeof(*info) - 8);
 LAYOUT_CASE(version_0, -EINVAL, info->version = 0);
+LAYOUT_CASE(version_older, -EINVAL, info->version = MUSER_API_VERSION - 1);
 LAYOUT_CASE(version_next, -EINVAL, info->version = MUSER_API_VERSION + 1);
 LAYOUT_CASE(unknown_flag, -EINVAL, info->flags |= 1u << 31);
 LAYOUT_CASE(num_regions_7, -EINVAL, info->num_regions = 7);

@@ -66,7 +66,12 @@
 #include <linux/ioctl.h>
 #include <linux/vfio.h>
 
-#define MUSER_API_VERSION	1
+/*
+ * Checked at attach: an emulator built for another version is refused
+ * (EINVAL) rather than having its ioctls land on other handlers. 2: the
+ * ioctl numbers in order (1 had TAKEOVER at 0x07).
+ */
+#define MUSER_API_VERSION	2
 
 /* Directory holding the control nodes, one per mdev, named by UUID. */
 #define MUSER_DEV_DIR		"/dev/muser"
