@@ -51,7 +51,7 @@ MODE=muser
 [ "${1:-}" = "--qemu-device" ] && MODE=qemu
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
-SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/samples/virtio-blk}
+SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/selftests/virtio-blk-hooks}	# VBLK_DIE_IN_REQUEST
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-480}
 SMP=${NESTED_SMP:-2}		# 2 vCPUs: virtio_blk uses both queues
 DISK_MB=64
