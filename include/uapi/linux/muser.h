@@ -461,7 +461,7 @@ enum muser_attr {
 
 /* MUSER_ATTR_STATE */
 enum muser_dev_state {
-	MUSER_DEV_NEW,	/* no emulator has attached yet */
+	MUSER_DEV_NEW,		/* no emulator has attached yet */
 	MUSER_DEV_ATTACHED,	/* an emulator serves it */
 	MUSER_DEV_WAITING,	/* its emulator went: requests wait */
 	MUSER_DEV_REMOVING,	/* the mdev is being removed */
