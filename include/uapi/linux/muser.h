@@ -84,10 +84,32 @@
 #define MUSER_MAX_DATA		4096
 #define MUSER_ALIGN		8
 
+/*
+ * muser_region.flags of a BAR: VMM writes of its trapped part are posted.
+ * The VMM's pwrite() returns once the write is queued; the emulator still
+ * sees it in order (after every earlier request of the device, before
+ * every later one) flagged MUSER_REQ_F_POSTED, and acknowledges it with a
+ * reply like any write. An error in that reply has no syscall left to
+ * fail: it is counted (MUSER_ATTR_REQUESTS_FAILED, MUSER_ATTR_LAST_ERROR)
+ * and logged. A device has at most MUSER_MAX_POSTED posted writes not yet
+ * acknowledged; past that, the VMM's write waits as an unposted one does.
+ * Posted writes survive the emulator like any request (replayed to the
+ * next one). When the last VMM closes the device, unacknowledged ones are
+ * waited for, at most timeout_ms, then dropped, counted as failed.
+ *
+ * PCI posts memory writes only: set it on memory BARs, and not where a
+ * guest reads back, right after a write, a value the write changes in
+ * device memory (the read would not wait for the write). Config space,
+ * the ROM and VGA are never posted.
+ */
+#define MUSER_REGION_F_POSTED_WRITES	(1u << 16)
+#define MUSER_MAX_POSTED	64
+
 /**
  * struct muser_region - one region of the device, indexed by
  * VFIO_PCI_*_REGION_INDEX.
- * @flags: VFIO_REGION_INFO_FLAG_READ and/or VFIO_REGION_INFO_FLAG_WRITE.
+ * @flags: VFIO_REGION_INFO_FLAG_READ and/or VFIO_REGION_INFO_FLAG_WRITE;
+ *         for a BAR also MUSER_REGION_F_POSTED_WRITES.
  * @size:  0 if absent. BARs and the ROM: a power of two (the upper half of a
  *         64-bit BAR is 0). Config space: 256 or 4096. VGA: 0 or 0xc0000.
  */
@@ -208,6 +230,8 @@ enum muser_req_type {
  * this flag to avoid repeating a side effect the previous one already made.
  */
 #define MUSER_REQ_F_REPLAYED	(1u << 0)
+/* A posted write (MUSER_REGION_F_POSTED_WRITES): no VMM thread waits. */
+#define MUSER_REQ_F_POSTED	(1u << 1)
 
 /**
  * struct muser_req - a request from the kernel to the emulator.
@@ -433,6 +457,9 @@ enum muser_cmd {
 /*
  * MUSER_ATTR_REQUESTS counts requests settled (answered or timed out),
  * MUSER_ATTR_REQUESTS_FAILED those answered with an error or timed out,
+ * MUSER_ATTR_REQUESTS_POSTED posted writes queued, MUSER_ATTR_WAITS_SPUN
+ * and MUSER_ATTR_WAITS_SLEPT the answers a VMM thread waited for by
+ * spinning (module parameter spin_us) and by sleeping,
  * MUSER_ATTR_RESTARTS emulators attached after the first, and
  * MUSER_ATTR_LAST_ERROR is the errno of the last failed one (0: none).
  */
@@ -454,6 +481,9 @@ enum muser_attr {
 	MUSER_ATTR_SIZE,		/* u64 */
 	MUSER_ATTR_DEVMEM_PAGES,	/* u64, device memory allocated */
 	MUSER_ATTR_DEVMEM_BUDGET,	/* u64, most pages of it */
+	MUSER_ATTR_REQUESTS_POSTED,	/* u64, posted writes queued */
+	MUSER_ATTR_WAITS_SPUN,		/* u64, answers a VMM thread spun for */
+	MUSER_ATTR_WAITS_SLEPT,		/* u64, answers it slept for */
 	__MUSER_ATTR_MAX,
 };
 
