@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -63,7 +64,12 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 static void *emu_thread_fn(void *arg)
 {
 	struct emu_thread *t = arg;
-	static __thread struct emu_req reqs[16];
+	struct emu_req *reqs = calloc(EMU_READ_MAX, sizeof(*reqs));
+
+	if (!reqs) {
+		t->errors++;
+		return NULL;
+	}
 
 	for (;;) {
 		struct pollfd pfd[2] = {
@@ -84,7 +90,7 @@ static void *emu_thread_fn(void *arg)
 			if (!(pfd[0].revents & POLLIN))
 				break;
 		}
-		n = emu_read(t->ctl, reqs, 16);
+		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
@@ -96,6 +102,7 @@ static void *emu_thread_fn(void *arg)
 		for (i = 0; i < n; i++)
 			emu_answer(t, &reqs[i]);
 	}
+	free(reqs);
 	return NULL;
 }
 
