@@ -149,8 +149,12 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 	left = wait_event_killable_timeout(md->req_wq,
 					   muser_takeover_done(md, old, old_cf),
 					   msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
-	if (!left) {
-		/* Unless it has become the emulator again meanwhile. */
+	if (left <= 0) {
+		/*
+		 * Timed out, or the caller was killed: what @old holds goes to
+		 * whoever serves next (posted writes have no waiter to give up
+		 * on them). Unless it has become the emulator again meanwhile.
+		 */
 		spin_lock(&md->req_lock);
 		if (!old_cf->released && md->emulator != old) {
 			muser_requeue_inflight(md, old);
@@ -160,12 +164,12 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 	}
 	if (gated) {
 		spin_lock(&md->req_lock);
-		md->retiring--;
+		WRITE_ONCE(md->retiring, md->retiring - 1);
 		spin_unlock(&md->req_lock);
 	}
 	if (requeued || gated)
 		wake_up_all(&md->req_wq);
-	if (requeued)
+	if (requeued && !left)
 		muser_mdev_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
 	muser_ctl_file_put(old_cf);
 }
@@ -221,7 +225,7 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 	old = md->emulator;
 	md->emulator = file;
 	if (old && muser_owns_posted(md, old)) {
-		md->retiring++;
+		WRITE_ONCE(md->retiring, md->retiring + 1);
 		gated = true;
 	}
 	spin_unlock(&md->req_lock);

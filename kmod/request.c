@@ -55,7 +55,7 @@ static bool muser_take_slot(struct muser_mdev *md, bool posted)
 	     (!posted || md->nr_posted_out < MUSER_MAX_POSTED);
 	if (ok) {
 		md->nr_queued++;
-		md->nr_posted_out += posted;
+		WRITE_ONCE(md->nr_posted_out, md->nr_posted_out + posted);
 	}
 	spin_unlock(&md->req_lock);
 	return ok;
@@ -63,24 +63,21 @@ static bool muser_take_slot(struct muser_mdev *md, bool posted)
 
 /*
  * A place for one request, taken before the VMM thread allocates for it:
- * however many threads a VMM has, a device queues MUSER_MAX_QUEUED, of
- * which MUSER_MAX_POSTED posted writes.
+ * however many threads a VMM has, a device queues MUSER_MAX_QUEUED.
  */
-static int muser_slot(struct muser_mdev *md, bool posted)
+int muser_request_slot(struct muser_mdev *md)
 {
 	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long left;
 
 	left = wait_event_killable_timeout(md->slot_wq,
-					   muser_take_slot(md, posted),
+					   muser_take_slot(md, false),
 					   msecs_to_jiffies(timeout_ms));
 	if (left > 0)
 		return 0;
 	if (!left)
-		muser_mdev_err(md, "%u %s for %u ms: the emulator is not keeping up\n",
-			       posted ? MUSER_MAX_POSTED : MUSER_MAX_QUEUED,
-			       posted ? "posted writes unacknowledged" :
-					"requests queued", timeout_ms);
+		muser_mdev_err(md, "%u requests queued for %u ms: the emulator is not keeping up\n",
+			       MUSER_MAX_QUEUED, timeout_ms);
 	return left < 0 ? -EINTR : -ETIMEDOUT;
 }
 
@@ -88,7 +85,7 @@ static void muser_unslot_locked(struct muser_mdev *md, bool posted)
 {
 	lockdep_assert_held(&md->req_lock);
 	md->nr_queued--;
-	md->nr_posted_out -= posted;
+	WRITE_ONCE(md->nr_posted_out, md->nr_posted_out - posted);
 }
 
 static void muser_unslot(struct muser_mdev *md, bool posted)
@@ -97,11 +94,6 @@ static void muser_unslot(struct muser_mdev *md, bool posted)
 	muser_unslot_locked(md, posted);
 	spin_unlock(&md->req_lock);
 	wake_up(&md->slot_wq);
-}
-
-int muser_request_slot(struct muser_mdev *md)
-{
-	return muser_slot(md, false);
 }
 
 void muser_request_unslot(struct muser_mdev *md)
@@ -139,7 +131,7 @@ static bool muser_spin(struct muser_wait *w, u64 start, u64 budget)
 static void muser_note_wait(struct muser_mdev *md, u64 ns, bool spun)
 {
 	lockdep_assert_held(&md->req_lock);
-	md->wait_ns = md->wait_ns - (md->wait_ns >> 4) + (ns >> 4);
+	WRITE_ONCE(md->wait_ns, md->wait_ns - (md->wait_ns >> 4) + (ns >> 4));
 	if (spun)
 		md->nr_spun++;
 	else
@@ -150,9 +142,9 @@ static void muser_note_wait(struct muser_mdev *md, u64 ns, bool spun)
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
 	u64 start = ktime_get_ns();
+	bool spun, retiring = false;
 	unsigned long timeout;
 	long left = 1;
-	bool spun;
 
 	init_completion(&w->done);
 	w->finished = false;
@@ -184,8 +176,12 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 				       w->hdr.id, w->hdr.type,
 				       READ_ONCE(muser_timeout_ms),
 				       md->emulator ? "" : ": no emulator attached");
+		retiring = md->retiring;
 	}
 	spin_unlock(&md->req_lock);
+	/* A takeover may be waiting for this request to go. */
+	if (retiring)
+		wake_up_all(&md->req_wq);
 	return w->error;
 }
 
@@ -228,7 +224,9 @@ bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
 
 /*
  * A posted write of @len bytes from @buf at @off of region @index: queued
- * in order with every other request, and left there.
+ * in order with every other request, and left there. -EAGAIN when
+ * MUSER_MAX_POSTED are unanswered (or the queue is full): the caller makes
+ * it an unposted write, which waits.
  */
 int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 			 const char __user *buf, u32 len)
@@ -236,9 +234,8 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 	struct muser_wait *w;
 	int ret;
 
-	ret = muser_slot(md, true);
-	if (ret)
-		return ret;
+	if (!muser_take_slot(md, true))
+		return -EAGAIN;
 	w = kzalloc(sizeof(*w) + len, GFP_KERNEL_ACCOUNT);
 	if (!w) {
 		ret = -ENOMEM;
@@ -310,8 +307,9 @@ void muser_posted_flush(struct muser_mdev *md)
 	LIST_HEAD(dropped);
 	unsigned int n;
 
-	wait_event_killable_timeout(md->slot_wq, !READ_ONCE(md->nr_posted_out),
-				    msecs_to_jiffies(timeout_ms));
+	/* Not killable: a dying VMM's writes get the same time. */
+	wait_event_timeout(md->slot_wq, !READ_ONCE(md->nr_posted_out),
+			   msecs_to_jiffies(timeout_ms));
 	spin_lock(&md->req_lock);
 	n = muser_take_posted(md, &md->pending, &dropped);
 	n += muser_take_posted(md, &md->inflight, &dropped);
@@ -322,6 +320,8 @@ void muser_posted_flush(struct muser_mdev *md)
 		muser_mdev_err(md, "%u posted writes dropped: not acknowledged within %u ms of the VMM's close\n",
 			       n, timeout_ms);
 		wake_up(&md->slot_wq);
+		/* A takeover may be waiting for them. */
+		wake_up_all(&md->req_wq);
 	}
 }
 
@@ -469,27 +469,40 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 	return used;
 }
 
+/* A staged notice the emulator did not get: post it again. */
+static void muser_repost(struct muser_mdev *md, const struct muser_req *hdr)
+{
+	const struct muser_dma_range *range = (const void *)(hdr + 1);
+
+	lockdep_assert_held(&md->req_lock);
+	if (hdr->type == MUSER_REQ_IRQ_STATE)
+		md->posted |= MUSER_POSTED_IRQ_STATE;
+	else if (hdr->type == MUSER_REQ_VMM_CLOSE)
+		md->posted |= MUSER_POSTED_VMM_CLOSE;
+	else if (hdr->type == MUSER_REQ_DMA_UNMAP)
+		muser_queue_unmap(md, range->iova, range->size);
+}
+
 /* The copy to the emulator failed: deliver these requests again. */
-static void muser_unstage_requests(struct muser_mdev *md, const u8 *stage,
-				   size_t used)
+static void muser_unstage_requests(struct muser_mdev *md, struct file *file,
+				   const u8 *stage, size_t used)
 {
 	struct list_head *pos = &md->pending;
+	bool attached;
 	size_t off;
 
 	spin_lock(&md->req_lock);
+	/* Notices about holds go with the holds when @file was replaced. */
+	attached = md->emulator == file;
 	for (off = 0; off < used; ) {
 		const struct muser_req *hdr = (const void *)(stage + off);
-		const struct muser_dma_range *range = (const void *)(hdr + 1);
 		struct muser_wait *w;
 
-		if (hdr->type == MUSER_REQ_IRQ_STATE)
-			md->posted |= MUSER_POSTED_IRQ_STATE;
-		else if (hdr->type == MUSER_REQ_VMM_CLOSE)
-			md->posted |= MUSER_POSTED_VMM_CLOSE;
-		else if (hdr->type == MUSER_REQ_DMA_UNMAP)
-			muser_queue_unmap(md, range->iova, range->size);
+		if (attached)
+			muser_repost(md, hdr);
+		/* What a takeover requeued meanwhile is another's now. */
 		list_for_each_entry(w, &md->inflight, node) {
-			if (w->hdr.id == hdr->id) {
+			if (w->hdr.id == hdr->id && w->owner == file) {
 				/* Keep their order, ahead of newer requests. */
 				list_move(&w->node, pos);
 				pos = &w->node;
@@ -499,7 +512,10 @@ static void muser_unstage_requests(struct muser_mdev *md, const u8 *stage,
 		off += sizeof(*hdr) + ALIGN(hdr->data_len, MUSER_ALIGN);
 	}
 	spin_unlock(&md->req_lock);
-	muser_wake_emulator(md);
+	if (attached)
+		muser_wake_emulator(md);
+	else	/* the new emulator, and a takeover waiting for @file */
+		wake_up_all(&md->req_wq);
 }
 
 ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
@@ -532,7 +548,7 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		}
 	}
 	if (used > 0 && copy_to_user(buf, stage, used)) {
-		muser_unstage_requests(md, stage, used);
+		muser_unstage_requests(md, file, stage, used);
 		used = -EFAULT;
 	}
 	kvfree(stage);
@@ -557,7 +573,8 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 		if (r->len)
 			memcpy(w->data, data, r->len);
 	}
-	w->finished = true;
+	/* The waiter may spin on it; it returns only after taking req_lock. */
+	WRITE_ONCE(w->finished, true);
 	muser_count_request(md, w->error);
 	list_del(&w->node);
 	if (muser_is_posted(w)) {

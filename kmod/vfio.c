@@ -142,7 +142,11 @@ static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 			len = min3(len, avail, (u64)MUSER_MAX_DATA);
 			ret = muser_request_posted(md, index, off + done,
 						   buf + done, len);
-			ret = ret ? ret : len;
+			if (ret == -EAGAIN)	/* too many posted: wait for it */
+				ret = muser_vfio_rw_chunk(md, buf + done, index,
+							  off + done, len, true);
+			else if (!ret)
+				ret = len;
 		} else {
 			len = min3(len, avail, (u64)MUSER_MAX_DATA);
 			ret = muser_vfio_rw_chunk(md, buf + done, index,

@@ -167,42 +167,47 @@ TEST_F(posted, error_counted)
 	close(log);
 }
 
-/* MUSER_MAX_POSTED unanswered: the next write waits, then times out. */
+/*
+ * MUSER_MAX_POSTED unanswered: the next write is not posted, it waits for
+ * its answer (and times out without one), in order behind them.
+ */
 TEST_F(posted, bounded)
 {
 	struct emu_req *q = self->reqs;
 	struct async_access a;
 	struct nl_figures f;
-	uint32_t v = 0;
 	int i, n;
 
 	ASSERT_EQ(0, rig_set_timeout(&self->rig, 300));
 	for (i = 0; i < MUSER_MAX_POSTED; i++)
 		ASSERT_EQ(4, post(&self->rig, 4 * (i % 1024), i));
 	ASSERT_EQ(-ETIMEDOUT, post(&self->rig, 0, ~0u));
-	/* An unposted access still has a slot, behind them. */
 	ASSERT_EQ(0, rig_set_timeout(&self->rig, WAIT_MS));
-	ASSERT_EQ(0, async_start(&a, &self->rig.c, BAR2, 0, 4, false));
+	ASSERT_EQ(0, async_start(&a, &self->rig.c, BAR0, 8, 4, true));
 	n = emu_read_n(self->rig.ctl, q, MUSER_MAX_POSTED + 1, WAIT_MS);
 	ASSERT_EQ(MUSER_MAX_POSTED + 1, n);
 	for (i = 0; i < MUSER_MAX_POSTED; i++)
 		ASSERT_POSTED(&q[i], 4 * (i % 1024), i);
-	ASSERT_EQ(MUSER_REQ_READ, q[i].hdr.type);
-	/* One answer makes room for one more write. */
+	ASSERT_EQ(MUSER_REQ_WRITE, q[i].hdr.type);
+	ASSERT_EQ(0, q[i].hdr.flags & MUSER_REQ_F_POSTED);
+	ASSERT_EQ(8, q[i].hdr.offset);
+	ASSERT_EQ(0, a.done);
+	ASSERT_LT(0, emu_reply(self->rig.ctl, q[i].hdr.id, 0, NULL, 0));
+	ASSERT_EQ(4, async_join(&a));
+	/* One answer makes room for one more posted write. */
 	ASSERT_LT(0, emu_reply(self->rig.ctl, q[0].hdr.id, 0, NULL, 0));
 	ASSERT_EQ(4, post(&self->rig, 0, 0xabc));
 	for (i = 1; i < MUSER_MAX_POSTED; i++)
 		ASSERT_LT(0, emu_reply(self->rig.ctl, q[i].hdr.id, 0, NULL, 0));
-	ASSERT_LT(0, emu_reply(self->rig.ctl, q[i].hdr.id, 0, &v, 4));
-	ASSERT_EQ(4, async_join(&a));
 	ASSERT_EQ(1, emu_read_one(self->rig.ctl, q, WAIT_MS));
 	ASSERT_POSTED(q, 0, 0xabc);
 	ASSERT_LT(0, emu_reply(self->rig.ctl, q->hdr.id, 0, NULL, 0));
 
 	test_figures(&self->rig, &f);
 	ASSERT_EQ(MUSER_MAX_POSTED + 1, f.posted);
-	/* The write that timed out is not a settled request. */
-	ASSERT_EQ(0, f.failed);
+	/* The unposted write that timed out failed. */
+	ASSERT_EQ(1, f.failed);
+	ASSERT_EQ(ETIMEDOUT, f.last_error);
 }
 
 /* Writes from bad buffers fail with EFAULT and give their room back. */
@@ -408,8 +413,11 @@ TEST_F(posted, threads)
 	ASSERT_EQ(0, f.failed);
 }
 
-/* A VMM killed while it waits for room: nothing leaks, the rest goes on. */
-TEST_F(posted, killed_waiting_for_room)
+/*
+ * A VMM killed while its write, unposted behind MUSER_MAX_POSTED posted
+ * ones, waits: nothing leaks, the rest goes on.
+ */
+TEST_F(posted, killed_waiting)
 {
 	struct emu_req *q = self->reqs;
 	struct nl_figures f;
@@ -434,7 +442,45 @@ TEST_F(posted, killed_waiting_for_room)
 	ASSERT_LT(0, emu_reply(self->rig.ctl, q->hdr.id, 0, NULL, 0));
 	test_figures(&self->rig, &f);
 	ASSERT_EQ(MUSER_MAX_POSTED + 1, f.posted);
-	ASSERT_EQ(0, f.failed);
+	ASSERT_EQ(1, f.failed);
+	ASSERT_EQ(EINTR, f.last_error);
+}
+
+/*
+ * A takeover killed while the old emulator holds a posted write: the
+ * write is not stranded with the old one, the next emulator gets it.
+ */
+TEST_F(posted, killed_takeover_replays)
+{
+	struct emu_req *q = self->reqs;
+	int ctl2, status;
+	pid_t pid;
+
+	ASSERT_EQ(4, post(&self->rig, 0, 0x33));
+	ASSERT_EQ(1, emu_read_one(self->rig.ctl, q, WAIT_MS));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		int ctl = ctl_open(self->rig.uuid, 0);
+
+		_exit(ctl >= 0 && !ioctl(ctl, MUSER_IOC_TAKEOVER, &self->layout) ? 0 : 1);
+	}
+	ASSERT_TRUE(wait_until_err(self->rig.ctl));
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFSIGNALED(status));
+
+	ctl2 = ctl_open(self->rig.uuid, 0);
+	ASSERT_LE(0, ctl2);
+	ASSERT_EQ(0, ctl_attach(ctl2, &self->layout));
+	ASSERT_EQ(1, emu_read_one(ctl2, q, WAIT_MS));
+	ASSERT_POSTED(q, 0, 0x33);
+	ASSERT_TRUE(q->hdr.flags & MUSER_REQ_F_REPLAYED);
+	ASSERT_LT(0, emu_reply(ctl2, q->hdr.id, 0, NULL, 0));
+	/* The old emulator's answer comes too late. */
+	ASSERT_GT(0, emu_reply(self->rig.ctl, q->hdr.id, 0, NULL, 0));
+	close(ctl2);
+	ASSERT_EQ(0, ctl_attach(self->rig.ctl, &self->layout));
 }
 
 TEST_HARNESS_MAIN

@@ -92,7 +92,8 @@
  * reply like any write. An error in that reply has no syscall left to
  * fail: it is counted (MUSER_ATTR_REQUESTS_FAILED, MUSER_ATTR_LAST_ERROR)
  * and logged. A device has at most MUSER_MAX_POSTED posted writes not yet
- * acknowledged; past that, the VMM's write waits as an unposted one does.
+ * acknowledged; past that, a write is not posted: it waits for its answer
+ * as an unposted one does.
  * Posted writes survive the emulator like any request (replayed to the
  * next one). When the last VMM closes the device, unacknowledged ones are
  * waited for, at most timeout_ms, then dropped, counted as failed.
