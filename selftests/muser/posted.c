@@ -386,7 +386,7 @@ static void *poster_fn(void *arg)
 	return NULL;
 }
 
-/* Eight VMM threads posting against an emulator thread: none lost. */
+/* Eight VMM threads posting against an emulator thread: each settled once. */
 TEST_F(posted, threads)
 {
 	struct poster p[THREADS];
@@ -409,7 +409,10 @@ TEST_F(posted, threads)
 	ASSERT_EQ(0, e.errors);
 	ASSERT_EQ(THREADS * PER_THREAD, e.nr_write);
 	test_figures(&self->rig, &f);
-	ASSERT_EQ(THREADS * PER_THREAD, f.posted);
+	/* Past MUSER_MAX_POSTED outstanding, a write waited unposted. */
+	ASSERT_LT(0, f.posted);
+	ASSERT_GE(THREADS * PER_THREAD, f.posted);
+	ASSERT_EQ(THREADS * PER_THREAD, f.requests);
 	ASSERT_EQ(0, f.failed);
 }
 
