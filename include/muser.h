@@ -290,6 +290,14 @@ MUSER_EXPORT int muser_pci_set_irq_pin(struct muser_dev *dev, uint8_t pin);
 #define MUSER_BAR_MEM64		(1u << 1)	/* 64-bit memory BAR, uses bar+1 too */
 #define MUSER_BAR_IO		(1u << 2)	/* I/O port BAR */
 #define MUSER_BAR_PREFETCH	(1u << 3)	/* prefetchable (memory BARs only) */
+/*
+ * Memory BARs only: the VMM's writes are posted (MUSER_REGION_F_POSTED_WRITES
+ * in linux/muser.h): its pwrite() returns before the callback runs, which
+ * sees them in order with every other access. Only where no guest reads
+ * back, right after a write, something that write changes in device memory
+ * (the read would not wait); a doorbell is the usual case.
+ */
+#define MUSER_BAR_POSTED_WRITES	(1u << 4)
 
 /**
  * muser_setup_bar - declare a base address register and its region.
@@ -712,7 +720,8 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev);
 /**
  * muser_run - serve requests until muser_stop() or an error.
  *
- * Blocks in poll(2) and calls muser_dispatch(). Signals interrupting the
+ * Blocks in poll(2) and calls muser_dispatch(): muser_run_poll() of one
+ * device with spin_us 0. Signals interrupting the
  * wait are ignored unless their handler calls muser_stop(). Can be called
  * again after it returned.
  *
@@ -722,11 +731,51 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev);
  */
 MUSER_EXPORT int muser_run(struct muser_dev *dev);
 
+/* Most devices one muser_dispatch_poll() or muser_run_poll() serves. */
+#define MUSER_POLL_MAX_DEVS	64
+/* spin_us that never sleeps: busy polling, a CPU for the thread. */
+#define MUSER_POLL_BUSY		UINT32_MAX
+
 /**
- * muser_stop - make muser_run() return 0.
+ * muser_dispatch_poll - serve @n devices, polling before sleeping.
+ * @devs:       realized devices, 1..MUSER_POLL_MAX_DEVS of them
+ * @spin_us:    while no request comes, call muser_dispatch() on each
+ *              device for this long before sleeping in poll(2); 0 sleeps
+ *              at once, MUSER_POLL_BUSY never sleeps
+ * @timeout_ms: return 0 after this long without a request; -1: never
+ *
+ * Polling trades a CPU for latency: an emulator that is polling when a
+ * request comes answers it without a wake-up, and muser.ko's VMM thread,
+ * which spins for its answer (module parameter spin_us), then sees it
+ * without sleeping either. Spin about as long as requests usually take to
+ * follow one another; see README.md ("When to poll").
+ *
+ * Returns the number of requests handled (> 0), 0 on timeout, or -1 with
+ * errno set: EINTR once muser_stop() was called on one of @devs (the stop
+ * is consumed), EINVAL (bad @devs or @n), or the error of muser_dispatch()
+ * on a device (the others may have been served).
+ */
+MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
+				     unsigned int n, unsigned int spin_us,
+				     int timeout_ms);
+
+/**
+ * muser_run_poll - serve @n devices from this thread until muser_stop().
+ * @spin_us: as for muser_dispatch_poll()
+ *
+ * muser_dispatch_poll() in a loop. muser_stop() of any of the devices
+ * stops it. Returns 0 after muser_stop(), or -1 with errno set as
+ * muser_dispatch_poll() (a device that fails stops the loop).
+ */
+MUSER_EXPORT int muser_run_poll(struct muser_dev *const *devs, unsigned int n,
+				unsigned int spin_us);
+
+/**
+ * muser_stop - make muser_run(), muser_run_poll() and muser_dispatch_poll()
+ * return.
  *
  * Async-signal-safe and callable from any thread and from callbacks. If
- * muser_run() is not running, the next call returns at once.
+ * none of them is running, the next call returns at once.
  * Returns 0, or -1 with errno set by write(2) (not expected).
  */
 MUSER_EXPORT int muser_stop(struct muser_dev *dev);

@@ -120,12 +120,28 @@ static bool muser_takeover_done(struct muser_mdev *md, struct file *old,
 }
 
 /*
+ * Whether @old has posted writes in flight: then nothing is delivered to
+ * the new emulator until @old is done, so that it sees them first.
+ */
+static bool muser_owns_posted(struct muser_mdev *md, struct file *old)
+{
+	struct muser_wait *w;
+
+	lockdep_assert_held(&md->req_lock);
+	list_for_each_entry(w, &md->inflight, node)
+		if (w->owner == old && w->hdr.flags & MUSER_REQ_F_POSTED)
+			return true;
+	return false;
+}
+
+/*
  * Let the emulator @old finish the requests it has read, at most
  * timeout_ms; what it leaves is delivered again to the new one. @old_cf
  * holds a reference so @old cannot be freed and reused unnoticed.
+ * @gated: deliveries wait for this takeover (muser_mdev.retiring).
  */
 static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
-				struct muser_ctl_file *old_cf)
+				struct muser_ctl_file *old_cf, bool gated)
 {
 	bool requeued = false;
 	long left;
@@ -142,10 +158,15 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 		}
 		spin_unlock(&md->req_lock);
 	}
-	if (requeued) {
-		wake_up_all(&md->req_wq);
-		muser_mdev_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
+	if (gated) {
+		spin_lock(&md->req_lock);
+		md->retiring--;
+		spin_unlock(&md->req_lock);
 	}
+	if (requeued || gated)
+		wake_up_all(&md->req_wq);
+	if (requeued)
+		muser_mdev_err(md, "takeover: the previous emulator did not finish in time; its requests are replayed\n");
 	muser_ctl_file_put(old_cf);
 }
 
@@ -155,6 +176,7 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 	struct muser_ctl_file *old_cf = NULL;
 	struct muser_device_info info;
 	struct file *old = NULL;
+	bool gated = false;
 	int ret;
 
 	if (copy_from_user(&info, arg, sizeof(info)))
@@ -198,6 +220,10 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 	spin_lock(&md->req_lock);
 	old = md->emulator;
 	md->emulator = file;
+	if (old && muser_owns_posted(md, old)) {
+		md->retiring++;
+		gated = true;
+	}
 	spin_unlock(&md->req_lock);
 	/* @old cannot be released before it is no longer the emulator. */
 	if (old) {
@@ -223,7 +249,7 @@ out_unlock:
 		/* Guest memory is the new emulator's alone from now on. */
 		muser_dma_revoke_window(md);
 		muser_dma_drop_holds(md, old_cf, old);
-		muser_takeover_wait(md, old, old_cf);
+		muser_takeover_wait(md, old, old_cf, gated);
 	}
 	return 0;
 }

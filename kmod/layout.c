@@ -29,8 +29,12 @@ static int muser_region_validate(struct muser_mdev *md, unsigned int i,
 				 const struct muser_region *r)
 {
 	const u32 rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	u32 allowed = rw;
 
-	if (r->flags & ~rw || r->pad) {
+	/* Memory writes may be posted: BARs only (the emulator knows which). */
+	if (i <= VFIO_PCI_BAR5_REGION_INDEX)
+		allowed |= MUSER_REGION_F_POSTED_WRITES;
+	if (r->flags & ~allowed || r->pad) {
 		muser_mdev_err(md, "attach: region %u: bad flags 0x%x\n", i, r->flags);
 		return -EINVAL;
 	}

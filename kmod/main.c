@@ -21,6 +21,28 @@ module_param_named(timeout_ms, muser_timeout_ms, uint, 0644);
 MODULE_PARM_DESC(timeout_ms,
 		 "How long a VMM access waits for an emulator, in ms (default 5000)");
 
+unsigned int muser_spin_us = 50;
+
+static int muser_set_spin_us(const char *val, const struct kernel_param *kp)
+{
+	unsigned int us;
+	int ret = kstrtouint(val, 0, &us);
+
+	if (ret)
+		return ret;
+	if (us > MUSER_SPIN_MAX_US)
+		return -EINVAL;
+	return param_set_uint(val, kp);
+}
+
+static const struct kernel_param_ops muser_spin_us_ops = {
+	.set = muser_set_spin_us,
+	.get = param_get_uint,
+};
+module_param_cb(spin_us, &muser_spin_us_ops, &muser_spin_us, 0644);
+MODULE_PARM_DESC(spin_us,
+		 "How long a VMM access spins for an answer before it sleeps, in us (default 50, 0: never, at most 1000)");
+
 module_param_named(dma_budget_mb, muser_dma_budget_mb, uint, 0644);
 MODULE_PARM_DESC(dma_budget_mb,
 		 "Guest memory a new device may keep pinned, in MiB (default 1024)");

@@ -39,17 +39,24 @@
 #define MUSER_INLINE_DATA	8
 
 extern unsigned int muser_timeout_ms;
+extern unsigned int muser_spin_us;
+
+/* Most a VMM thread spins for an answer before it sleeps (spin_us). */
+#define MUSER_SPIN_MAX_US	1000
 
 /**
  * struct muser_wait - a request a VMM thread is waiting on. Lives on the
- * waiter's stack; the waiter never returns while it is on a list.
+ * waiter's stack; the waiter never returns while it is on a list. A posted
+ * write (MUSER_REQ_F_POSTED in @hdr.flags) has no waiter: it is allocated
+ * with its data, and freed by whoever takes it off the lists.
  * @node:     on muser_mdev.pending or .inflight (req_lock)
  * @owner:    the emulator file that read it, while on .inflight (req_lock)
  * @done:     completed by the reply
  * @hdr:      what the emulator reads; id and flags set under req_lock
  * @data:     hdr.len bytes: the payload of a write, the result of a read
  * @error:    0 or -errno, valid once @finished
- * @finished: set under req_lock when a reply (or detach) has settled it
+ * @finished: set under req_lock when a reply (or detach) has settled it;
+ *            a spinning waiter reads it locklessly as a hint
  */
 struct muser_wait {
 	struct list_head node;
@@ -199,8 +206,16 @@ struct muser_dma {
  * @nr_requests, @nr_failed, @last_error: requests settled, those that
  *              failed (an error reply or a timeout), the last one's errno
  * @nr_queued:  requests on @pending or @inflight, or about to be
+ * @nr_posted_out: of those, posted writes not yet acknowledged
+ * @nr_posted:  posted writes queued (netlink)
+ * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
+ * @wait_ns:    mean time to an answer, a moving average: whether to spin
+ * @retiring:   takeovers waiting for the previous emulator's answers;
+ *              nothing is delivered meanwhile, so the order of requests
+ *              (posted writes first of all) holds across a takeover
  * @req_wq:     emulator readers and pollers
- * @slot_wq:    VMM threads waiting for @nr_queued to drop
+ * @slot_wq:    VMM threads waiting for @nr_queued or @nr_posted_out to
+ *              drop, and the last close waiting for posted writes
  */
 struct muser_mdev {
 	struct vfio_device vdev;
@@ -245,6 +260,12 @@ struct muser_mdev {
 	u64 nr_failed;
 	u32 last_error;
 	unsigned int nr_queued;
+	unsigned int nr_posted_out;
+	u64 nr_posted;
+	u64 nr_spun;
+	u64 nr_slept;
+	u64 wait_ns;
+	unsigned int retiring;
 	wait_queue_head_t req_wq;
 	wait_queue_head_t slot_wq;
 };
@@ -320,6 +341,9 @@ void muser_devmem_free(struct muser_mdev *md);
 int muser_request_slot(struct muser_mdev *md);
 void muser_request_unslot(struct muser_mdev *md);
 int muser_request(struct muser_mdev *md, struct muser_wait *w);
+int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
+			 const char __user *buf, u32 len);
+void muser_posted_flush(struct muser_mdev *md);
 ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count);
 ssize_t muser_complete(struct muser_mdev *md, struct file *file,

@@ -56,13 +56,16 @@ static u32 muser_dev_state(struct muser_mdev *md)
  */
 static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 {
-	u64 requests, failed;
+	u64 requests, failed, posted, spun, slept;
 	u32 last_error;
 
 	spin_lock(&md->req_lock);
 	requests = md->nr_requests;
 	failed = md->nr_failed;
 	last_error = md->last_error;
+	posted = md->nr_posted;
+	spun = md->nr_spun;
+	slept = md->nr_slept;
 	spin_unlock(&md->req_lock);
 
 	if (nla_put_string(skb, MUSER_ATTR_UUID, md->uuid) ||
@@ -85,6 +88,12 @@ static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 			      MUSER_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, MUSER_ATTR_DEVMEM_BUDGET,
 			      READ_ONCE(md->devmem_budget_pages),
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_REQUESTS_POSTED, posted,
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_WAITS_SPUN, spun,
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_WAITS_SLEPT, slept,
 			      MUSER_ATTR_PAD))
 		return -EMSGSIZE;
 	return 0;

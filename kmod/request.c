@@ -8,7 +8,13 @@
  * and completes it. Every copy to or from userspace goes through a kernel
  * bounce buffer so nothing faults under req_lock, and a waiter that times
  * out takes its request off whichever list holds it.
+ *
+ * A waiter spins for its answer, up to spin_us, before it sleeps, as long
+ * as answers come that fast: an emulator that polls then answers without a
+ * wake-up on either side. A posted write has no waiter: it is queued, and
+ * freed when acknowledged (or when the last VMM close gives up on it).
  */
+#include <linux/ktime.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -18,9 +24,15 @@
 /* Most bytes one read() stages: a few pages amortise the syscall. */
 #define MUSER_DELIVER_MAX	(4 * MUSER_READ_BUF_MIN)
 
+/*
+ * After queueing (the lists are read locklessly by a waiting emulator):
+ * wq_has_sleeper()'s barrier pairs with the one in the emulator's wait,
+ * so a polling emulator, which never sleeps, costs no wake-up.
+ */
 static void muser_wake_emulator(struct muser_mdev *md)
 {
-	wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
+	if (wq_has_sleeper(&md->req_wq))
+		wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
 }
 
 /* A request settled with @error (0 or -errno): the netlink figures. */
@@ -34,50 +46,113 @@ static void muser_count_request(struct muser_mdev *md, int error)
 	}
 }
 
-static bool muser_take_slot(struct muser_mdev *md)
+static bool muser_take_slot(struct muser_mdev *md, bool posted)
 {
 	bool ok;
 
 	spin_lock(&md->req_lock);
-	ok = md->nr_queued < MUSER_MAX_QUEUED;
-	if (ok)
+	ok = md->nr_queued < MUSER_MAX_QUEUED &&
+	     (!posted || md->nr_posted_out < MUSER_MAX_POSTED);
+	if (ok) {
 		md->nr_queued++;
+		md->nr_posted_out += posted;
+	}
 	spin_unlock(&md->req_lock);
 	return ok;
 }
 
 /*
  * A place for one request, taken before the VMM thread allocates for it:
- * however many threads a VMM has, a device queues MUSER_MAX_QUEUED.
+ * however many threads a VMM has, a device queues MUSER_MAX_QUEUED, of
+ * which MUSER_MAX_POSTED posted writes.
  */
-int muser_request_slot(struct muser_mdev *md)
+static int muser_slot(struct muser_mdev *md, bool posted)
 {
 	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long left;
 
-	left = wait_event_killable_timeout(md->slot_wq, muser_take_slot(md),
+	left = wait_event_killable_timeout(md->slot_wq,
+					   muser_take_slot(md, posted),
 					   msecs_to_jiffies(timeout_ms));
 	if (left > 0)
 		return 0;
 	if (!left)
-		muser_mdev_err(md, "%u requests queued for %u ms: the emulator is not keeping up\n",
-			       MUSER_MAX_QUEUED, timeout_ms);
+		muser_mdev_err(md, "%u %s for %u ms: the emulator is not keeping up\n",
+			       posted ? MUSER_MAX_POSTED : MUSER_MAX_QUEUED,
+			       posted ? "posted writes unacknowledged" :
+					"requests queued", timeout_ms);
 	return left < 0 ? -EINTR : -ETIMEDOUT;
+}
+
+static void muser_unslot_locked(struct muser_mdev *md, bool posted)
+{
+	lockdep_assert_held(&md->req_lock);
+	md->nr_queued--;
+	md->nr_posted_out -= posted;
+}
+
+static void muser_unslot(struct muser_mdev *md, bool posted)
+{
+	spin_lock(&md->req_lock);
+	muser_unslot_locked(md, posted);
+	spin_unlock(&md->req_lock);
+	wake_up(&md->slot_wq);
+}
+
+int muser_request_slot(struct muser_mdev *md)
+{
+	return muser_slot(md, false);
 }
 
 void muser_request_unslot(struct muser_mdev *md)
 {
-	spin_lock(&md->req_lock);
-	md->nr_queued--;
-	spin_unlock(&md->req_lock);
-	wake_up(&md->slot_wq);
+	muser_unslot(md, false);
+}
+
+/*
+ * How long to spin for an answer: spin_us while answers come within it.
+ * Every 16th request spins anyway, to notice an emulator that got faster
+ * (the average only learns from answers it waited for).
+ */
+static u64 muser_spin_budget(struct muser_mdev *md, u64 id)
+{
+	u64 max = (u64)READ_ONCE(muser_spin_us) * NSEC_PER_USEC;
+
+	if (READ_ONCE(md->wait_ns) <= max || !(id & 15))
+		return max;
+	return 0;
+}
+
+/* Whether @w was answered within @budget ns. */
+static bool muser_spin(struct muser_wait *w, u64 start, u64 budget)
+{
+	while (!READ_ONCE(w->finished)) {
+		if (need_resched() || fatal_signal_pending(current) ||
+		    ktime_get_ns() - start >= budget)
+			return false;
+		cpu_relax();
+	}
+	return true;
+}
+
+/* An answer came after @ns: the moving average (1/16 per answer). */
+static void muser_note_wait(struct muser_mdev *md, u64 ns, bool spun)
+{
+	lockdep_assert_held(&md->req_lock);
+	md->wait_ns = md->wait_ns - (md->wait_ns >> 4) + (ns >> 4);
+	if (spun)
+		md->nr_spun++;
+	else
+		md->nr_slept++;
 }
 
 /* Queue @w and wait for its reply; the caller holds a slot. */
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
+	u64 start = ktime_get_ns();
 	unsigned long timeout;
-	long left;
+	long left = 1;
+	bool spun;
 
 	init_completion(&w->done);
 	w->finished = false;
@@ -90,11 +165,17 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 
-	timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
-	left = wait_for_completion_killable_timeout(&w->done, timeout);
+	/* Settled under req_lock, which is taken below: no completion wait. */
+	spun = muser_spin(w, start, muser_spin_budget(md, w->hdr.id));
+	if (!spun) {
+		timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
+		left = wait_for_completion_killable_timeout(&w->done, timeout);
+	}
 
 	spin_lock(&md->req_lock);
-	if (!w->finished) {
+	if (w->finished) {
+		muser_note_wait(md, ktime_get_ns() - start, spun);
+	} else {
 		list_del(&w->node);
 		w->error = left < 0 ? -EINTR : -ETIMEDOUT;
 		muser_count_request(md, w->error);
@@ -145,6 +226,105 @@ bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
 	return owns;
 }
 
+/*
+ * A posted write of @len bytes from @buf at @off of region @index: queued
+ * in order with every other request, and left there.
+ */
+int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
+			 const char __user *buf, u32 len)
+{
+	struct muser_wait *w;
+	int ret;
+
+	ret = muser_slot(md, true);
+	if (ret)
+		return ret;
+	w = kzalloc(sizeof(*w) + len, GFP_KERNEL_ACCOUNT);
+	if (!w) {
+		ret = -ENOMEM;
+		goto out_unslot;
+	}
+	w->data = w + 1;
+	if (copy_from_user(w->data, buf, len)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	w->hdr = (struct muser_req) {
+		.type = MUSER_REQ_WRITE,
+		.flags = MUSER_REQ_F_POSTED,
+		.region = index,
+		.offset = off,
+		.len = len,
+		.data_len = len,
+	};
+
+	spin_lock(&md->req_lock);
+	w->hdr.id = ++md->next_id;
+	md->nr_posted++;
+	list_add_tail(&w->node, &md->pending);
+	spin_unlock(&md->req_lock);
+	muser_wake_emulator(md);
+	return 0;
+
+out_free:
+	kfree(w);
+out_unslot:
+	muser_unslot(md, true);
+	return ret;
+}
+
+static bool muser_is_posted(const struct muser_wait *w)
+{
+	return w->hdr.flags & MUSER_REQ_F_POSTED;
+}
+
+/* Take the posted writes of @list off it, onto @dropped. */
+static unsigned int muser_take_posted(struct muser_mdev *md,
+				      struct list_head *list,
+				      struct list_head *dropped)
+{
+	struct muser_wait *w, *tmp;
+	unsigned int n = 0;
+
+	lockdep_assert_held(&md->req_lock);
+	list_for_each_entry_safe(w, tmp, list, node) {
+		if (!muser_is_posted(w))
+			continue;
+		list_move_tail(&w->node, dropped);
+		muser_count_request(md, -ETIMEDOUT);
+		muser_unslot_locked(md, true);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * The last VMM closed the device: give the emulator timeout_ms to
+ * acknowledge the writes it posted, as the device would have done them,
+ * then drop the rest (counted as failed).
+ */
+void muser_posted_flush(struct muser_mdev *md)
+{
+	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
+	struct muser_wait *w, *tmp;
+	LIST_HEAD(dropped);
+	unsigned int n;
+
+	wait_event_killable_timeout(md->slot_wq, !READ_ONCE(md->nr_posted_out),
+				    msecs_to_jiffies(timeout_ms));
+	spin_lock(&md->req_lock);
+	n = muser_take_posted(md, &md->pending, &dropped);
+	n += muser_take_posted(md, &md->inflight, &dropped);
+	spin_unlock(&md->req_lock);
+	list_for_each_entry_safe(w, tmp, &dropped, node)
+		kfree(w);
+	if (n) {
+		muser_mdev_err(md, "%u posted writes dropped: not acknowledged within %u ms of the VMM's close\n",
+			       n, timeout_ms);
+		wake_up(&md->slot_wq);
+	}
+}
+
 /* Post MUSER_POSTED_* notices; each is read once however often posted. */
 void muser_post(struct muser_mdev *md, u32 posted)
 {
@@ -190,6 +370,8 @@ void muser_post_dma_unmap(struct muser_mdev *md, u64 iova, u64 size)
 /* Something for the emulator to read. Caller holds req_lock, or peeks. */
 bool muser_has_requests(struct muser_mdev *md)
 {
+	if (READ_ONCE(md->retiring))
+		return false;
 	return READ_ONCE(md->posted) || READ_ONCE(md->nr_unmaps) ||
 	       !list_empty_careful(&md->pending);
 }
@@ -261,6 +443,10 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 	if (md->emulator != file) {
 		spin_unlock(&md->req_lock);
 		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
+	}
+	if (md->retiring) {
+		spin_unlock(&md->req_lock);
+		return 0;
 	}
 	used = muser_stage_all_posted(md, stage);
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
@@ -374,14 +560,23 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 	w->finished = true;
 	muser_count_request(md, w->error);
 	list_del(&w->node);
-	complete(&w->done);
+	if (muser_is_posted(w)) {
+		if (w->error)
+			muser_mdev_err(md, "posted write %llu (region %u offset 0x%llx, %u bytes) failed: error %d\n",
+				       w->hdr.id, w->hdr.region, w->hdr.offset,
+				       w->hdr.len, w->error);
+		muser_unslot_locked(md, true);
+		kfree(w);
+	} else {
+		complete(&w->done);
+	}
 	return r->len != want ? -EINVAL : 0;
 }
 
 static int muser_complete_one(struct muser_mdev *md, struct file *file,
 			      const struct muser_reply *r, const void *data)
 {
-	bool retiring = false;
+	bool retiring = false, posted = false;
 	struct muser_wait *w;
 	int ret;
 
@@ -390,6 +585,7 @@ static int muser_complete_one(struct muser_mdev *md, struct file *file,
 	ret = md->emulator == file ? -ENOENT : -ENOTCONN;
 	list_for_each_entry(w, &md->inflight, node) {
 		if (w->hdr.id == r->id && w->owner == file) {
+			posted = muser_is_posted(w);
 			ret = muser_settle(md, w, r, data);
 			retiring = md->emulator != file;
 			break;
@@ -399,6 +595,9 @@ static int muser_complete_one(struct muser_mdev *md, struct file *file,
 	/* The takeover waits for the old emulator's answers. */
 	if (retiring)
 		wake_up_all(&md->req_wq);
+	/* A VMM thread, or the last close, waits for posted writes to go. */
+	if (posted)
+		wake_up(&md->slot_wq);
 	return ret;
 }
 

@@ -55,6 +55,8 @@ static void muser_vfio_close(struct vfio_device *vdev)
 {
 	struct muser_mdev *md = vdev_to_muser(vdev);
 
+	/* The emulator may need guest memory for what the VMM posted. */
+	muser_posted_flush(md);
 	muser_dma_close(md);
 	muser_irq_release_all(md);
 	mutex_lock(&md->lock);
@@ -136,6 +138,11 @@ static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 		if (muser_area_at(info, index, off + done, &avail)) {
 			ret = muser_devmem_rw(md, index, off + done, buf + done,
 					      min(len, avail), write);
+		} else if (write && region->flags & MUSER_REGION_F_POSTED_WRITES) {
+			len = min3(len, avail, (u64)MUSER_MAX_DATA);
+			ret = muser_request_posted(md, index, off + done,
+						   buf + done, len);
+			ret = ret ? ret : len;
 		} else {
 			len = min3(len, avail, (u64)MUSER_MAX_DATA);
 			ret = muser_vfio_rw_chunk(md, buf + done, index,
@@ -213,7 +220,9 @@ static int muser_get_region_info(struct muser_mdev *md, unsigned long arg)
 
 	ri.offset = MUSER_REGION_OFFSET(ri.index);
 	ri.size = info->regions[ri.index].size;
-	ri.flags = ri.size ? info->regions[ri.index].flags : 0;
+	ri.flags = ri.size ? info->regions[ri.index].flags &
+			     (VFIO_REGION_INFO_FLAG_READ |
+			      VFIO_REGION_INFO_FLAG_WRITE) : 0;
 	ri.cap_offset = 0;
 	if (ri.size && (muser_area_at(info, ri.index, 0, &avail) ||
 			avail < ri.size))

@@ -27,7 +27,9 @@ void muser_build_device_info(const struct muser_dev *dev,
 
 		if (!b->size || b->upper)
 			continue;
-		info->regions[VFIO_PCI_BAR0_REGION_INDEX + i].flags = REGION_RW;
+		info->regions[VFIO_PCI_BAR0_REGION_INDEX + i].flags = REGION_RW |
+			(b->flags & MUSER_BAR_POSTED_WRITES ?
+			 MUSER_REGION_F_POSTED_WRITES : 0);
 		info->regions[VFIO_PCI_BAR0_REGION_INDEX + i].size = b->size;
 	}
 	if (dev->rom.size) {

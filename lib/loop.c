@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
  * Serving requests: the non-blocking dispatcher for callers with their own
- * event loop, and the blocking run loop built on it.
+ * event loop, the polling loop over several devices built on it (spin,
+ * then sleep in poll(2)), and the run loops built on that.
  */
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -99,39 +101,123 @@ static void drain_stop(struct muser_dev *dev)
 		muser_warn(dev, "stop eventfd: %s", strerror(errno));
 }
 
-MUSER_EXPORT int muser_run(struct muser_dev *dev)
+static int64_t now_us(void)
 {
-	struct pollfd pfd[2] = {
-		{ .fd = dev->fd, .events = POLLIN },
-		{ .fd = dev->stop_fd, .events = POLLIN },
-	};
+	struct timespec ts;
 
-	if (!dev->realized) {
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ll + ts.tv_nsec / 1000;
+}
+
+/* Whether muser_stop() was called on one of @devs (and forget it). */
+static bool take_stop(struct muser_dev *const *devs, unsigned int n)
+{
+	bool stopped = false;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (__atomic_exchange_n(&devs[i]->stop_requested, 0,
+					__ATOMIC_ACQUIRE)) {
+			drain_stop(devs[i]);
+			stopped = true;
+		}
+	}
+	return stopped;
+}
+
+/* Each device's control node and stop eventfd in @pfd (2 * @n). */
+static int sleep_in_poll(struct muser_dev *const *devs, unsigned int n,
+			 struct pollfd *pfd, int timeout_ms)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		pfd[2 * i] = (struct pollfd){ .fd = devs[i]->fd, .events = POLLIN };
+		pfd[2 * i + 1] = (struct pollfd){ .fd = devs[i]->stop_fd,
+						  .events = POLLIN };
+	}
+	return poll(pfd, 2 * n, timeout_ms);
+}
+
+MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
+				     unsigned int n, unsigned int spin_us,
+				     int timeout_ms)
+{
+	struct pollfd pfd[2 * MUSER_POLL_MAX_DEVS];
+	int64_t start = now_us(), waited;
+	bool spin = spin_us > 0;
+	int hung_up = -1, handled, ret;
+	unsigned int i;
+
+	if (!devs || !n || n > MUSER_POLL_MAX_DEVS) {
 		errno = EINVAL;
 		return -1;
 	}
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (take_stop(devs, n)) {
+			errno = EINTR;
 			return -1;
 		}
-		if (pfd[1].revents) {
-			drain_stop(dev);
-			return 0;
+		handled = 0;
+		for (i = 0; i < n; i++) {
+			ret = muser_dispatch(devs[i]);
+			if (ret < 0)
+				return -1;
+			handled = ret > INT_MAX - handled ? INT_MAX : handled + ret;
 		}
-		if (pfd[0].revents & POLLIN) {
-			if (muser_dispatch(dev) < 0)
-				return -1;
-		} else if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-			/* Detached or removed: read() tells which. */
-			if (muser_dispatch(dev) < 0)
-				return -1;
-			muser_err(dev, "control node hung up");
+		if (handled)
+			return handled;
+		if (hung_up >= 0) {
+			/* Not attached, yet read() said nothing: give up. */
+			muser_err(devs[hung_up], "control node hung up");
 			errno = ENODEV;
 			return -1;
 		}
+		waited = now_us() - start;
+		if (timeout_ms >= 0 && waited >= timeout_ms * 1000ll)
+			return 0;
+		if (spin && (spin_us == MUSER_POLL_BUSY || waited < spin_us))
+			continue;
+		/* Nothing for spin_us: sleep until a device has work. */
+		spin = false;
+		ret = sleep_in_poll(devs, n, pfd, timeout_ms < 0 ? -1 :
+				    (int)(timeout_ms - waited / 1000));
+		if (ret < 0 && errno != EINTR)
+			return -1;
+		if (!ret)
+			return 0;
+		for (i = 0; ret > 0 && i < n; i++) {
+			if (pfd[2 * i + 1].revents)
+				__atomic_store_n(&devs[i]->stop_requested, 1,
+						 __ATOMIC_RELEASE);
+			if (!(pfd[2 * i].revents & POLLIN) &&
+			    pfd[2 * i].revents & (POLLHUP | POLLERR | POLLNVAL))
+				hung_up = i;
+		}
 	}
+}
+
+MUSER_EXPORT int muser_run_poll(struct muser_dev *const *devs, unsigned int n,
+				unsigned int spin_us)
+{
+	unsigned int i;
+
+	for (i = 0; devs && i < n && i < MUSER_POLL_MAX_DEVS; i++) {
+		if (!devs[i]->realized) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	for (;;) {
+		if (muser_dispatch_poll(devs, n, spin_us, -1) >= 0)
+			continue;
+		return errno == EINTR ? 0 : -1;
+	}
+}
+
+MUSER_EXPORT int muser_run(struct muser_dev *dev)
+{
+	return muser_run_poll(&dev, 1, 0);
 }
 
 MUSER_EXPORT int muser_stop(struct muser_dev *dev)
@@ -139,6 +225,7 @@ MUSER_EXPORT int muser_stop(struct muser_dev *dev)
 	int saved_errno = errno;
 	uint64_t one = 1;
 
+	__atomic_store_n(&dev->stop_requested, 1, __ATOMIC_RELEASE);
 	if (write(dev->stop_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		return -1;
 	errno = saved_errno;

@@ -114,6 +114,7 @@ struct muser_msix {
 struct muser_dev {
 	int fd;				/* control node, O_NONBLOCK */
 	int stop_fd;			/* eventfd written by muser_stop() */
+	int stop_requested;		/* set by muser_stop(), atomically */
 	const struct muser_io_ops *io;
 	void *io_priv;			/* for a non-default @io */
 	char name[64];			/* for log messages */

@@ -8,7 +8,7 @@
 #include "private.h"
 
 #define BAR_TYPES	(MUSER_BAR_MEM32 | MUSER_BAR_MEM64 | MUSER_BAR_IO)
-#define BAR_FLAGS	(BAR_TYPES | MUSER_BAR_PREFETCH)
+#define BAR_FLAGS	(BAR_TYPES | MUSER_BAR_PREFETCH | MUSER_BAR_POSTED_WRITES)
 
 /* 0 before muser_realize(); afterwards -1 with errno EBUSY. */
 int muser_unrealized(const struct muser_dev *dev)
@@ -96,7 +96,8 @@ MUSER_EXPORT int muser_setup_bar(struct muser_dev *dev, int bar,
 		return -1;
 	if (bar < 0 || bar >= MUSER_NUM_BARS || (is64 && bar == MUSER_NUM_BARS - 1) ||
 	    (flags & ~BAR_FLAGS) || (type & (type - 1)) || !type ||
-	    (type == MUSER_BAR_IO && (flags & MUSER_BAR_PREFETCH)) ||
+	    (type == MUSER_BAR_IO &&
+	     (flags & (MUSER_BAR_PREFETCH | MUSER_BAR_POSTED_WRITES))) ||
 	    !bar_size_ok(size, type)) {
 		errno = EINVAL;
 		return -1;

@@ -210,9 +210,13 @@ static int fake_attach(struct fake_kernel *fk,
 	for (i = 0; i <= VFIO_PCI_ROM_REGION_INDEX; i++)
 		if (info->regions[i].size && !pow2(info->regions[i].size))
 			return EINVAL;
-	for (i = 0; i < MUSER_NUM_REGIONS; i++)
-		if (info->regions[i].flags & ~rw)
+	for (i = 0; i < MUSER_NUM_REGIONS; i++) {
+		uint32_t allowed = i <= VFIO_PCI_BAR5_REGION_INDEX ?
+				   rw | MUSER_REGION_F_POSTED_WRITES : rw;
+
+		if (info->regions[i].flags & ~allowed)
 			return EINVAL;
+	}
 	if ((info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 256 &&
 	     info->regions[VFIO_PCI_CONFIG_REGION_INDEX].size != 4096) ||
 	    info->regions[VFIO_PCI_CONFIG_REGION_INDEX].flags != rw)

@@ -42,7 +42,10 @@ static ssize_t bar_cb(struct muser_dev *dev, void *priv, void *buf,
 	return count;
 }
 
-/* BAR0 64-bit prefetchable 64 KiB, BAR2 32-bit 256 bytes, BAR5 I/O, pin A. */
+/*
+ * BAR0 64-bit prefetchable 64 KiB, BAR2 32-bit 256 bytes with posted
+ * writes, BAR5 I/O, pin A.
+ */
 static struct muser_dev *new_dev(struct fake_kernel *fk, struct state *s,
 				 bool realize)
 {
@@ -52,7 +55,13 @@ static struct muser_dev *new_dev(struct fake_kernel *fk, struct state *s,
 	CHECK_EQ(muser_pci_set_irq_pin(dev, 1), 0);
 	CHECK_EQ(muser_setup_bar(dev, 0, BIG_BAR_SIZE,
 				 MUSER_BAR_MEM64 | MUSER_BAR_PREFETCH, bar_cb, s), 0);
-	CHECK_EQ(muser_setup_bar(dev, 2, 0x100, MUSER_BAR_MEM32, bar_cb, s), 0);
+	CHECK_EQ(muser_setup_bar(dev, 2, 0x100,
+				 MUSER_BAR_MEM32 | MUSER_BAR_POSTED_WRITES,
+				 bar_cb, s), 0);
+	/* I/O writes are never posted. */
+	CHECK_ERR(muser_setup_bar(dev, 5, 0x20,
+				  MUSER_BAR_IO | MUSER_BAR_POSTED_WRITES,
+				  bar_cb, s), EINVAL);
 	CHECK_EQ(muser_setup_bar(dev, 5, 0x20, MUSER_BAR_IO, bar_cb, s), 0);
 	if (realize)
 		CHECK_EQ(muser_realize(dev), 0);
@@ -78,6 +87,8 @@ static void test_attach_layout(void)
 	CHECK_EQ(i->regions[1].size, 0);	/* upper half */
 	CHECK_EQ(i->regions[1].flags, 0);
 	CHECK_EQ(i->regions[2].size, 0x100);
+	CHECK_EQ(i->regions[2].flags, rw | MUSER_REGION_F_POSTED_WRITES);
+	CHECK_EQ(i->regions[5].flags, rw);
 	CHECK_EQ(i->regions[3].size, 0);
 	CHECK_EQ(i->regions[4].size, 0);
 	CHECK_EQ(i->regions[5].size, 0x20);
@@ -312,6 +323,67 @@ static void test_run_hangup(void)
 	fake_kernel_free(fk);
 }
 
+static void test_dispatch_poll_args(void)
+{
+	struct fake_kernel *fk = fake_kernel_new();
+	struct state s = { 0 };
+	struct muser_dev *devs[MUSER_POLL_MAX_DEVS + 1];
+	unsigned int i;
+
+	for (i = 0; i <= MUSER_POLL_MAX_DEVS; i++)
+		devs[i] = new_dev(fk, &s, i == 0);
+	CHECK_ERR(muser_dispatch_poll(NULL, 1, 0, 0), EINVAL);
+	CHECK_ERR(muser_dispatch_poll(devs, 0, 0, 0), EINVAL);
+	CHECK_ERR(muser_dispatch_poll(devs, MUSER_POLL_MAX_DEVS + 1, 0, 0),
+		  EINVAL);
+	/* Unrealized devices among them: as muser_dispatch(). */
+	CHECK_ERR(muser_dispatch_poll(devs, 2, 0, 0), EINVAL);
+	CHECK_ERR(muser_run_poll(devs, 2, 0), EINVAL);
+	for (i = 0; i <= MUSER_POLL_MAX_DEVS; i++)
+		muser_dev_destroy(devs[i]);
+	fake_kernel_free(fk);
+}
+
+/* Two devices, one thread: spinning, sleeping, timeouts, stops. */
+static void test_dispatch_poll(void)
+{
+	struct fake_kernel *fk[2] = { fake_kernel_new(), fake_kernel_new() };
+	struct state s = { 0 };
+	struct muser_dev *devs[2] = { new_dev(fk[0], &s, true),
+				      new_dev(fk[1], &s, true) };
+	unsigned int reads;
+
+	/* Nothing comes: 0 after the timeout, spinning or not. */
+	CHECK_EQ(muser_dispatch_poll(devs, 2, 0, 10), 0);
+	reads = fk[0]->nreads;
+	CHECK_EQ(muser_dispatch_poll(devs, 2, MUSER_POLL_BUSY, 10), 0);
+	CHECK(fk[0]->nreads > reads + 1);	/* it polled, without sleeping */
+	CHECK_EQ(muser_dispatch_poll(devs, 2, 2000, 10), 0);
+
+	/* A request on the second device is served and counted. */
+	queue_reads(fk[1], 600, 2, 4);
+	CHECK_EQ(muser_dispatch_poll(devs, 2, 100, -1), 2);
+	CHECK(fake_reply(fk[1], 600) && fake_reply(fk[1], 601));
+	CHECK_EQ(fk[0]->nreplies, 0);
+
+	/* A stop of either device ends the wait, once. */
+	CHECK_EQ(muser_stop(devs[1]), 0);
+	CHECK_ERR(muser_dispatch_poll(devs, 2, 0, -1), EINTR);
+	CHECK_EQ(muser_dispatch_poll(devs, 2, 0, 0), 0);
+
+	/* muser_run_poll(): served until a callback stops it. */
+	s.stop_after = s.calls + 3;
+	queue_reads(fk[0], 700, 2, 4);
+	queue_reads(fk[1], 800, 2, 4);
+	CHECK_EQ(muser_run_poll(devs, 2, 50), 0);
+	CHECK_EQ(fk[0]->nreplies, 2);
+	CHECK_EQ(fk[1]->nreplies, 4);
+	muser_dev_destroy(devs[0]);
+	muser_dev_destroy(devs[1]);
+	fake_kernel_free(fk[0]);
+	fake_kernel_free(fk[1]);
+}
+
 static void test_irq(void)
 {
 	struct fake_kernel *fk = fake_kernel_new();
@@ -358,6 +430,8 @@ int main(void)
 	RUN(test_run_stop_from_callback);
 	RUN(test_run_stop_from_signal);
 	RUN(test_run_hangup);
+	RUN(test_dispatch_poll_args);
+	RUN(test_dispatch_poll);
 	RUN(test_irq);
 	TEST_MAIN_END();
 }

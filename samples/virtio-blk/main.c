@@ -26,7 +26,6 @@
 #include <err.h>
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,17 +36,19 @@
 #include "vblk.h"
 
 static volatile sig_atomic_t stop;
+static struct muser_dev *stop_dev;
 
 static void on_signal(int sig)
 {
 	(void)sig;
 	stop = 1;
+	muser_stop(stop_dev);	/* ends muser_dispatch_poll()'s wait */
 }
 
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [-v] [--takeover] UUID FILE\n"
+		"usage: %s [-v] [--takeover] [--posted] [--poll US] UUID FILE\n"
 		"Emulate a virtio-blk PCI device backed by FILE on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached (\"ready (recovered)\" when it carries\n"
 		"on from a previous emulator); SIGINT or SIGTERM stop it and print\n"
@@ -55,6 +56,10 @@ static void usage(FILE *f, const char *prog)
 		"  -v, --verbose   log every request\n"
 		"  --takeover      replace the emulator running on UUID (an upgrade);\n"
 		"                  that one prints \"taken over\" and exits\n"
+		"  --posted        post the VMM's writes of BAR0 (the doorbells): the\n"
+		"                  guest's notify returns without waiting for us\n"
+		"  --poll US       poll for requests US microseconds before sleeping\n"
+		"                  (a CPU for lower latency; 0, the default: sleep)\n"
 		"  -h, --help      this help\n"
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
@@ -96,14 +101,17 @@ int main(int argc, char *argv[])
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "takeover", no_argument, NULL, 't' },
+		{ "posted", no_argument, NULL, 'p' },
+		{ "poll", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	bool verbose = false, takeover = false, more = false;
 	static struct vblk v;
-	struct pollfd pfd;
+	unsigned long poll_us = 0;
 	unsigned int i;
+	char *end;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -113,6 +121,18 @@ int main(int argc, char *argv[])
 			break;
 		case 't':
 			takeover = true;
+			break;
+		case 'p':
+			v.posted = true;
+			break;
+		case 'P':
+			errno = 0;
+			poll_us = strtoul(optarg, &end, 0);
+			if (errno || *end || end == optarg ||
+			    poll_us > MUSER_POLL_BUSY) {
+				usage(stderr, argv[0]);
+				return EXIT_FAILURE;
+			}
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -142,6 +162,7 @@ int main(int argc, char *argv[])
 		err(EXIT_FAILURE, "describing the device");
 	attach(&v, takeover);
 
+	stop_dev = v.dev;
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
 		err(EXIT_FAILURE, "sigaction");
@@ -151,17 +172,12 @@ int main(int argc, char *argv[])
 	fflush(stdout);
 
 	/* Requests and notifications wake us; queues are served after them. */
-	pfd.fd = muser_get_poll_fd(v.dev);
-	pfd.events = POLLIN;
 	while (!stop && !v.gone) {
-		if (poll(&pfd, 1, more ? 0 : -1) < 0) {
-			if (errno == EINTR)
+		if (muser_dispatch_poll(&v.dev, 1, poll_us, more ? 0 : -1) < 0) {
+			if (errno == EINTR)	/* muser_stop() by a signal */
 				continue;
-			err(EXIT_FAILURE, "poll");
-		}
-		if (pfd.revents && muser_dispatch(v.dev) < 0) {
 			if (errno != ENOTCONN)
-				err(EXIT_FAILURE, "muser_dispatch");
+				err(EXIT_FAILURE, "muser_dispatch_poll");
 			v.gone = true;
 			break;
 		}

@@ -78,6 +78,7 @@ struct vblk {
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 	unsigned long die_in_request;	/* testing: SIGKILL itself in this request */
 #endif
+	bool posted;			/* BAR0 writes posted (--posted) */
 	uint32_t owner;			/* see vblk_claim() */
 	bool gone;			/* taken over: touch nothing */
 };

@@ -426,7 +426,8 @@ int vblk_describe(struct vblk *v)
 			      VIRTIO_VENDOR, VIRTIO_SUBSYS_ID) < 0 ||
 	    muser_pci_set_revision(dev, 1) < 0 ||	/* modern-only device */
 	    muser_pci_set_class(dev, VBLK_CLASS) < 0 ||
-	    muser_setup_bar(dev, VBLK_BAR, VBLK_BAR_SIZE, MUSER_BAR_MEM32,
+	    muser_setup_bar(dev, VBLK_BAR, VBLK_BAR_SIZE, MUSER_BAR_MEM32 |
+			    (v->posted ? MUSER_BAR_POSTED_WRITES : 0),
 			    bar0_access, v) < 0 ||
 	    muser_setup_bar(dev, VBLK_MSIX_BAR, VBLK_MSIX_BAR_SIZE, MUSER_BAR_MEM32,
 			    NULL, NULL) < 0 ||

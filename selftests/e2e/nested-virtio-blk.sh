@@ -42,7 +42,9 @@
 # BUILD_DIR/selftests/virtio-blk-hooks: the sample with its test hook), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
 # for the nested guest, default 480), NESTED_SMP (its vCPUs, default 2: as
 # many queues), NESTED_APPEND, QEMU_EXTRA, STRESS_SECS (default 60),
-# RESTARTS (SIGKILLs during it, default 8; 0: none and no takeover).
+# RESTARTS (SIGKILLs during it, default 8; 0: none and no takeover),
+# VBLK_ARGS (the sample's options, default "--posted --poll 20": doorbell
+# writes posted, the sample polling, through every SIGKILL and takeover).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 e2e_init nested-virtio-blk 720 "$@"
@@ -52,6 +54,7 @@ MODE=muser
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/selftests/virtio-blk-hooks}	# VBLK_DIE_IN_REQUEST
+SAMPLE_ARGS=${VBLK_ARGS---posted --poll 20}	# lib.sh's sample_start passes them
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-480}
 SMP=${NESTED_SMP:-2}		# 2 vCPUs: virtio_blk uses both queues
 DISK_MB=64
@@ -416,6 +419,11 @@ for _ in $(seq 50); do
 done
 [ "$pinned" = 0 ] || fail "$PINNED is $pinned after QEMU exited"
 log "dma/pinned_pages: 0 after QEMU exited"
+if [[ " $SAMPLE_ARGS " == *" --posted "* ]]; then
+	posted=$(muserctl_field "$UUID" requests-posted)
+	log "posted writes: $posted, requests failed: $(muserctl_field "$UUID" requests-failed)"
+	[ "${posted:-0}" -gt 0 ] || fail "--posted, yet no posted write: '$posted'"
+fi
 
 kill -0 "$SAMPLE_PID" 2>/dev/null || fail "the sample died while serving the nested guest: $(tail -n 3 "$WORK/$SLOG.log")"
 kill -TERM "$SAMPLE_PID"

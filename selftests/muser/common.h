@@ -186,6 +186,29 @@ void layout_default(struct muser_device_info *info);
 int ctl_open(const char *uuid, int flags);
 int ctl_attach(int ctl, const struct muser_device_info *info);
 
+/* --- nl.c: the device's figures over generic netlink --- */
+struct nl_figures {
+	uint32_t state, last_error;
+	uint64_t pinned, mapped, devmem_pages, devmem_budget;
+	uint64_t requests, failed, posted, spun, slept;
+	bool has_devmem;
+};
+
+/* A socket bound to the "muser" family (*@family): fd or -errno. */
+int nl_open(int *family);
+/* MUSER_CMD_GET_DEVICE of @uuid into @f: 0 or -errno. */
+int nl_get_device(int fd, int family, const char *uuid, struct nl_figures *f);
+/* A dump of every device: how many there are, or -errno. */
+int nl_dump_count(int fd, int family);
+/* nl_get_device() on a socket of its own. */
+int nl_figures(const char *uuid, struct nl_figures *f);
+
+/*
+ * Most requests one read() returns: muser.ko stages at most 4 times
+ * MUSER_READ_BUF_MIN bytes, and a request is at least its header.
+ */
+#define EMU_READ_MAX	(4 * MUSER_READ_BUF_MIN / sizeof(struct muser_req))
+
 /* One parsed request with its data (WRITE). */
 struct emu_req {
 	struct muser_req hdr;
@@ -285,6 +308,11 @@ void *map_fd(int fd, uint64_t offset, size_t len, int flags);
  * Returns the fd or -errno.
  */
 int kmsg_start(const char *name);
+/*
+ * Read what the kernel logged since kmsg_start() (or the last call) on @fd:
+ * the number of records containing @needle.
+ */
+int kmsg_count(int fd, const char *needle);
 /*
  * Read what the kernel logged since kmsg_start(); print and count lines
  * matching selftests/kernel-log-bad, plus one if that list cannot be read

@@ -237,6 +237,21 @@ LAYOUT_CASE(vga_beyond_num_regions, -EINVAL, R(VGA).size = 0xc0000;
 	    R(VGA).flags = VFIO_REGION_INFO_FLAG_READ);
 LAYOUT_CASE(region_flag_mmap, -EINVAL,
 	    R(BAR0).flags |= VFIO_REGION_INFO_FLAG_MMAP);
+/* Posted writes: BARs only. */
+LAYOUT_CASE(posted_bar0, 0, R(BAR0).flags |= MUSER_REGION_F_POSTED_WRITES);
+LAYOUT_CASE(posted_bar5, 0, R(BAR5).size = 0x1000;
+	    R(BAR5).flags = VFIO_REGION_INFO_FLAG_WRITE |
+			    MUSER_REGION_F_POSTED_WRITES);
+LAYOUT_CASE(posted_rom, -EINVAL, R(ROM).size = 0x1000;
+	    R(ROM).flags = VFIO_REGION_INFO_FLAG_READ |
+			   MUSER_REGION_F_POSTED_WRITES);
+LAYOUT_CASE(posted_config, -EINVAL,
+	    R(CONFIG).flags |= MUSER_REGION_F_POSTED_WRITES);
+LAYOUT_CASE(posted_vga, -EINVAL, info->num_regions = 9;
+	    R(VGA).size = 0xc0000;
+	    R(VGA).flags = VFIO_REGION_INFO_FLAG_WRITE |
+			   MUSER_REGION_F_POSTED_WRITES);
+LAYOUT_CASE(region_flag_17, -EINVAL, R(BAR0).flags |= 1u << 17);
 LAYOUT_CASE(intx_count_2, -EINVAL, Q(INTX).count = 2);
 LAYOUT_CASE(msi_count_3, -EINVAL, Q(MSI).count = 3);
 LAYOUT_CASE(msi_count_64, -EINVAL, Q(MSI).count = 64);

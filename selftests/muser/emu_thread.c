@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,7 +67,7 @@ static void emu_thread_spin(struct emu_thread *t, struct emu_req *reqs)
 	int n, i;
 
 	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
-		n = emu_read(t->ctl, reqs, 16);
+		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n == -ENODEV)
@@ -83,10 +84,15 @@ static void emu_thread_spin(struct emu_thread *t, struct emu_req *reqs)
 static void *emu_thread_fn(void *arg)
 {
 	struct emu_thread *t = arg;
-	static __thread struct emu_req reqs[16];
+	struct emu_req *reqs = calloc(EMU_READ_MAX, sizeof(*reqs));
 
+	if (!reqs) {
+		t->errors++;
+		return NULL;
+	}
 	if (t->flags & EMU_THREAD_SPIN) {
 		emu_thread_spin(t, reqs);
+		free(reqs);
 		return NULL;
 	}
 	for (;;) {
@@ -108,7 +114,7 @@ static void *emu_thread_fn(void *arg)
 			if (!(pfd[0].revents & POLLIN))
 				break;
 		}
-		n = emu_read(t->ctl, reqs, 16);
+		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
@@ -120,6 +126,7 @@ static void *emu_thread_fn(void *arg)
 		for (i = 0; i < n; i++)
 			emu_answer(t, &reqs[i]);
 	}
+	free(reqs);
 	return NULL;
 }
 

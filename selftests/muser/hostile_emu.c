@@ -3923,7 +3923,9 @@ static bool fz_layout_ok(const struct muser_device_info *l)
 	for (i = 0; i < MUSER_NUM_REGIONS; i++) {
 		const struct muser_region *g = &l->regions[i];
 
-		if ((i >= l->num_regions && g->size) || g->flags & ~rw || g->pad)
+		uint32_t allowed = i < 6 ? rw | MUSER_REGION_F_POSTED_WRITES : rw;
+
+		if ((i >= l->num_regions && g->size) || g->flags & ~allowed || g->pad)
 			return false;
 		if (!g->size)
 			continue;

@@ -15,7 +15,8 @@
  * hv.*: a deterministic sweep, once per device layout (the variants:
  * minimal, basic = layout_default(), full = INTx, MSI 4, MSI-X 16, ERR,
  * VGA, a 4 KiB config space, a 64-bit BAR, a BAR half and a BAR wholly
- * device memory, a device-memory ROM, reset; msix_max = MSI-X 2048, MSI
+ * device memory, a device-memory ROM, reset, two BARs with posted writes;
+ * msix_max = MSI-X 2048, MSI
  * 32, a 2^40 BAR with device memory at both ends, no INTx, no reset;
  * access = read-only, write-only and no-access regions):
  *   ioctls  every VFIO device ioctl: GET_INFO, GET_REGION_INFO (every
@@ -158,21 +159,22 @@ static void layout_basic(struct muser_device_info *l)
 }
 
 /*
- * Everything: VGA, a 4 KiB config space, BAR0 half device memory, BAR2
- * wholly device memory in two adjacent areas, BAR4 a 64-bit BAR (BAR5 its
- * upper half) with two areas no one writes at setup (areas 3 and 4: they
- * read zeros), a device-memory ROM, every interrupt.
+ * Everything: VGA, a 4 KiB config space, BAR0 half device memory, BAR1
+ * with posted writes, BAR2 wholly device memory in two adjacent areas,
+ * BAR4 a 64-bit BAR (BAR5 its upper half) with posted writes and two
+ * areas no one writes at setup (areas 3 and 4: they read zeros), a
+ * device-memory ROM, every interrupt.
  */
 static void layout_full(struct muser_device_info *l)
 {
 	lay_init(l, MUSER_DEV_F_RESET, VFIO_PCI_NUM_REGIONS, 4096);
 	lay_region(l, BAR0, RW, 64 * KiB);
 	lay_area(l, BAR0, 32 * KiB, 32 * KiB);
-	lay_region(l, BAR1, RW, 4 * KiB);
+	lay_region(l, BAR1, RW | MUSER_REGION_F_POSTED_WRITES, 4 * KiB);
 	lay_region(l, BAR2, RW, 16 * KiB);
 	lay_area(l, BAR2, 0, 8 * KiB);
 	lay_area(l, BAR2, 8 * KiB, 8 * KiB);
-	lay_region(l, BAR4, RW, MiB);
+	lay_region(l, BAR4, RW | MUSER_REGION_F_POSTED_WRITES, MiB);
 	lay_area(l, BAR4, 4 * KiB, 4 * KiB);
 	lay_area(l, BAR4, 512 * KiB, 64 * KiB);
 	lay_region(l, ROM, RD, 64 * KiB);
@@ -1055,7 +1057,8 @@ static void check_region_info(struct hv *h, uint8_t *p, uint32_t idx,
 	if (size) {
 		int ai;
 
-		flags = h->l->regions[idx].flags;
+		/* Posting is between the kernel and the emulator. */
+		flags = h->l->regions[idx].flags & (RD | WR);
 		run_at(h->l, idx, 0, &ai);
 		if (ai >= 0 || run_at(h->l, idx, 0, &ai) < size)
 			flags |= VFIO_REGION_INFO_FLAG_MMAP;

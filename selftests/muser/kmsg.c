@@ -161,3 +161,21 @@ int kmsg_check(int fd, const char *name)
 	close(fd);
 	return bad;
 }
+
+int kmsg_count(int fd, const char *needle)
+{
+	char rec[8192];
+	ssize_t n;
+	int found = 0;
+
+	for (;;) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0 && errno == EPIPE)
+			continue;	/* overwritten records: go on */
+		if (n <= 0)
+			break;
+		rec[n] = 0;
+		found += strstr(rec, needle) != NULL;
+	}
+	return found;
+}

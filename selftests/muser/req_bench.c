@@ -393,10 +393,12 @@ static void print_table(long n)
 {
 	int base = rows[MTTY].us > 0 ? MTTY : FLOOR, i;
 	struct utsname u;
+	long spin_us = -1;
 
 	uname(&u);
-	printf("req_bench: %s, %d CPUs, %ld accesses per row (means)\n",
-	       u.release, ncpus, n);
+	param_get("spin_us", &spin_us);
+	printf("req_bench: %s, %d CPUs, %ld accesses per row (means), muser spin_us %ld\n",
+	       u.release, ncpus, n, spin_us);
 	if (base != MTTY)
 		printf("!!! no mtty row (%s): the ratios are to the SYSCALL FLOOR, not to mtty\n",
 		       rows[MTTY].why);

@@ -222,6 +222,7 @@ struct device {
 	char uuid[37];
 	uint32_t state, pid, vmm_open, restarts, last_error;
 	uint64_t pinned, mapped, requests, failed, devmem, devmem_budget;
+	uint64_t posted, spun, slept;
 };
 
 struct request {
@@ -249,6 +250,9 @@ static struct nla_policy attr_policy[MUSER_ATTR_MAX + 1] = {
 	[MUSER_ATTR_SIZE] = { .type = NLA_U64 },
 	[MUSER_ATTR_DEVMEM_PAGES] = { .type = NLA_U64 },
 	[MUSER_ATTR_DEVMEM_BUDGET] = { .type = NLA_U64 },
+	[MUSER_ATTR_REQUESTS_POSTED] = { .type = NLA_U64 },
+	[MUSER_ATTR_WAITS_SPUN] = { .type = NLA_U64 },
+	[MUSER_ATTR_WAITS_SLEPT] = { .type = NLA_U64 },
 };
 
 /* The kernel's error, with the message of its extended ack if any. */
@@ -422,6 +426,9 @@ static void parse_device(struct nlattr *tb[], struct device *d)
 	U32(MUSER_ATTR_LAST_ERROR, last_error);
 	U64(MUSER_ATTR_DEVMEM_PAGES, devmem);
 	U64(MUSER_ATTR_DEVMEM_BUDGET, devmem_budget);
+	U64(MUSER_ATTR_REQUESTS_POSTED, posted);
+	U64(MUSER_ATTR_WAITS_SPUN, spun);
+	U64(MUSER_ATTR_WAITS_SLEPT, slept);
 #undef U32
 #undef U64
 }
@@ -446,9 +453,12 @@ static void print_device_json(const struct device *d)
 		printf("\"%s\"", errno_name(d->last_error, buf, sizeof(buf)));
 	else
 		printf("null");
-	printf(",\"last_errno\":%u,\"devmem_pages\":%llu,\"devmem_budget_pages\":%llu}",
+	printf(",\"last_errno\":%u,\"devmem_pages\":%llu,\"devmem_budget_pages\":%llu,"
+	       "\"requests_posted\":%llu,\"waits_spun\":%llu,\"waits_slept\":%llu}",
 	       d->last_error, (unsigned long long)d->devmem,
-	       (unsigned long long)d->devmem_budget);
+	       (unsigned long long)d->devmem_budget,
+	       (unsigned long long)d->posted, (unsigned long long)d->spun,
+	       (unsigned long long)d->slept);
 }
 
 /* --- list --- */
@@ -571,6 +581,9 @@ static int cmd_show(int argc, char **argv)
 	printf("last-error: %s\n", errno_name(d.last_error, buf, sizeof(buf)));
 	printf("devmem-pages: %llu\n", (unsigned long long)d.devmem);
 	printf("devmem-budget-pages: %llu\n", (unsigned long long)d.devmem_budget);
+	printf("requests-posted: %llu\n", (unsigned long long)d.posted);
+	printf("waits-spun: %llu\n", (unsigned long long)d.spun);
+	printf("waits-slept: %llu\n", (unsigned long long)d.slept);
 	return EXIT_SUCCESS;
 }
 
