@@ -269,8 +269,8 @@ struct irq_pingpong {
 	pthread_t thread;
 	int ctl, efd;
 	long n;
-	volatile long turn;	/* the raise the VMM waits for; -1: stop */
-	volatile int64_t sent;	/* ns, when the trigger of that one began */
+	long turn;		/* the raise the VMM waits for; -1: stop */
+	int64_t sent;		/* ns, when the trigger of that one began */
 	long failed;
 };
 
@@ -419,6 +419,8 @@ int main(int argc, char **argv)
 	long n = argc > 1 ? strtol(argv[1], NULL, 0) : 20000;
 	struct worker trapped = { .region = VFIO_PCI_BAR0_REGION_INDEX,
 				  .mask = 0xfff };
+	struct worker devmem = { .region = VFIO_PCI_BAR2_REGION_INDEX,
+				 .mask = DEVMEM_SIZE - 1 };
 	struct muser_device_info layout;
 	const char *step = "?";
 	int ret, problems;
@@ -449,9 +451,8 @@ int main(int argc, char **argv)
 	}
 	trapped.c = &r.c;
 
-	rows[DEVMEM].us = accesses(&(struct worker){ .c = &r.c,
-		.region = VFIO_PCI_BAR2_REGION_INDEX, .mask = DEVMEM_SIZE - 1 },
-		1, n);
+	devmem.c = &r.c;
+	rows[DEVMEM].us = accesses(&devmem, 1, n);
 	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
 	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
 	if (ncpus > 1)
