@@ -31,7 +31,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ ${#kernels[@]} -gt 0 ] || [ -n "$debug" ] || kernels=(6.1 6.12)
-DEBUG_SKIP='^(demo|ops/libvirt|e2e/nested-|dma_bench|req_bench|restart_bench)'
+DEBUG_SKIP='^(demo|ops/libvirt|e2e/nested-|dma_bench|bench|restart_bench)'
 
 passed=0
 failed=0

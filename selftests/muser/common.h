@@ -237,12 +237,16 @@ uint8_t emu_pattern(uint32_t region, uint64_t off);
 
 /*
  * A background raw emulator (emu_thread.c): answers READ with emu_pattern() data, WRITE and
- * RESET with success, until stopped.
+ * RESET with success, until stopped. It waits for requests in poll(), or,
+ * started with EMU_THREAD_SPIN, spins on read() of the O_NONBLOCK control
+ * node (a polling emulator: no sleep, one CPU busy).
  */
 struct emu_thread {
 	pthread_t thread;
 	int ctl;
 	int stop;		/* eventfd */
+	unsigned int flags;	/* EMU_THREAD_* */
+	volatile int stopping;	/* what a spinning thread checks */
 	bool running;
 	volatile int nr_read, nr_write, nr_reset, nr_replayed, nr_irq_state,
 		nr_dma_unmap, nr_vmm_close, errors;
@@ -250,7 +254,10 @@ struct emu_thread {
 	volatile long bytes_read, bytes_written;
 };
 
+#define EMU_THREAD_SPIN	(1u << 0)
+
 int emu_thread_start(struct emu_thread *t, int ctl);
+int emu_thread_start_flags(struct emu_thread *t, int ctl, unsigned int flags);
 void emu_thread_stop(struct emu_thread *t);
 
 /*

@@ -61,6 +61,26 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 		t->errors++;
 }
 
+/* EMU_THREAD_SPIN: read() until stopped, never sleeping. */
+static void emu_thread_spin(struct emu_thread *t, struct emu_req *reqs)
+{
+	int n, i;
+
+	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
+		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n == -ENODEV)
+			break;
+		if (n < 0) {
+			t->errors++;
+			break;
+		}
+		for (i = 0; i < n; i++)
+			emu_answer(t, &reqs[i]);
+	}
+}
+
 static void *emu_thread_fn(void *arg)
 {
 	struct emu_thread *t = arg;
@@ -70,7 +90,11 @@ static void *emu_thread_fn(void *arg)
 		t->errors++;
 		return NULL;
 	}
-
+	if (t->flags & EMU_THREAD_SPIN) {
+		emu_thread_spin(t, reqs);
+		free(reqs);
+		return NULL;
+	}
 	for (;;) {
 		struct pollfd pfd[2] = {
 			{ .fd = t->ctl, .events = POLLIN },
@@ -108,10 +132,16 @@ static void *emu_thread_fn(void *arg)
 
 int emu_thread_start(struct emu_thread *t, int ctl)
 {
+	return emu_thread_start_flags(t, ctl, 0);
+}
+
+int emu_thread_start_flags(struct emu_thread *t, int ctl, unsigned int flags)
+{
 	int ret, fl;
 
 	memset(t, 0, sizeof(*t));
 	t->ctl = ctl;
+	t->flags = flags;
 	fl = fcntl(ctl, F_GETFL);
 	if (fl < 0 || fcntl(ctl, F_SETFL, fl | O_NONBLOCK))
 		return -errno;
@@ -133,6 +163,7 @@ void emu_thread_stop(struct emu_thread *t)
 
 	if (!t->running)
 		return;
+	__atomic_store_n(&t->stopping, 1, __ATOMIC_RELEASE);
 	if (write(t->stop, &one, sizeof(one)) != sizeof(one))
 		perror("# emu_thread_stop");
 	pthread_join(t->thread, NULL);

@@ -1,39 +1,95 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * req_bench [N]: figures for the trapped request path, printed, never
- * judged (a benchmark, not a timed test). The process is the VMM and a raw
- * emulator thread (emu_thread.c: poll, then read several requests,
- * one write per reply) on a device with layout_default().
+ * req_bench [N]: what an access costs on each path of muser, next to the
+ * kernel's own mdev sample mtty, all measured in one run and printed as one
+ * table: the mean µs per access over N accesses (default 20000) and its
+ * ratio to the mtty row. Figures only, never judged (a benchmark, not a
+ * timed test); exit status 1 if an access failed. The process is the VMM
+ * and a raw emulator thread (emu_thread.c).
  *
- *   floor:        pread of 1 byte of /dev/zero, the syscall alone
- *   read 1:       1-byte trapped read of BAR0, one VMM thread
- *   write 4:      4-byte trapped write of BAR0, one VMM thread
- *   read 1, x8:   the same from 8 VMM threads at once (time per access,
- *                 all threads together)
- *
- * Each row is the mean over N accesses (default 20000; x8 does N in all)
- * and its ratio to the floor. Exit status 0 unless an access failed.
+ *   syscall floor     pread of 1 byte of /dev/zero
+ *   mtty              1-byte pread of BAR0 (the 16550's scratch register)
+ *                     of an mtty mdev through VFIO: the in-kernel mdev
+ *                     limit. mtty.ko is loaded by the caller
+ *                     (tools/bench-in-vm.sh); without it the ratios are to
+ *                     the syscall floor, and the table says so.
+ *   device memory     1-byte pread through VFIO of a BAR's mmap area,
+ *                     served by muser.ko, no emulator involved
+ *   trapped read      1-byte read of BAR0: the VMM on CPU 0, a blocking
+ *                     (poll()ing) emulator thread on CPU 1 ("other vCPU"),
+ *                     on CPU 0 ("same vCPU"), or spinning on read() of the
+ *                     O_NONBLOCK control node on CPU 1 ("polling")
+ *   trapped write     4 bytes, the emulator on CPU 1; "posted" on a BAR
+ *                     with MUSER_REGION_F_POSTED_WRITES (where muser.ko
+ *                     refuses that flag, the row shows the error)
+ *   x8                1-byte trapped reads from 8 VMM threads at once,
+ *                     unpinned: time per access, all threads together
+ *   irq               MUSER_IOC_TRIGGER_IRQ of MSI vector 0 on CPU 1 until
+ *                     the VMM's blocking read() of its eventfd returns on
+ *                     CPU 0, one raise at a time
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
 
 #include "fixture.h"
 
-#define THREADS	8
+#define THREADS		8
+#define WARMUP		100
+#define MTTY_TYPE	"/sys/class/mtty/mtty/mdev_supported_types/mtty-1"
+#define MTTY_SCR	7	/* UART_SCR: read without side effects */
+#define DEVMEM_SIZE	0x1000	/* BAR2's mmap area */
 
-struct worker {
-	pthread_t thread;
-	struct vfio_client *c;
-	long n;
-	long failed;
+enum {
+	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_SAME, READ_POLL, WRITE,
+	WRITE_POSTED, READ_X8, IRQ, NR_ROWS
 };
+
+/* @us < 0: not measured, @why says why. */
+struct row {
+	const char *name;
+	double us;
+	char why[80];
+};
+
+static struct row rows[NR_ROWS] = {
+	[FLOOR] =	 { "syscall floor: pread /dev/zero" },
+	[MTTY] =	 { "mtty (in-kernel mdev): pread BAR0" },
+	[DEVMEM] =	 { "muser device memory: pread" },
+	[READ_OTHER] =	 { "trapped read, emulator other vCPU" },
+	[READ_SAME] =	 { "trapped read, emulator same vCPU" },
+	[READ_POLL] =	 { "trapped read, polling emulator" },
+	[WRITE] =	 { "trapped write 4 B" },
+	[WRITE_POSTED] = { "trapped write 4 B, posted" },
+	[READ_X8] =	 { "trapped read, 8 VMM threads" },
+	[IRQ] =		 { "irq: trigger to eventfd read()" },
+};
+
+static long failed;
+static int ncpus, other_cpu;
+
+static void row_why(int row, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rows[row].why, sizeof(rows[row].why), fmt, ap);
+	va_end(ap);
+	rows[row].us = -1;
+}
+
+/* A measuring step that failed: the row says why, the exit status too. */
+#define row_fail(row, ...) do { row_why(row, __VA_ARGS__); failed++; } while (0)
 
 static double now_us(void)
 {
@@ -43,103 +99,380 @@ static double now_us(void)
 	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static void *reader(void *arg)
+/* Pin thread @t to @cpu, or let it run anywhere (@cpu -1). */
+static int pin(pthread_t t, int cpu)
+{
+	cpu_set_t set;
+	int i;
+
+	CPU_ZERO(&set);
+	for (i = 0; i < ncpus; i++)
+		if (cpu < 0 || i == cpu)
+			CPU_SET(i, &set);
+	return -pthread_setaffinity_np(t, sizeof(set), &set);
+}
+
+struct worker {
+	pthread_t thread;
+	struct vfio_client *c;
+	int region;
+	uint64_t off, mask;	/* access i is at off + (i & mask) */
+	bool write;
+	long n;
+	long failed;
+};
+
+static void *access_fn(void *arg)
 {
 	struct worker *w = arg;
-	uint8_t b;
+	uint32_t v = 0;
 	long i;
 
-	for (i = 0; i < w->n; i++)
-		if (region_read(w->c, VFIO_PCI_BAR0_REGION_INDEX, i & 0xfff,
-				&b, 1) != 1)
+	for (i = 0; i < w->n; i++, v++) {
+		uint64_t off = w->off + (i & w->mask & (w->write ? ~3 : ~0));
+
+		if (w->write ? region_write(w->c, w->region, off, &v, 4) != 4 :
+			       region_read(w->c, w->region, off, &v, 1) != 1)
 			w->failed++;
+	}
 	return NULL;
 }
 
-/* Mean µs per access of @threads readers doing @n accesses in all. */
-static double trapped_reads(struct vfio_client *c, int threads, long n,
-			    long *failed)
+/*
+ * Mean µs per access of @threads threads doing @n accesses in all (1: the
+ * calling thread itself), after a warm-up that faults in the buffers.
+ */
+static double accesses(const struct worker *how, int threads, long n)
 {
 	struct worker w[THREADS];
 	double t;
 	int i;
 
+	w[0] = *how;
+	w[0].n = WARMUP;
+	access_fn(&w[0]);
+	failed += w[0].failed;
 	t = now_us();
 	for (i = 0; i < threads; i++) {
-		w[i] = (struct worker){ .c = c, .n = n / threads };
-		if (pthread_create(&w[i].thread, NULL, reader, &w[i]))
-			w[i].n = 0, *failed += n / threads;
+		w[i] = *how;
+		w[i].n = n / threads;
+		w[i].failed = 0;
+		if (threads == 1)
+			access_fn(&w[i]);
+		else if (pthread_create(&w[i].thread, NULL, access_fn, &w[i]))
+			w[i].failed = w[i].n, w[i].n = 0;
 	}
 	for (i = 0; i < threads; i++) {
-		if (w[i].n)
+		if (threads > 1 && w[i].n)
 			pthread_join(w[i].thread, NULL);
-		*failed += w[i].failed;
+		failed += w[i].failed;
 	}
 	return (now_us() - t) / (n / threads * threads);
 }
 
-int main(int argc, char **argv)
+static void bench_floor(long n)
 {
-	long n = argc > 1 ? strtol(argv[1], NULL, 0) : 20000, i, failed = 0;
-	double floor_us, read_us, write_us, x8_us, t;
-	struct emu_thread emu = { 0 };
+	uint8_t b;
+	double t;
+	long i;
+	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+
+	if (zero < 0) {
+		row_fail(FLOOR, "/dev/zero: %s", strerror(errno));
+		return;
+	}
+	t = now_us();
+	for (i = 0; i < n; i++)
+		if (pread(zero, &b, 1, 0) != 1)
+			failed++;
+	rows[FLOOR].us = (now_us() - t) / n;
+	close(zero);
+}
+
+static void bench_mtty(long n)
+{
+	struct worker how = { .region = VFIO_PCI_BAR0_REGION_INDEX,
+			      .off = MTTY_SCR };
+	char uuid[UUID_LEN + 1];
+	struct vfio_client c;
+	const char *step = "?";
+	int ret;
+
+	if (!path_exists(MTTY_TYPE "/create")) {
+		row_why(MTTY, "mtty.ko not loaded");
+		return;
+	}
+	uuid_gen(uuid);
+	ret = sysfs_write(MTTY_TYPE "/create", uuid);
+	if (ret) {
+		row_fail(MTTY, "create: %s", strerror(-ret));
+		return;
+	}
+	ret = vfio_client_open(&c, uuid, &step);
+	if (ret) {
+		row_fail(MTTY, "%s: %s", step, strerror(-ret));
+	} else {
+		how.c = &c;
+		rows[MTTY].us = accesses(&how, 1, n);
+		vfio_client_close(&c);
+	}
+	ret = mdev_remove(uuid);
+	if (ret) {
+		fprintf(stderr, "req_bench: cannot remove mtty %s: %s\n", uuid,
+			strerror(-ret));
+		failed++;
+	}
+}
+
+/* Wait (10 s at most) until the emulator has taken @n writes. */
+static void wait_until_written(struct emu_thread *emu, long n)
+{
+	int64_t end = now_ms() + 10000;
+
+	while (emu->nr_write < n && now_ms() < end)
+		sleep_ms(1);
+	if (emu->nr_write < n) {
+		fprintf(stderr, "req_bench: the emulator took %d of %ld writes\n",
+			emu->nr_write, n);
+		failed++;
+	}
+}
+
+/* Row @row: @how's accesses with an emulator thread (@flags) on @cpu. */
+static void bench_emu(int row, struct rig *r, const struct worker *how,
+		      int threads, int cpu, unsigned int flags, long n)
+{
+	struct emu_thread emu;
+	int ret;
+
+	ret = emu_thread_start_flags(&emu, r->ctl, flags);
+	if (!ret)
+		ret = pin(emu.thread, cpu);
+	if (ret) {
+		row_fail(row, "emulator thread: %s", strerror(-ret));
+		emu_thread_stop(&emu);
+		return;
+	}
+	rows[row].us = accesses(how, threads, n);
+	/* Posted writes: every one acknowledged before the next row. */
+	if (how->write)
+		wait_until_written(&emu, n / threads * threads + WARMUP);
+	emu_thread_stop(&emu);
+	if (emu.errors) {
+		fprintf(stderr, "req_bench: %s: emulator errors %d\n",
+			rows[row].name, emu.errors);
+		failed++;
+	}
+}
+
+struct irq_pingpong {
+	pthread_t thread;
+	int ctl, efd;
+	long n;
+	long turn;		/* the raise the VMM waits for; -1: stop */
+	int64_t sent;		/* ns, when the trigger of that one began */
+	long failed;
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The emulator's side: one raise per turn the VMM hands over. */
+static void *irq_trigger_fn(void *arg)
+{
+	struct irq_pingpong *p = arg;
+	uint64_t one = 1;
+	long i, turn;
+
+	for (i = 0; i < p->n; i++) {
+		while ((turn = __atomic_load_n(&p->turn, __ATOMIC_ACQUIRE)) != i)
+			if (turn < 0)
+				return NULL;
+			else if (ncpus < 2)
+				sched_yield();
+		__atomic_store_n(&p->sent, now_ns(), __ATOMIC_RELEASE);
+		if (emu_trigger_irq(p->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)) {
+			p->failed++;
+			/* Wake the VMM all the same. */
+			if (write(p->efd, &one, sizeof(one)) != sizeof(one))
+				return NULL;
+		}
+	}
+	return NULL;
+}
+
+/* Mean µs from a trigger to the VMM's read() of the eventfd returning. */
+static double irq_raises(struct rig *r, int efd, long n)
+{
+	struct irq_pingpong p = { .ctl = r->ctl, .efd = efd, .n = n };
+	int64_t sum = 0;
+	uint64_t v;
+	long i;
+	int ret;
+
+	ret = -pthread_create(&p.thread, NULL, irq_trigger_fn, &p);
+	if (ret) {
+		errno = -ret;
+		return -1;
+	}
+	ret = pin(p.thread, other_cpu);
+	if (ret) {
+		__atomic_store_n(&p.turn, -1, __ATOMIC_RELEASE);
+		pthread_join(p.thread, NULL);
+		errno = -ret;
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		__atomic_store_n(&p.turn, i, __ATOMIC_RELEASE);
+		if (read(efd, &v, sizeof(v)) != sizeof(v)) {
+			failed++;
+			break;
+		}
+		sum += now_ns() - __atomic_load_n(&p.sent, __ATOMIC_ACQUIRE);
+	}
+	__atomic_store_n(&p.turn, -1, __ATOMIC_RELEASE);
+	pthread_join(p.thread, NULL);
+	failed += p.failed;
+	return sum / 1e3 / n;
+}
+
+static void bench_irq(struct rig *r, long n)
+{
+	int efd = eventfd(0, EFD_CLOEXEC), ret;
+
+	if (efd < 0) {
+		row_fail(IRQ, "eventfd: %s", strerror(errno));
+		return;
+	}
+	ret = set_irq_eventfd(r->c.device, VFIO_PCI_MSI_IRQ_INDEX, 0, efd);
+	if (ret) {
+		row_fail(IRQ, "SET_IRQS MSI: %s", strerror(-ret));
+	} else {
+		irq_raises(r, efd, WARMUP);
+		rows[IRQ].us = irq_raises(r, efd, n);
+		if (rows[IRQ].us < 0)
+			row_fail(IRQ, "trigger thread: %s", strerror(errno));
+		set_irq_eventfd(r->c.device, VFIO_PCI_MSI_IRQ_INDEX, 0, -1);
+	}
+	close(efd);
+}
+
+/* Trapped writes of a BAR with MUSER_REGION_F_POSTED_WRITES. */
+static int bench_posted(long n)
+{
+	struct worker how = { .region = VFIO_PCI_BAR0_REGION_INDEX,
+			      .write = true };
+	struct muser_device_info layout;
 	const char *step = "?";
 	struct rig r;
-	uint32_t v = 0;
-	uint8_t b;
-	int zero, ret;
+	int ret;
+
+	layout_default(&layout);
+	layout.regions[VFIO_PCI_BAR0_REGION_INDEX].flags |=
+		MUSER_REGION_F_POSTED_WRITES;
+	rig_init(&r);
+	ret = rig_setup(&r, "req_bench posted", &layout, 0, &step);
+	if (ret == -EINVAL && !strcmp(step, "MUSER_IOC_ATTACH")) {
+		/* A muser.ko without posted writes: a fact, not a failure. */
+		row_why(WRITE_POSTED, "attach: %s", strerror(-ret));
+	} else if (ret) {
+		row_fail(WRITE_POSTED, "%s: %s", step, strerror(-ret));
+	} else {
+		how.c = &r.c;
+		bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
+	}
+	return rig_teardown(&r);
+}
+
+static void print_table(long n)
+{
+	int base = rows[MTTY].us > 0 ? MTTY : FLOOR, i;
+	struct utsname u;
+	long spin_us = -1;
+
+	uname(&u);
+	param_get("spin_us", &spin_us);
+	printf("req_bench: %s, %d CPUs, %ld accesses per row (means), muser spin_us %ld\n",
+	       u.release, ncpus, n, spin_us);
+	if (base != MTTY)
+		printf("!!! no mtty row (%s): the ratios are to the SYSCALL FLOOR, not to mtty\n",
+		       rows[MTTY].why);
+	printf("%-36s %12s %9s\n", "row", "us/access",
+	       base == MTTY ? "x mtty" : "x floor");
+	for (i = 0; i < NR_ROWS; i++) {
+		if (rows[i].us < 0)
+			printf("%-36s %s\n", rows[i].name, rows[i].why);
+		else
+			printf("%-36s %12.2f %9.2f\n", rows[i].name,
+			       rows[i].us, rows[i].us / rows[base].us);
+	}
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? strtol(argv[1], NULL, 0) : 20000;
+	struct worker trapped = { .region = VFIO_PCI_BAR0_REGION_INDEX,
+				  .mask = 0xfff };
+	struct worker devmem = { .region = VFIO_PCI_BAR2_REGION_INDEX,
+				 .mask = DEVMEM_SIZE - 1 };
+	struct muser_device_info layout;
+	const char *step = "?";
+	int ret, problems;
+	struct rig r;
 
 	if (n < THREADS)
 		n = THREADS;
+	ncpus = sysconf(_SC_NPROCESSORS_ONLN);
+	other_cpu = ncpus > 1 ? 1 : 0;
+	if (ncpus < 2)
+		fprintf(stderr, "req_bench: one CPU: the \"other vCPU\" rows run on CPU 0\n");
+	pin(pthread_self(), 0);
+
+	bench_floor(n);
+	bench_mtty(n);
+
+	/* BAR0 trapped, BAR2's first page device memory. */
+	layout_default(&layout);
+	layout.num_mmap_areas = 1;
+	layout.mmap_areas[0] = (struct muser_mmap_area){
+		.region = VFIO_PCI_BAR2_REGION_INDEX, .size = DEVMEM_SIZE };
 	rig_init(&r);
-	ret = rig_setup(&r, "req_bench", NULL, 0, &step);
+	ret = rig_setup(&r, "req_bench", &layout, 0, &step);
 	if (ret) {
 		fprintf(stderr, "req_bench: %s: %s\n", step, strerror(-ret));
 		rig_teardown(&r);
 		return 1;
 	}
-	zero = open("/dev/zero", O_RDONLY);
-	ret = emu_thread_start(&emu, r.ctl);
-	if (zero < 0 || ret) {
-		fprintf(stderr, "req_bench: cannot start: %s\n",
-			strerror(zero < 0 ? errno : -ret));
-		rig_teardown(&r);
-		return 1;
-	}
+	trapped.c = &r.c;
 
-	t = now_us();
-	for (i = 0; i < n; i++)
-		if (pread(zero, &b, 1, 0) != 1)
-			failed++;
-	floor_us = (now_us() - t) / n;
+	devmem.c = &r.c;
+	rows[DEVMEM].us = accesses(&devmem, 1, n);
+	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
+	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
+	if (ncpus > 1)
+		bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
+			  EMU_THREAD_SPIN, n);
+	else
+		row_why(READ_POLL, "needs 2 CPUs");
+	trapped.write = true;
+	bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
+	trapped.write = false;
+	problems = bench_posted(n);
+	pin(pthread_self(), -1);
+	bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
+	pin(pthread_self(), 0);
+	bench_irq(&r, n);
 
-	/* Warm up: the first accesses fault in the emulator's buffers. */
-	trapped_reads(&r.c, 1, 100, &failed);
-	read_us = trapped_reads(&r.c, 1, n, &failed);
-
-	t = now_us();
-	for (i = 0; i < n; i++, v++)
-		if (region_write(&r.c, VFIO_PCI_BAR0_REGION_INDEX, 0, &v, 4) != 4)
-			failed++;
-	write_us = (now_us() - t) / n;
-
-	x8_us = trapped_reads(&r.c, THREADS, n, &failed);
-
-	emu_thread_stop(&emu);
-	close(zero);
-	printf("# req_bench on %ld accesses per row, emulator: %d reads, %d writes\n",
-	       n, emu.nr_read, emu.nr_write);
-	printf("# %-28s %10s %8s\n", "path", "us/access", "x floor");
-	printf("# %-28s %10.2f %8.1f\n", "floor: pread /dev/zero", floor_us, 1.0);
-	printf("# %-28s %10.2f %8.1f\n", "trapped read 1 B", read_us,
-	       read_us / floor_us);
-	printf("# %-28s %10.2f %8.1f\n", "trapped write 4 B", write_us,
-	       write_us / floor_us);
-	printf("# %-28s %10.2f %8.1f\n", "trapped read 1 B, 8 threads", x8_us,
-	       x8_us / floor_us);
-	if (failed || emu.errors)
-		fprintf(stderr, "req_bench: %ld accesses failed, emulator errors %d\n",
-			failed, emu.errors);
-	ret = rig_teardown(&r);
-	return failed || emu.errors || ret ? 1 : 0;
+	problems += rig_teardown(&r);
+	print_table(n);
+	if (failed || problems)
+		fprintf(stderr, "req_bench: %ld failures, %d teardown problems\n",
+			failed, problems);
+	return failed || problems ? 1 : 0;
 }

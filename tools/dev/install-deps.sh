@@ -16,6 +16,7 @@ base_pkgs=(
 	build-essential cmake pkg-config kmod cpio xz-utils bc flex bison libelf-dev
 	qemu-system-x86 busybox-static python3
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	linux-source-6.12	# mtty.c of both kernels: tools/dev/build-mtty.sh
 	libnl-3-dev libnl-genl-3-dev
 	dkms mdevctl udev	# selftests/install/dkms.sh, selftests/ops
 	libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients	# selftests/ops/libvirt.sh

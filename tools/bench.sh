@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The benchmark: boot the test VM on a Debian kernel and print one table,
+# every figure measured in that boot: a 1-byte access on each path of
+# muser (device memory, trapped reads with the emulator on the other vCPU,
+# the same vCPU or polling, trapped and posted writes, 8 VMM threads, an
+# interrupt to the VMM's eventfd), the syscall floor, and the kernel's own
+# mdev sample mtty, the in-kernel baseline every row is a ratio to.
+# The rows: selftests/muser/req_bench.c.
+#
+#   tools/bench.sh [--kernel 6.1|6.12]... [--count N]
+#
+# Default: 6.12, then 6.1; N accesses per row (default 20000). Builds what
+# it needs first (muser.ko, mtty.ko, req_bench). Figures from the TCG VM
+# (no KVM) are slow in absolute terms: read the ratios.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+kernels=()
+count=20000
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernels+=("$2"); shift 2 ;;
+	--count) count=$2; shift 2 ;;
+	*) echo "usage: $0 [--kernel 6.1|6.12]... [--count N]" >&2; exit 2 ;;
+	esac
+done
+[ ${#kernels[@]} -gt 0 ] || kernels=(6.12 6.1)
+
+tools/dev/install-deps.sh || exit 1
+# shellcheck disable=SC1091
+. build/kernels
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
+	cmake --build build/cmake -j"$(nproc)" --target req_bench >/dev/null || exit 1
+
+rc=0
+for k in "${kernels[@]}"; do
+	case $k in
+	6.1) kver=$K61 ;;
+	6.12) kver=$K612 ;;
+	*) echo "bench: --kernel 6.1 or 6.12" >&2; exit 2 ;;
+	esac
+	tools/dev/build-kmod.sh "$kver" >/dev/null || exit 1
+	tools/dev/build-mtty.sh "$kver" >/dev/null ||
+		echo "bench: mtty.ko for $kver not built (see above): no in-kernel baseline" >&2
+	echo "== $kver"
+	tools/vm/vm-run --kernel "$k" --mem 2G --timeout 1800 -- \
+		tools/bench-in-vm.sh --count "$count" || rc=1
+done
+exit $rc
