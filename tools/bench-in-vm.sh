@@ -6,19 +6,25 @@
 # the in-kernel baseline ($MTTY_KO, default build/mtty/$(uname -r)/mtty.ko:
 # tools/dev/build-mtty.sh), runs selftests/muser/req_bench and unloads what
 # it loaded. Without mtty.ko the table is printed all the same, its ratios
-# to the syscall floor, and says so.
+# to the syscall floor, and says so. With --nested SECONDS, then the
+# nested-guest rows in the same boot: selftests/e2e/vblk-bench.sh SECONDS,
+# the virtio-blk sample as it starts by default and with --posted --poll 20,
+# each next to QEMU's own virtio-blk-pci.
 #
-#   tools/bench-in-vm.sh [--count N]     (N accesses per row, default 20000)
+#   tools/bench-in-vm.sh [--count N] [--nested SECONDS]
+#   (N accesses per row, default 20000; SECONDS per point, default 0: none)
 set -u
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 # shellcheck source=selftests/lib.sh
 . "$top/selftests/lib.sh"
 
 count=20000
+nested=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--count) count=$2; shift 2 ;;
-	*) echo "usage: $0 [--count N]" >&2; exit 2 ;;
+	--nested) nested=$2; shift 2 ;;
+	*) echo "usage: $0 [--count N] [--nested SECONDS]" >&2; exit 2 ;;
 	esac
 done
 MTTY_KO=${MTTY_KO:-$ROOT/build/mtty/$KVER/mtty.ko}
@@ -42,6 +48,11 @@ fi
 
 "$bench" "$count"
 rc=$?
+if [ "$nested" != 0 ]; then
+	for args in "" "--posted --poll 20"; do
+		VBLK_ARGS=$args "$top/selftests/e2e/vblk-bench.sh" "$nested" || rc=1
+	done
+fi
 if [ -n "$loaded_mtty" ] && ! rmmod mtty; then
 	echo "bench: cannot unload mtty" >&2
 	rc=1

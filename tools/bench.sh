@@ -5,24 +5,30 @@
 # the same vCPU or polling, trapped and posted writes, 8 VMM threads, an
 # interrupt to the VMM's eventfd), the syscall floor, and the kernel's own
 # mdev sample mtty, the in-kernel baseline every row is a ratio to.
-# The rows: selftests/muser/req_bench.c.
+# The rows: selftests/muser/req_bench.c. Then, in the same boot, the
+# nested-guest rows: 4 KiB random-read IOPS of the virtio-blk sample (as
+# it is, and with --posted --poll 20) next to QEMU's own virtio-blk-pci on
+# the same file, at queue depths 1 and 16 (selftests/e2e/vblk-bench.sh).
 #
-#   tools/bench.sh [--kernel 6.1|6.12]... [--count N]
+#   tools/bench.sh [--kernel 6.1|6.12]... [--count N] [--nested SECONDS]
 #
-# Default: 6.12, then 6.1; N accesses per row (default 20000). Builds what
-# it needs first (muser.ko, mtty.ko, req_bench). Figures from the TCG VM
-# (no KVM) are slow in absolute terms: read the ratios.
+# Default: 6.12, then 6.1; N accesses per row (default 20000); SECONDS per
+# nested point (default 10; 0 skips the nested rows). Builds what it needs
+# first. Figures from the TCG VM (no KVM) are slow in absolute terms: read
+# the ratios.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 
 kernels=()
 count=20000
+nested=10
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernels+=("$2"); shift 2 ;;
 	--count) count=$2; shift 2 ;;
-	*) echo "usage: $0 [--kernel 6.1|6.12]... [--count N]" >&2; exit 2 ;;
+	--nested) nested=$2; shift 2 ;;
+	*) echo "usage: $0 [--kernel 6.1|6.12]... [--count N] [--nested SECONDS]" >&2; exit 2 ;;
 	esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.12 6.1)
@@ -30,8 +36,7 @@ done
 tools/dev/install-deps.sh || exit 1
 # shellcheck disable=SC1091
 . build/kernels
-cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-	cmake --build build/cmake -j"$(nproc)" --target req_bench >/dev/null || exit 1
+tools/dev/build.sh >/dev/null || exit 1
 
 rc=0
 for k in "${kernels[@]}"; do
@@ -40,11 +45,8 @@ for k in "${kernels[@]}"; do
 	6.12) kver=$K612 ;;
 	*) echo "bench: --kernel 6.1 or 6.12" >&2; exit 2 ;;
 	esac
-	tools/dev/build-kmod.sh "$kver" >/dev/null || exit 1
-	tools/dev/build-mtty.sh "$kver" >/dev/null ||
-		echo "bench: mtty.ko for $kver not built (see above): no in-kernel baseline" >&2
 	echo "== $kver"
-	tools/vm/vm-run --kernel "$k" --mem 2G --timeout 1800 -- \
-		tools/bench-in-vm.sh --count "$count" || rc=1
+	tools/vm/vm-run --kernel "$k" --mem 6G --timeout 3600 -- \
+		tools/bench-in-vm.sh --count "$count" --nested "$nested" || rc=1
 done
 exit $rc

@@ -18,7 +18,9 @@
  *   trapped read      1-byte read of BAR0: the VMM on CPU 0, a blocking
  *                     (poll()ing) emulator thread on CPU 1 ("other vCPU"),
  *                     on CPU 0 ("same vCPU"), or spinning on read() of the
- *                     O_NONBLOCK control node on CPU 1 ("polling")
+ *                     O_NONBLOCK control node on CPU 1 ("polling");
+ *                     "VMM never spins": the same with muser.ko's spin_us
+ *                     set to 0 for the row, the baseline of the spin
  *   trapped write     4 bytes, the emulator on CPU 1; "posted" on a BAR
  *                     with MUSER_REGION_F_POSTED_WRITES (where muser.ko
  *                     refuses that flag, the row shows the error)
@@ -51,8 +53,8 @@
 #define DEVMEM_SIZE	0x1000	/* BAR2's mmap area */
 
 enum {
-	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_SAME, READ_POLL, WRITE,
-	WRITE_POSTED, READ_X8, IRQ, NR_ROWS
+	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_SAME,
+	READ_POLL, READ_POLL_NOSPIN, WRITE, WRITE_POSTED, READ_X8, IRQ, NR_ROWS
 };
 
 /* @us < 0: not measured, @why says why. */
@@ -67,8 +69,10 @@ static struct row rows[NR_ROWS] = {
 	[MTTY] =	 { "mtty (in-kernel mdev): pread BAR0" },
 	[DEVMEM] =	 { "muser device memory: pread" },
 	[READ_OTHER] =	 { "trapped read, emulator other vCPU" },
+	[READ_OTHER_NOSPIN] = { "  the same, VMM never spins" },
 	[READ_SAME] =	 { "trapped read, emulator same vCPU" },
 	[READ_POLL] =	 { "trapped read, polling emulator" },
+	[READ_POLL_NOSPIN] = { "  the same, VMM never spins" },
 	[WRITE] =	 { "trapped write 4 B" },
 	[WRITE_POSTED] = { "trapped write 4 B, posted" },
 	[READ_X8] =	 { "trapped read, 8 VMM threads" },
@@ -265,6 +269,27 @@ static void bench_emu(int row, struct rig *r, const struct worker *how,
 	}
 }
 
+/* bench_emu() with muser.ko's spin_us at 0: the VMM thread sleeps at once. */
+static void bench_emu_nospin(int row, struct rig *r, const struct worker *how,
+			     int cpu, unsigned int flags, long n)
+{
+	long spin_us;
+	int ret;
+
+	ret = param_get("spin_us", &spin_us);
+	if (!ret)
+		ret = param_set("spin_us", 0);
+	if (ret) {
+		row_why(row, "spin_us: %s", strerror(-ret));
+		return;
+	}
+	bench_emu(row, r, how, 1, cpu, flags, n);
+	if (param_set("spin_us", spin_us)) {
+		fprintf(stderr, "req_bench: cannot restore spin_us %ld\n", spin_us);
+		failed++;
+	}
+}
+
 struct irq_pingpong {
 	pthread_t thread;
 	int ctl, efd;
@@ -454,12 +479,17 @@ int main(int argc, char **argv)
 	devmem.c = &r.c;
 	rows[DEVMEM].us = accesses(&devmem, 1, n);
 	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
+	bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0, n);
 	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
-	if (ncpus > 1)
+	if (ncpus > 1) {
 		bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
 			  EMU_THREAD_SPIN, n);
-	else
+		bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped, other_cpu,
+				 EMU_THREAD_SPIN, n);
+	} else {
 		row_why(READ_POLL, "needs 2 CPUs");
+		row_why(READ_POLL_NOSPIN, "needs 2 CPUs");
+	}
 	trapped.write = true;
 	bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
 	trapped.write = false;
