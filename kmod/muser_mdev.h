@@ -209,7 +209,8 @@ struct muser_dma {
  * @nr_posted_out: of those, posted writes not yet acknowledged
  * @nr_posted:  posted writes queued (netlink)
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
- * @wait_ns:    mean time to an answer, a moving average: whether to spin
+ * @spin_ok:    the last spin got its answer: whether to spin (read and
+ *              written locklessly, a hint)
  * @retiring:   takeovers waiting for the previous emulator's answers;
  *              nothing is delivered meanwhile, so the order of requests
  *              (posted writes first of all) holds across a takeover
@@ -264,7 +265,7 @@ struct muser_mdev {
 	u64 nr_posted;
 	u64 nr_spun;
 	u64 nr_slept;
-	u64 wait_ns;
+	bool spin_ok;
 	unsigned int retiring;
 	wait_queue_head_t req_wq;
 	wait_queue_head_t slot_wq;

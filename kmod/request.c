@@ -102,16 +102,15 @@ void muser_request_unslot(struct muser_mdev *md)
 }
 
 /*
- * How long to spin for an answer: spin_us while answers come within it.
- * Every 16th request spins anyway, to notice an emulator that got faster
- * (the average only learns from answers it waited for).
+ * How long to spin for an answer: spin_us while the last spin got its
+ * answer. A spin that does not (a slow emulator, or one on this very CPU,
+ * which the spin only delays) stops them; every 16th request spins anyway,
+ * to notice an emulator that got faster.
  */
 static u64 muser_spin_budget(struct muser_mdev *md, u64 id)
 {
-	u64 max = (u64)READ_ONCE(muser_spin_us) * NSEC_PER_USEC;
-
-	if (READ_ONCE(md->wait_ns) <= max || !(id & 15))
-		return max;
+	if (READ_ONCE(md->spin_ok) || !(id & 15))
+		return (u64)READ_ONCE(muser_spin_us) * NSEC_PER_USEC;
 	return 0;
 }
 
@@ -127,11 +126,10 @@ static bool muser_spin(struct muser_wait *w, u64 start, u64 budget)
 	return true;
 }
 
-/* An answer came after @ns: the moving average (1/16 per answer). */
-static void muser_note_wait(struct muser_mdev *md, u64 ns, bool spun)
+/* An answer came, while spinning (@spun) or after a sleep. */
+static void muser_note_wait(struct muser_mdev *md, bool spun)
 {
 	lockdep_assert_held(&md->req_lock);
-	WRITE_ONCE(md->wait_ns, md->wait_ns - (md->wait_ns >> 4) + (ns >> 4));
 	if (spun)
 		md->nr_spun++;
 	else
@@ -141,7 +139,7 @@ static void muser_note_wait(struct muser_mdev *md, u64 ns, bool spun)
 /* Queue @w and wait for its reply; the caller holds a slot. */
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
-	u64 start = ktime_get_ns();
+	u64 start = ktime_get_ns(), budget;
 	bool spun, retiring = false;
 	unsigned long timeout;
 	long left = 1;
@@ -158,7 +156,10 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	muser_wake_emulator(md);
 
 	/* Settled under req_lock, which is taken below: no completion wait. */
-	spun = muser_spin(w, start, muser_spin_budget(md, w->hdr.id));
+	budget = muser_spin_budget(md, w->hdr.id);
+	spun = muser_spin(w, start, budget);
+	if (budget && READ_ONCE(md->spin_ok) != spun)
+		WRITE_ONCE(md->spin_ok, spun);
 	if (!spun) {
 		timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
 		left = wait_for_completion_killable_timeout(&w->done, timeout);
@@ -166,7 +167,7 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 
 	spin_lock(&md->req_lock);
 	if (w->finished) {
-		muser_note_wait(md, ktime_get_ns() - start, spun);
+		muser_note_wait(md, spun);
 	} else {
 		list_del(&w->node);
 		w->error = left < 0 ? -EINTR : -ETIMEDOUT;

@@ -23,7 +23,8 @@
  *                     set to 0 for the row, the baseline of the spin
  *   trapped write     4 bytes, the emulator on CPU 1; "posted" on a BAR
  *                     with MUSER_REGION_F_POSTED_WRITES (where muser.ko
- *                     refuses that flag, the row shows the error)
+ *                     refuses that flag, the row shows the error), with a
+ *                     blocking and with a polling emulator
  *   x8                1-byte trapped reads from 8 VMM threads at once,
  *                     unpinned: time per access, all threads together
  *   irq               MUSER_IOC_TRIGGER_IRQ of MSI vector 0 on CPU 1 until
@@ -54,7 +55,8 @@
 
 enum {
 	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_SAME,
-	READ_POLL, READ_POLL_NOSPIN, WRITE, WRITE_POSTED, READ_X8, IRQ, NR_ROWS
+	READ_POLL, READ_POLL_NOSPIN, WRITE, WRITE_POSTED, WRITE_POSTED_POLL,
+	READ_X8, IRQ, NR_ROWS
 };
 
 /* @us < 0: not measured, @why says why. */
@@ -75,6 +77,7 @@ static struct row rows[NR_ROWS] = {
 	[READ_POLL_NOSPIN] = { "  the same, VMM never spins" },
 	[WRITE] =	 { "trapped write 4 B" },
 	[WRITE_POSTED] = { "trapped write 4 B, posted" },
+	[WRITE_POSTED_POLL] = { "  the same, polling emulator" },
 	[READ_X8] =	 { "trapped read, 8 VMM threads" },
 	[IRQ] =		 { "irq: trigger to eventfd read()" },
 };
@@ -405,11 +408,18 @@ static int bench_posted(long n)
 	if (ret == -EINVAL && !strcmp(step, "MUSER_IOC_ATTACH")) {
 		/* A muser.ko without posted writes: a fact, not a failure. */
 		row_why(WRITE_POSTED, "attach: %s", strerror(-ret));
+		row_why(WRITE_POSTED_POLL, "attach: %s", strerror(-ret));
 	} else if (ret) {
 		row_fail(WRITE_POSTED, "%s: %s", step, strerror(-ret));
+		row_why(WRITE_POSTED_POLL, "see above");
 	} else {
 		how.c = &r.c;
 		bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
+		if (ncpus > 1)
+			bench_emu(WRITE_POSTED_POLL, &r, &how, 1, other_cpu,
+				  EMU_THREAD_SPIN, n);
+		else
+			row_why(WRITE_POSTED_POLL, "needs 2 CPUs");
 	}
 	return rig_teardown(&r);
 }
