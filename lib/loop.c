@@ -153,6 +153,12 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		errno = EINVAL;
 		return -1;
 	}
+	for (i = 0; i < n; i++) {
+		if (!devs[i]) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
 	for (;;) {
 		if (take_stop(devs, n)) {
 			errno = EINTR;
@@ -203,7 +209,7 @@ MUSER_EXPORT int muser_run_poll(struct muser_dev *const *devs, unsigned int n,
 	unsigned int i;
 
 	for (i = 0; devs && i < n && i < MUSER_POLL_MAX_DEVS; i++) {
-		if (!devs[i]->realized) {
+		if (devs[i] && !devs[i]->realized) {
 			errno = EINVAL;
 			return -1;
 		}

@@ -336,6 +336,12 @@ static void test_dispatch_poll_args(void)
 	CHECK_ERR(muser_dispatch_poll(devs, 0, 0, 0), EINVAL);
 	CHECK_ERR(muser_dispatch_poll(devs, MUSER_POLL_MAX_DEVS + 1, 0, 0),
 		  EINVAL);
+	{
+		struct muser_dev *holey[2] = { devs[0], NULL };
+
+		CHECK_ERR(muser_dispatch_poll(holey, 2, 0, 0), EINVAL);
+		CHECK_ERR(muser_run_poll(holey, 2, 0), EINVAL);
+	}
 	/* Unrealized devices among them: as muser_dispatch(). */
 	CHECK_ERR(muser_dispatch_poll(devs, 2, 0, 0), EINVAL);
 	CHECK_ERR(muser_run_poll(devs, 2, 0), EINVAL);
