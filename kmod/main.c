@@ -25,14 +25,7 @@ unsigned int muser_spin_us = 50;
 
 static int muser_set_spin_us(const char *val, const struct kernel_param *kp)
 {
-	unsigned int us;
-	int ret = kstrtouint(val, 0, &us);
-
-	if (ret)
-		return ret;
-	if (us > MUSER_SPIN_MAX_US)
-		return -EINVAL;
-	return param_set_uint(val, kp);
+	return param_set_uint_minmax(val, kp, 0, MUSER_SPIN_MAX_US);
 }
 
 static const struct kernel_param_ops muser_spin_us_ops = {
@@ -50,14 +43,7 @@ MODULE_PARM_DESC(dma_budget_mb,
 static int muser_set_devmem_budget(const char *val,
 				   const struct kernel_param *kp)
 {
-	unsigned int mb;
-	int ret = kstrtouint(val, 0, &mb);
-
-	if (ret)
-		return ret;
-	if (mb > MUSER_DEVMEM_MAX_BUDGET_MB)
-		return -EINVAL;
-	return param_set_uint(val, kp);
+	return param_set_uint_minmax(val, kp, 0, MUSER_DEVMEM_MAX_BUDGET_MB);
 }
 
 static const struct kernel_param_ops muser_devmem_budget_ops = {

@@ -138,19 +138,16 @@ static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 		if (muser_area_at(info, index, off + done, &avail)) {
 			ret = muser_devmem_rw(md, index, off + done, buf + done,
 					      min(len, avail), write);
-		} else if (write && region->flags & MUSER_REGION_F_POSTED_WRITES) {
-			len = min3(len, avail, (u64)MUSER_MAX_DATA);
-			ret = muser_request_posted(md, index, off + done,
-						   buf + done, len);
-			if (ret == -EAGAIN)	/* too many posted: wait for it */
-				ret = muser_vfio_rw_chunk(md, buf + done, index,
-							  off + done, len, true);
-			else if (!ret)
-				ret = len;
 		} else {
 			len = min3(len, avail, (u64)MUSER_MAX_DATA);
-			ret = muser_vfio_rw_chunk(md, buf + done, index,
-						  off + done, len, write);
+			ret = -EAGAIN;
+			if (write && region->flags & MUSER_REGION_F_POSTED_WRITES)
+				ret = muser_request_posted(md, index, off + done,
+							   buf + done, len) ?: len;
+			/* Not posted, or too many posted: wait for the answer. */
+			if (ret == -EAGAIN)
+				ret = muser_vfio_rw_chunk(md, buf + done, index,
+							  off + done, len, write);
 		}
 		if (ret < 0)
 			break;

@@ -61,24 +61,30 @@ static void emu_answer(struct emu_thread *t, struct emu_req *r)
 		t->errors++;
 }
 
+/* One read() and its answers: false once the device is gone or broken. */
+static bool emu_thread_serve(struct emu_thread *t, struct emu_req *reqs)
+{
+	int n = emu_read(t->ctl, reqs, EMU_READ_MAX), i;
+
+	if (n == -EAGAIN || n == -EINTR)
+		return true;
+	if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
+		return false;
+	if (n < 0) {
+		t->errors++;
+		return false;
+	}
+	for (i = 0; i < n; i++)
+		emu_answer(t, &reqs[i]);
+	return true;
+}
+
 /* EMU_THREAD_SPIN: read() until stopped, never sleeping. */
 static void emu_thread_spin(struct emu_thread *t, struct emu_req *reqs)
 {
-	int n, i;
-
-	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE)) {
-		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		if (n == -ENODEV)
-			break;
-		if (n < 0) {
-			t->errors++;
-			break;
-		}
-		for (i = 0; i < n; i++)
-			emu_answer(t, &reqs[i]);
-	}
+	while (!__atomic_load_n(&t->stopping, __ATOMIC_ACQUIRE) &&
+	       emu_thread_serve(t, reqs))
+		;
 }
 
 static void *emu_thread_fn(void *arg)
@@ -100,7 +106,6 @@ static void *emu_thread_fn(void *arg)
 			{ .fd = t->ctl, .events = POLLIN },
 			{ .fd = t->stop, .events = POLLIN },
 		};
-		int n, i;
 
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -114,17 +119,8 @@ static void *emu_thread_fn(void *arg)
 			if (!(pfd[0].revents & POLLIN))
 				break;
 		}
-		n = emu_read(t->ctl, reqs, EMU_READ_MAX);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		if (n == -ENODEV)	/* removed: what POLLHUP says, a bit late */
+		if (!emu_thread_serve(t, reqs))
 			break;
-		if (n < 0) {
-			t->errors++;
-			break;
-		}
-		for (i = 0; i < n; i++)
-			emu_answer(t, &reqs[i]);
 	}
 	free(reqs);
 	return NULL;
