@@ -428,6 +428,111 @@ struct muser_dma_range {
 #define MUSER_IOC_DMA_RELEASE	_IO(MUSER_IOC_MAGIC, 0x06)
 /* Copy to or from guest memory: struct muser_dma_rw. */
 #define MUSER_IOC_DMA_RW	_IO(MUSER_IOC_MAGIC, 0x07)
+/* Set up the request ring: struct muser_ring_setup. */
+#define MUSER_IOC_RING_SETUP	_IO(MUSER_IOC_MAGIC, 0x08)
+/* Completions are in the ring, and MUSER_RING_F_WAKEUP was set: no argument. */
+#define MUSER_IOC_RING_ENTER	_IO(MUSER_IOC_MAGIC, 0x09)
+
+/*
+ * The request ring: requests and answers without a system call, for an
+ * emulator that is running anyway (polling, or busy).
+ *
+ * The attached emulator asks for one with MUSER_IOC_RING_SETUP and maps
+ * setup.size bytes at MUSER_RING_OFFSET of the same file (MAP_SHARED):
+ * a struct muser_ring_hdr, a submission queue (SQ) of @entries struct
+ * muser_ring_sqe at setup.sq_off, and a completion queue (CQ) of
+ * @entries struct muser_ring_cqe at setup.cq_off. One ring per open file;
+ * it serves the attachment it was set up in (after a detach or a takeover
+ * nothing new enters it, though answers to what is in it are still taken).
+ *
+ * Indices are free-running __u32 counters; entry i is at i % entries.
+ * The kernel produces the SQ (sq_tail) and consumes the CQ (cq_head), the
+ * emulator consumes the SQ (sq_head) and produces the CQ (cq_tail). Each
+ * side publishes its index with a store-release after writing or reading
+ * the entries, and reads the other side's with a load-acquire.
+ *
+ * A request goes to the ring when its data fits (len <= MUSER_RING_DATA)
+ * and the SQ has room; the others, and the notices (DMA_UNMAP, IRQ_STATE,
+ * VMM_CLOSE), stay for read(). Order holds: nothing enters the SQ while an
+ * older request waits for read(), so an emulator that drains the SQ
+ * before it reads sees every request in order. MUSER_RING_F_READ tells it
+ * when to read(); poll() reports EPOLLIN for SQ entries too.
+ *
+ * The emulator answers a request from either queue with a CQ entry (when
+ * the answer fits and the CQ has room) or with write(), as it likes. A
+ * VMM thread waiting for an answer spins, then sleeps; while one sleeps
+ * (or a takeover or the last close waits), the kernel sets
+ * MUSER_RING_F_WAKEUP. An emulator that sees it after publishing cq_tail
+ * (with a full barrier in between) calls MUSER_IOC_RING_ENTER, which takes
+ * the answers and wakes the waiters.
+ *
+ * Every entry is read once by the kernel and validated, as write()'s
+ * replies are; indices out of range (more entries than the queue holds)
+ * make the kernel stop using the ring, log it, and set
+ * MUSER_RING_F_BROKEN: from then on every request waits for read().
+ * Requests delivered through the ring are replayed to the next emulator,
+ * like those read(), when this one goes without answering them.
+ */
+#define MUSER_RING_INDEX	14
+#define MUSER_RING_OFFSET	MUSER_REGION_OFFSET(MUSER_RING_INDEX)
+#define MUSER_RING_DATA		32
+#define MUSER_RING_MAX_ENTRIES	256
+
+/* muser_ring_hdr.kflags */
+#define MUSER_RING_F_READ	(1u << 0)	/* requests wait for read() */
+#define MUSER_RING_F_WAKEUP	(1u << 1)	/* answers need RING_ENTER */
+#define MUSER_RING_F_BROKEN	(1u << 2)	/* indices were out of range */
+
+/**
+ * struct muser_ring_hdr - the ring's indices, at offset 0 of its mapping.
+ * Written by the kernel: @sq_tail, @cq_head, @kflags (MUSER_RING_F_*).
+ * Written by the emulator: @sq_head, @cq_tail. Each side's on its own
+ * cache line.
+ */
+struct muser_ring_hdr {
+	__u32 sq_tail;
+	__u32 cq_head;
+	__u32 kflags;
+	__u32 kpad[13];
+	__u32 sq_head;
+	__u32 cq_tail;
+	__u32 upad[14];
+};
+
+/* A request: its header, and data_len bytes of data (a write's). */
+struct muser_ring_sqe {
+	struct muser_req req;
+	__u8 data[MUSER_RING_DATA];
+};
+
+/* An answer: its header, and reply.len bytes of data (a read's). */
+struct muser_ring_cqe {
+	struct muser_reply reply;
+	__u8 data[MUSER_RING_DATA];
+	__u8 pad[16];
+};
+
+/**
+ * struct muser_ring_setup - MUSER_IOC_RING_SETUP.
+ * @argsz:   sizeof(struct muser_ring_setup)
+ * @flags:   0
+ * @entries: entries in each queue, a power of two up to
+ *           MUSER_RING_MAX_ENTRIES
+ * @size:    out: bytes to map at MUSER_RING_OFFSET
+ * @sq_off:  out: offset of the SQ in the mapping
+ * @cq_off:  out: offset of the CQ
+ * Fails with ENOTCONN if the caller is not the attached emulator, EBUSY
+ * if this file has a ring already, EINVAL for a bad argument.
+ */
+struct muser_ring_setup {
+	__u32 argsz;
+	__u32 flags;
+	__u32 entries;
+	__u32 pad;
+	__u64 size;
+	__u64 sq_off;
+	__u64 cq_off;
+};
 
 /*
  * Generic netlink family MUSER_GENL_NAME, version MUSER_GENL_VERSION.
@@ -485,6 +590,8 @@ enum muser_attr {
 	MUSER_ATTR_REQUESTS_POSTED,	/* u64, posted writes queued */
 	MUSER_ATTR_WAITS_SPUN,		/* u64, answers a VMM thread spun for */
 	MUSER_ATTR_WAITS_SLEPT,		/* u64, answers it slept for */
+	MUSER_ATTR_ANSWERS_RING,	/* u64, answers taken from a ring */
+	MUSER_ATTR_ANSWERS_SYSCALL,	/* u64, answers write() gave */
 	__MUSER_ATTR_MAX,
 };
 
