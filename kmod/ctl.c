@@ -146,9 +146,11 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 	bool requeued = false;
 	long left;
 
+	muser_ring_wait_begin(md);
 	left = wait_event_killable_timeout(md->req_wq,
 					   muser_takeover_done(md, old, old_cf),
 					   msecs_to_jiffies(READ_ONCE(muser_timeout_ms)));
+	muser_ring_wait_end(md);
 	if (left <= 0) {
 		/*
 		 * Timed out, or the caller was killed: what @old holds goes to
@@ -165,6 +167,7 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 	if (gated) {
 		spin_lock(&md->req_lock);
 		WRITE_ONCE(md->retiring, md->retiring - 1);
+		muser_ring_sync(md);
 		spin_unlock(&md->req_lock);
 	}
 	if (requeued || gated)
@@ -223,6 +226,8 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 
 	spin_lock(&md->req_lock);
 	old = md->emulator;
+	if (old)
+		muser_ring_retire(old);
 	md->emulator = file;
 	if (old && muser_owns_posted(md, old)) {
 		WRITE_ONCE(md->retiring, md->retiring + 1);
@@ -271,6 +276,7 @@ static int muser_detach(struct muser_mdev *md, struct file *file)
 	WRITE_ONCE(md->emulator_pid, 0);
 	spin_lock(&md->req_lock);
 	md->emulator = NULL;
+	muser_ring_retire(file);
 	muser_requeue_inflight(md, file);
 	/* Unmap notices were about the holds, which go with it. */
 	md->posted &= ~MUSER_POSTED_UNMAP_ALL;
@@ -300,6 +306,7 @@ static int muser_ctl_release(struct inode *inode, struct file *file)
 	cf->released = true;
 	spin_unlock(&md->req_lock);
 	wake_up_all(&md->req_wq);
+	muser_ring_release(md, file);
 	muser_ctl_file_put(cf);
 	return 0;
 }
@@ -326,7 +333,7 @@ static __poll_t muser_ctl_poll(struct file *file, poll_table *wait)
 	spin_lock(&md->req_lock);
 	if (md->emulator != file)
 		mask = READ_ONCE(md->dead) ? EPOLLHUP | EPOLLERR : EPOLLERR;
-	else if (muser_has_requests(md))
+	else if (muser_has_requests(md) || muser_ring_has_requests(file))
 		mask = EPOLLIN | EPOLLRDNORM;
 	spin_unlock(&md->req_lock);
 
@@ -357,6 +364,10 @@ static long muser_ctl_ioctl(struct file *file, unsigned int cmd,
 		return muser_dma_release(md, file, (void __user *)arg);
 	case MUSER_IOC_DMA_RW:
 		return muser_dma_rw(md, file, (void __user *)arg);
+	case MUSER_IOC_RING_SETUP:
+		return muser_ring_setup(md, file, (void __user *)arg);
+	case MUSER_IOC_RING_ENTER:
+		return muser_ring_enter(md, file);
 	}
 	return -ENOTTY;
 }
@@ -374,6 +385,9 @@ static int muser_ctl_mmap(struct file *file, struct vm_area_struct *vma)
 	if (vma->vm_pgoff >= MUSER_STATE_OFFSET >> PAGE_SHIFT)
 		return READ_ONCE(md->emulator) == file ?
 		       muser_state_mmap(md, vma) : -ENOTCONN;
+	/* The file's own request ring. */
+	if (vma->vm_pgoff >= MUSER_RING_OFFSET >> PAGE_SHIFT)
+		return muser_ring_mmap(md, file, vma);
 
 	mutex_lock(&md->lock);
 	if (md->has_info)

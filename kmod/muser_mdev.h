@@ -70,6 +70,35 @@ struct muser_wait {
 };
 
 /**
+ * struct muser_ring - a request ring (ring.c), one per control file that
+ * asked for one; freed with the file.
+ * @file:    that file
+ * @mem:     @size bytes shared with the emulator (vmalloc_user): @hdr, then
+ *           @sq and @cq of @mask + 1 entries each. Hostile: what the
+ *           emulator writes there is read once, then validated
+ *
+ * md->req_lock guards:
+ * @node:    on muser_mdev.rings
+ * @sq_tail, @cq_head: the kernel's indices; the shared ones are copies
+ * @kflags:  MUSER_RING_F_*, copied to @hdr->kflags
+ * @retired: the file is no longer the attached emulator: nothing enters
+ */
+struct muser_ring {
+	struct list_head node;
+	struct file *file;
+	void *mem;
+	size_t size;
+	struct muser_ring_hdr *hdr;
+	struct muser_ring_sqe *sq;
+	struct muser_ring_cqe *cq;
+	u32 mask;
+	u32 sq_tail;
+	u32 cq_head;
+	u32 kflags;
+	bool retired;
+};
+
+/**
  * struct muser_irq_ctx - eventfds the VMM set for one interrupt index.
  * @trigger: @count eventfd contexts, NULL where unset
  * @count:   vectors allocated, at most the layout's count
@@ -211,6 +240,11 @@ struct muser_dma {
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
  * @spin_ok:    the last spin got its answer: whether to spin (read and
  *              written locklessly, a hint)
+ * @rings:      struct muser_ring of open control files; @nr_rings of
+ *              them (also read locklessly, as a hint)
+ * @ring_sleepers: waits for answers that sleep (MUSER_RING_F_WAKEUP)
+ * @nr_answers_ring, @nr_answers_syscall: answers taken from a ring, given
+ *              by write() (netlink)
  * @retiring:   takeovers waiting for the previous emulator's answers;
  *              nothing is delivered meanwhile, so the order of requests
  *              (posted writes first of all) holds across a takeover
@@ -266,6 +300,11 @@ struct muser_mdev {
 	u64 nr_spun;
 	u64 nr_slept;
 	bool spin_ok;
+	struct list_head rings;
+	unsigned int nr_rings;
+	unsigned int ring_sleepers;
+	u64 nr_answers_ring;
+	u64 nr_answers_syscall;
 	unsigned int retiring;
 	wait_queue_head_t req_wq;
 	wait_queue_head_t slot_wq;
@@ -279,12 +318,14 @@ struct muser_mdev {
  * @holds:    DMA holds this file took, as xa_mk_value() counts by chunk
  *            index (md->dma.lock)
  * @released: the file is gone (md->req_lock): its pointer may be reused
+ * @ring:     its request ring, NULL if none; set once under md->req_lock
  */
 struct muser_ctl_file {
 	struct muser_mdev *md;
 	refcount_t ref;
 	struct xarray holds;
 	bool released;
+	struct muser_ring *ring;
 };
 
 #define muser_mdev_err(md, fmt, ...) \
@@ -349,11 +390,30 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count);
 ssize_t muser_complete(struct muser_mdev *md, struct file *file,
 		       const char __user *buf, size_t count);
+int muser_answer_locked(struct muser_mdev *md, struct file *file,
+			const struct muser_reply *r, const void *data,
+			bool ring);
+void muser_wake_emulator(struct muser_mdev *md);
 void muser_requeue_inflight(struct muser_mdev *md, struct file *file);
 bool muser_owns_inflight(struct muser_mdev *md, struct file *file);
 void muser_post(struct muser_mdev *md, u32 posted);
 void muser_post_dma_unmap(struct muser_mdev *md, u64 iova, u64 size);
 bool muser_has_requests(struct muser_mdev *md);
+
+/* ring.c */
+void muser_ring_sync(struct muser_mdev *md);
+unsigned int muser_ring_reap(struct muser_mdev *md);
+void muser_ring_poll(struct muser_mdev *md);
+void muser_ring_wait_begin(struct muser_mdev *md);
+void muser_ring_wait_end(struct muser_mdev *md);
+bool muser_ring_has_requests(struct file *file);
+void muser_ring_retire(struct file *file);
+int muser_ring_setup(struct muser_mdev *md, struct file *file,
+		     void __user *arg);
+int muser_ring_enter(struct muser_mdev *md, struct file *file);
+int muser_ring_mmap(struct muser_mdev *md, struct file *file,
+		    struct vm_area_struct *vma);
+void muser_ring_release(struct muser_mdev *md, struct file *file);
 
 /* dma.c */
 extern unsigned int muser_dma_budget_mb;

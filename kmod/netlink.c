@@ -56,7 +56,7 @@ static u32 muser_dev_state(struct muser_mdev *md)
  */
 static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 {
-	u64 requests, failed, posted, spun, slept;
+	u64 requests, failed, posted, spun, slept, by_ring, by_syscall;
 	u32 last_error;
 
 	spin_lock(&md->req_lock);
@@ -66,6 +66,8 @@ static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 	posted = md->nr_posted;
 	spun = md->nr_spun;
 	slept = md->nr_slept;
+	by_ring = md->nr_answers_ring;
+	by_syscall = md->nr_answers_syscall;
 	spin_unlock(&md->req_lock);
 
 	if (nla_put_string(skb, MUSER_ATTR_UUID, md->uuid) ||
@@ -94,6 +96,10 @@ static int muser_nl_put_device(struct sk_buff *skb, struct muser_mdev *md)
 	    nla_put_u64_64bit(skb, MUSER_ATTR_WAITS_SPUN, spun,
 			      MUSER_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, MUSER_ATTR_WAITS_SLEPT, slept,
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_ANSWERS_RING, by_ring,
+			      MUSER_ATTR_PAD) ||
+	    nla_put_u64_64bit(skb, MUSER_ATTR_ANSWERS_SYSCALL, by_syscall,
 			      MUSER_ATTR_PAD))
 		return -EMSGSIZE;
 	return 0;

@@ -29,7 +29,7 @@
  * wq_has_sleeper()'s barrier pairs with the one in the emulator's wait,
  * so a polling emulator, which never sleeps, costs no wake-up.
  */
-static void muser_wake_emulator(struct muser_mdev *md)
+void muser_wake_emulator(struct muser_mdev *md)
 {
 	if (wq_has_sleeper(&md->req_wq))
 		wake_up_interruptible_poll(&md->req_wq, EPOLLIN | EPOLLRDNORM);
@@ -46,13 +46,22 @@ static void muser_count_request(struct muser_mdev *md, int error)
 	}
 }
 
+static bool muser_slot_free(struct muser_mdev *md, bool posted)
+{
+	lockdep_assert_held(&md->req_lock);
+	return md->nr_queued < MUSER_MAX_QUEUED &&
+	       (!posted || md->nr_posted_out < MUSER_MAX_POSTED);
+}
+
 static bool muser_take_slot(struct muser_mdev *md, bool posted)
 {
 	bool ok;
 
 	spin_lock(&md->req_lock);
-	ok = md->nr_queued < MUSER_MAX_QUEUED &&
-	     (!posted || md->nr_posted_out < MUSER_MAX_POSTED);
+	ok = muser_slot_free(md, posted);
+	/* Answers waiting in a ring free slots once taken. */
+	if (!ok && muser_ring_reap(md))
+		ok = muser_slot_free(md, posted);
 	if (ok) {
 		md->nr_queued++;
 		WRITE_ONCE(md->nr_posted_out, md->nr_posted_out + posted);
@@ -70,9 +79,13 @@ int muser_request_slot(struct muser_mdev *md)
 	unsigned int timeout_ms = READ_ONCE(muser_timeout_ms);
 	long left;
 
+	if (muser_take_slot(md, false))
+		return 0;
+	muser_ring_wait_begin(md);
 	left = wait_event_killable_timeout(md->slot_wq,
 					   muser_take_slot(md, false),
 					   msecs_to_jiffies(timeout_ms));
+	muser_ring_wait_end(md);
 	if (left > 0)
 		return 0;
 	if (!left)
@@ -114,13 +127,15 @@ static u64 muser_spin_budget(struct muser_mdev *md, u64 id)
 	return 0;
 }
 
-/* Whether @w was answered within @budget ns. */
-static bool muser_spin(struct muser_wait *w, u64 start, u64 budget)
+/* Whether @w was answered within @budget ns; takes answers from rings. */
+static bool muser_spin(struct muser_mdev *md, struct muser_wait *w, u64 start,
+		       u64 budget)
 {
 	while (!READ_ONCE(w->finished)) {
 		if (need_resched() || fatal_signal_pending(current) ||
 		    ktime_get_ns() - start >= budget)
 			return false;
+		muser_ring_poll(md);
 		cpu_relax();
 	}
 	return true;
@@ -152,17 +167,22 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	w->hdr.id = ++md->next_id;
 	w->hdr.flags = 0;
 	list_add_tail(&w->node, &md->pending);
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 
 	/* Settled under req_lock, which is taken below: no completion wait. */
 	budget = muser_spin_budget(md, w->hdr.id);
-	spun = muser_spin(w, start, budget);
+	spun = muser_spin(md, w, start, budget);
 	if (budget && READ_ONCE(md->spin_ok) != spun)
 		WRITE_ONCE(md->spin_ok, spun);
 	if (!spun) {
 		timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
-		left = wait_for_completion_killable_timeout(&w->done, timeout);
+		muser_ring_wait_begin(md);
+		if (!READ_ONCE(w->finished))
+			left = wait_for_completion_killable_timeout(&w->done,
+								    timeout);
+		muser_ring_wait_end(md);
 	}
 
 	spin_lock(&md->req_lock);
@@ -204,6 +224,8 @@ void muser_requeue_inflight(struct muser_mdev *md, struct file *file)
 		list_move(&w->node, pos);
 		pos = &w->node;
 	}
+	/* The caller wakes the emulator. */
+	muser_ring_sync(md);
 }
 
 /* Whether @file still has requests to answer. */
@@ -260,6 +282,7 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 	w->hdr.id = ++md->next_id;
 	md->nr_posted++;
 	list_add_tail(&w->node, &md->pending);
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 	return 0;
@@ -309,8 +332,10 @@ void muser_posted_flush(struct muser_mdev *md)
 	unsigned int n;
 
 	/* Not killable: a dying VMM's writes get the same time. */
+	muser_ring_wait_begin(md);
 	wait_event_timeout(md->slot_wq, !READ_ONCE(md->nr_posted_out),
 			   msecs_to_jiffies(timeout_ms));
+	muser_ring_wait_end(md);
 	spin_lock(&md->req_lock);
 	n = muser_take_posted(md, &md->pending, &dropped);
 	n += muser_take_posted(md, &md->inflight, &dropped);
@@ -331,6 +356,7 @@ void muser_post(struct muser_mdev *md, u32 posted)
 {
 	spin_lock(&md->req_lock);
 	md->posted |= posted;
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 }
@@ -364,6 +390,7 @@ void muser_post_dma_unmap(struct muser_mdev *md, u64 iova, u64 size)
 	spin_lock(&md->req_lock);
 	if (md->emulator)
 		muser_queue_unmap(md, iova, size);
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 }
@@ -466,6 +493,7 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 		list_move_tail(&w->node, &md->inflight);
 		used += need;
 	}
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	return used;
 }
@@ -512,6 +540,7 @@ static void muser_unstage_requests(struct muser_mdev *md, struct file *file,
 		}
 		off += sizeof(*hdr) + ALIGN(hdr->data_len, MUSER_ALIGN);
 	}
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	if (attached)
 		muser_wake_emulator(md);
@@ -591,31 +620,52 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 	return r->len != want ? -EINVAL : 0;
 }
 
-static int muser_complete_one(struct muser_mdev *md, struct file *file,
-			      const struct muser_reply *r, const void *data)
+/*
+ * The answer @r (validated header, @data of r->len bytes) of @file, an
+ * emulator, by write() or from its ring (@ring): settle its request.
+ * -ENOENT if none waits (it timed out, or was cancelled), -ENOTCONN for a
+ * file no longer attached with nothing to answer, -EINVAL for the wrong
+ * amount of data (the request fails with EIO).
+ */
+int muser_answer_locked(struct muser_mdev *md, struct file *file,
+			const struct muser_reply *r, const void *data,
+			bool ring)
 {
-	bool retiring = false, posted = false;
 	struct muser_wait *w;
+	bool posted;
 	int ret;
 
-	spin_lock(&md->req_lock);
+	lockdep_assert_held(&md->req_lock);
 	/* A taken-over emulator still answers what it had read. */
 	ret = md->emulator == file ? -ENOENT : -ENOTCONN;
 	list_for_each_entry(w, &md->inflight, node) {
-		if (w->hdr.id == r->id && w->owner == file) {
-			posted = muser_is_posted(w);
-			ret = muser_settle(md, w, r, data);
-			retiring = md->emulator != file;
-			break;
-		}
+		if (w->hdr.id != r->id || w->owner != file)
+			continue;
+		posted = muser_is_posted(w);
+		ret = muser_settle(md, w, r, data);
+		if (ring)
+			md->nr_answers_ring++;
+		else
+			md->nr_answers_syscall++;
+		/* The takeover waits for the old emulator's answers. */
+		if (md->emulator != file)
+			wake_up_all(&md->req_wq);
+		/* A VMM thread, or the last close, waits for posted writes. */
+		if (posted)
+			wake_up(&md->slot_wq);
+		break;
 	}
+	return ret;
+}
+
+static int muser_complete_one(struct muser_mdev *md, struct file *file,
+			      const struct muser_reply *r, const void *data)
+{
+	int ret;
+
+	spin_lock(&md->req_lock);
+	ret = muser_answer_locked(md, file, r, data, false);
 	spin_unlock(&md->req_lock);
-	/* The takeover waits for the old emulator's answers. */
-	if (retiring)
-		wake_up_all(&md->req_wq);
-	/* A VMM thread, or the last close, waits for posted writes to go. */
-	if (posted)
-		wake_up(&md->slot_wq);
 	return ret;
 }
 

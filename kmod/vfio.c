@@ -21,6 +21,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	init_waitqueue_head(&md->slot_wq);
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
+	INIT_LIST_HEAD(&md->rings);
 	muser_devmem_init(md);
 	muser_dma_init(md);
 	return 0;
