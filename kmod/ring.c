@@ -335,9 +335,8 @@ int muser_ring_mmap(struct muser_mdev *md, struct file *file,
 	struct muser_ring *ring = muser_file_ring(file);
 	unsigned long len = vma->vm_end - vma->vm_start;
 
-	if (!ring)
-		return -ENODEV;
-	if (vma->vm_pgoff != MUSER_RING_OFFSET >> PAGE_SHIFT ||
+	/* Without a ring, the offset names nothing, as past a region. */
+	if (!ring || vma->vm_pgoff != MUSER_RING_OFFSET >> PAGE_SHIFT ||
 	    len > ring->size || !(vma->vm_flags & VM_SHARED)) {
 		muser_mdev_err(md, "bad mmap of the request ring (page offset 0x%lx, 0x%lx bytes)\n",
 			       vma->vm_pgoff, len);
