@@ -460,6 +460,8 @@ void muser_ctl_destroy(struct muser_mdev *md)
 	mutex_lock(&md->lock);
 	WRITE_ONCE(md->dead, true);
 	spin_lock(&md->req_lock);
+	if (md->emulator)
+		muser_ring_retire(md->emulator);
 	md->emulator = NULL;
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);

@@ -222,13 +222,15 @@ bool muser_ring_has_requests(struct file *file)
 	       READ_ONCE(ring->hdr->sq_head) != READ_ONCE(ring->sq_tail);
 }
 
-/* @file stops being the emulator: nothing new enters its ring. */
+/* @file stops being the emulator (caller holds req_lock): nothing new enters its ring. */
 void muser_ring_retire(struct file *file)
 {
 	struct muser_ring *ring = muser_file_ring(file);
 
-	if (ring)
-		ring->retired = true;
+	if (!ring)
+		return;
+	ring->retired = true;
+	muser_ring_set_kflags(ring, MUSER_RING_F_RETIRED, MUSER_RING_F_READ);
 }
 
 static void muser_ring_free(struct muser_ring *ring)

@@ -482,6 +482,12 @@ struct muser_dma_range {
 #define MUSER_RING_F_READ	(1u << 0)	/* requests wait for read() */
 #define MUSER_RING_F_WAKEUP	(1u << 1)	/* answers need RING_ENTER */
 #define MUSER_RING_F_BROKEN	(1u << 2)	/* indices were out of range */
+/*
+ * The file is no longer the attached emulator (it detached, was taken
+ * over, or the device is being removed): read() says which (ENOTCONN,
+ * ENODEV). Lets an emulator that only looks at its ring notice.
+ */
+#define MUSER_RING_F_RETIRED	(1u << 3)
 
 /**
  * struct muser_ring_hdr - the ring's indices, at offset 0 of its mapping.
