@@ -222,7 +222,10 @@ bool muser_ring_has_requests(struct file *file)
 	       READ_ONCE(ring->hdr->sq_head) != READ_ONCE(ring->sq_tail);
 }
 
-/* @file stops being the emulator (caller holds req_lock): nothing new enters its ring. */
+/*
+ * @file stops being the emulator (the caller holds req_lock): nothing new
+ * enters its ring.
+ */
 void muser_ring_retire(struct file *file)
 {
 	struct muser_ring *ring = muser_file_ring(file);
