@@ -659,9 +659,10 @@ int muser_answer_locked(struct muser_mdev *md, struct file *file,
 			continue;
 		posted = muser_is_posted(w);
 		ret = muser_settle(md, w, r, data);
-		if (ring)
+		/* Good answers only: a wrong length is the emulator's bug. */
+		if (!ret && ring)
 			md->nr_answers_ring++;
-		else
+		else if (!ret)
 			md->nr_answers_syscall++;
 		/* The takeover waits for the old emulator's answers. */
 		if (md->emulator != file)
