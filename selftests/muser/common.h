@@ -191,7 +191,9 @@ struct nl_figures {
 	uint32_t state, last_error;
 	uint64_t pinned, mapped, devmem_pages, devmem_budget;
 	uint64_t requests, failed, posted, spun, slept;
-	bool has_devmem;
+	/* Answers taken from a request ring, and given by write(). */
+	uint64_t answers_ring, answers_syscall;
+	bool has_devmem, has_answers;
 };
 
 /* A socket bound to the "muser" family (*@family): fd or -errno. */
