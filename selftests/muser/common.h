@@ -5,7 +5,8 @@
  * management (mdev.c), the module (module.c), kernel memory (kmem.c), time
  * (wait.c), a VFIO client doing what a VMM does (vmm.c), the sample process
  * (sample.c), a raw emulator speaking the uapi of <linux/muser.h> directly
- * (emu.c, its thread emu_thread.c) and the kernel log check (kmsg.c).
+ * (emu.c, its request ring emu_ring.c, its thread emu_thread.c) and the
+ * kernel log check (kmsg.c).
  *
  * Every function returns 0 (or a count) on success and -errno on failure
  * unless stated otherwise; none of them exits.
@@ -236,6 +237,56 @@ ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
 		  uint32_t len);
 /* The byte a well-behaved raw emulator returns at (region, offset). */
 uint8_t emu_pattern(uint32_t region, uint64_t off);
+
+/* --- the request ring, emulator side: emu_ring.c --- */
+/**
+ * struct emu_ring - a control node's request ring, set up and mapped.
+ * @ctl:     the control node it belongs to
+ * @setup:   what MUSER_IOC_RING_SETUP returned
+ * @hdr, @sq, @cq: the mapping's parts (@hdr NULL: not mapped)
+ * @popped, @entered: requests taken from the SQ, RING_ENTERs made
+ */
+struct emu_ring {
+	int ctl;
+	uint32_t entries;
+	struct muser_ring_setup setup;
+	struct muser_ring_hdr *hdr;
+	struct muser_ring_sqe *sq;
+	struct muser_ring_cqe *cq;
+	unsigned long popped, entered;
+};
+
+/* MUSER_IOC_RING_SETUP with @s as it is (no defaults): 0 or -errno. */
+int emu_ring_setup_raw(int ctl, struct muser_ring_setup *s);
+/* Set up a ring of @entries on @ctl and map all of it. */
+int emu_ring_open(struct emu_ring *r, int ctl, uint32_t entries);
+/* Unmap it (the ring stays with the file until its last close). */
+void emu_ring_close(struct emu_ring *r);
+uint32_t emu_ring_kflags(const struct emu_ring *r);
+/* SQ entries the kernel produced that we have not taken. */
+uint32_t emu_ring_pending(const struct emu_ring *r);
+/* Take the next SQ entry into @req: 1, 0 if the SQ is empty, -EPROTO. */
+int emu_ring_pop(struct emu_ring *r, struct emu_req *req);
+/* emu_ring_pop(), polling at most @timeout_ms for an entry. */
+int emu_ring_pop_wait(struct emu_ring *r, struct emu_req *req, int timeout_ms);
+/* Fill a CQ entry (@len bytes of @data, at most MUSER_RING_DATA copied). */
+void emu_ring_cqe(struct muser_ring_cqe *c, uint64_t id, int32_t error,
+		  const void *data, uint32_t len);
+/* Put @c, as it is, in the CQ and publish cq_tail: 0 or -ENOSPC. */
+int emu_ring_post(struct emu_ring *r, const struct muser_ring_cqe *c);
+/* MUSER_IOC_RING_ENTER, whatever kflags says. */
+int emu_ring_enter(struct emu_ring *r);
+/* After posting: a full barrier, RING_ENTER if WAKEUP is set: 1, 0, -errno. */
+int emu_ring_kick(struct emu_ring *r);
+/*
+ * Answer through the CQ as a well-behaved emulator does: post (entering
+ * once if the CQ is full), then kick. 0, -E2BIG (@len does not fit),
+ * -ENOSPC or -errno.
+ */
+int emu_ring_answer(struct emu_ring *r, uint64_t id, int32_t error,
+		    const void *data, uint32_t len);
+/* Wait at most @timeout_ms until the kernel took every CQ entry. */
+int emu_ring_wait_taken(struct emu_ring *r, int timeout_ms);
 
 /*
  * A background raw emulator (emu_thread.c): answers READ with emu_pattern() data, WRITE and
