@@ -293,6 +293,12 @@ int emu_ring_wait_taken(struct emu_ring *r, int timeout_ms);
  * RESET with success, until stopped. It waits for requests in poll(), or,
  * started with EMU_THREAD_SPIN, spins on read() of the O_NONBLOCK control
  * node (a polling emulator: no sleep, one CPU busy).
+ * With a request ring (emu_thread_start_ring(), EMU_THREAD_RING) it sets
+ * one up on @ctl (which must have none: a file has one ring for good),
+ * takes requests from the SQ and read()s only when the kernel flags
+ * MUSER_RING_F_READ or BROKEN or the SQ is empty; it answers through the
+ * CQ what fits (RING_ENTER once a batch, when WAKEUP says so), the rest by
+ * write(). Spinning, it polls the SQ and read() in turn.
  */
 struct emu_thread {
 	pthread_t thread;
@@ -305,12 +311,21 @@ struct emu_thread {
 		nr_dma_unmap, nr_vmm_close, errors;
 	/* Data bytes of the READs answered and of the WRITEs taken. */
 	volatile long bytes_read, bytes_written;
+	/* Ring mode: requests taken from the SQ, answers put in the CQ. */
+	struct emu_ring ring;
+	volatile long nr_ring, nr_cqe;
+	bool to_kick;
 };
 
 #define EMU_THREAD_SPIN	(1u << 0)
+#define EMU_THREAD_RING	(1u << 1)	/* emu_thread_start_ring() sets it */
+#define EMU_RING_ENTRIES	64	/* emu_thread_start_ring()'s default */
 
 int emu_thread_start(struct emu_thread *t, int ctl);
 int emu_thread_start_flags(struct emu_thread *t, int ctl, unsigned int flags);
+/* With a ring of @entries (0: EMU_RING_ENTRIES), @flags EMU_THREAD_SPIN or 0. */
+int emu_thread_start_ring(struct emu_thread *t, int ctl, unsigned int flags,
+			  uint32_t entries);
 void emu_thread_stop(struct emu_thread *t);
 
 /*
