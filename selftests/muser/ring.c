@@ -666,6 +666,41 @@ TEST_F(ring, large_waits_for_read)
 	EXPECT_EQ(0, emu_ring_pending(&self->ring));
 }
 
+/*
+ * read() gives nothing while the SQ holds a request not taken, blocking
+ * or not, even with a newer one waiting for it: it would overtake.
+ */
+TEST_F(ring, read_waits_for_the_sq)
+{
+	struct async_access small, big;
+	struct emu_req q[2];
+	int fl = fcntl(self->rig.ctl, F_GETFL);
+	uint8_t data[64];
+
+	ASSERT_LE(0, fl);
+	test_ring(self, 8);
+	ASSERT_EQ(0, async_start(&small, &self->rig.c, BAR2, 0x10, 4, false));
+	ASSERT_TRUE(wait_pending(&self->ring, 1, WAIT_MS));
+	ASSERT_EQ(0, async_start(&big, &self->rig.c, BAR2, 0x100, 64, false));
+	ASSERT_TRUE(wait_kflag(&self->ring, MUSER_RING_F_READ, true, WAIT_MS));
+	EXPECT_EQ(-EAGAIN, emu_read(self->rig.ctl, q, 2));
+	ASSERT_EQ(0, fcntl(self->rig.ctl, F_SETFL, fl & ~O_NONBLOCK));
+	EXPECT_EQ(-EAGAIN, emu_read(self->rig.ctl, q, 2));
+	ASSERT_EQ(0, fcntl(self->rig.ctl, F_SETFL, fl));
+	ASSERT_EQ(1, emu_ring_pop(&self->ring, &q[0]));
+	ASSERT_REQ(&q[0], MUSER_REQ_READ, BAR2, 0x10, 4);
+	ASSERT_EQ(1, read_wait(self->rig.ctl, &q[1], 1, WAIT_MS));
+	ASSERT_REQ(&q[1], MUSER_REQ_READ, BAR2, 0x100, 64);
+	EXPECT_LT(q[0].hdr.id, q[1].hdr.id);
+	fill(data, BAR2, 0x100, 64);
+	ASSERT_LT(0, emu_reply(self->rig.ctl, q[1].hdr.id, 0, data, 64));
+	ASSERT_EQ(0, ring_answer_ok(&self->ring, &q[0]));
+	ASSERT_EQ(64, async_join(&big));
+	ASSERT_EQ(4, async_join(&small));
+	EXPECT_TRUE(filled(big.buf, BAR2, 0x100, 64));
+	EXPECT_TRUE(filled(small.buf, BAR2, 0x10, 4));
+}
+
 /* A one-entry SQ: the first request in it, the next two for read(). */
 TEST_F(ring, sq_full)
 {
