@@ -845,15 +845,8 @@ TEST_F(ring, bad_answers)
 	}
 	EXPECT_EQ(0, emu_ring_wait_taken(&self->ring, WAIT_MS));
 	test_figures(self, &f);
-	/*
-	 * An answer of the wrong length (the access failed with EIO) counts
-	 * as an answer too, today: reported; at least every good one counts.
-	 */
-	EXPECT_LE(good, f.answers_ring);
-	EXPECT_GE(good + settled, f.answers_ring);
-	if (f.answers_ring != (uint64_t)good)
-		TH_LOG("answers_ring %llu: the %d answers of the wrong length count too",
-		       (unsigned long long)f.answers_ring, settled);
+	/* Good answers only: those of the wrong length failed with EIO. */
+	EXPECT_EQ(good, f.answers_ring);
 	EXPECT_EQ(0, f.answers_syscall);
 	EXPECT_EQ(settled, f.failed);
 	EXPECT_EQ(EIO, f.last_error);
