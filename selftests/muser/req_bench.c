@@ -20,7 +20,11 @@
  *                     on CPU 0 ("same vCPU"), or spinning on read() of the
  *                     O_NONBLOCK control node on CPU 1 ("polling");
  *                     "VMM never spins": the same with muser.ko's spin_us
- *                     set to 0 for the row, the baseline of the spin
+ *                     set to 0 for the row, the baseline of the spin;
+ *                     "request ring": the emulator takes requests from
+ *                     its ring's SQ and answers in the CQ (on a control
+ *                     file of its own, which takes the device over: a
+ *                     file keeps its ring for good)
  *   trapped write     4 bytes, the emulator on CPU 1; "posted" on a BAR
  *                     with MUSER_REGION_F_POSTED_WRITES (where muser.ko
  *                     refuses that flag, the row shows the error), with a
@@ -47,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/utsname.h>
 
 #include "fixture.h"
@@ -58,9 +63,10 @@
 #define DEVMEM_SIZE	0x1000	/* BAR2's mmap area */
 
 enum {
-	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_SAME,
-	READ_POLL, READ_POLL_NOSPIN, WRITE, WRITE_POSTED, WRITE_POSTED_POLL,
-	WRITE_POSTED_ONE, READ_X8, IRQ, IRQ_DIRECT, NR_ROWS
+	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_OTHER_RING,
+	READ_SAME, READ_POLL, READ_POLL_NOSPIN, READ_POLL_RING, WRITE,
+	WRITE_POSTED, WRITE_POSTED_POLL, WRITE_POSTED_POLL_RING,
+	WRITE_POSTED_ONE, READ_X8, READ_X8_RING, IRQ, IRQ_DIRECT, NR_ROWS
 };
 
 /* @us < 0: not measured, @why says why. */
@@ -76,14 +82,18 @@ static struct row rows[NR_ROWS] = {
 	[DEVMEM] =	 { "muser device memory: pread" },
 	[READ_OTHER] =	 { "trapped read, emulator other vCPU" },
 	[READ_OTHER_NOSPIN] = { "  the same, VMM never spins" },
+	[READ_OTHER_RING] = { "  the same, request ring" },
 	[READ_SAME] =	 { "trapped read, emulator same vCPU" },
 	[READ_POLL] =	 { "trapped read, polling emulator" },
 	[READ_POLL_NOSPIN] = { "  the same, VMM never spins" },
+	[READ_POLL_RING] = { "  the same, request ring" },
 	[WRITE] =	 { "trapped write 4 B" },
 	[WRITE_POSTED] = { "trapped write 4 B, posted" },
 	[WRITE_POSTED_POLL] = { "  the same, polling emulator" },
+	[WRITE_POSTED_POLL_RING] = { "  the same, polling, request ring" },
 	[WRITE_POSTED_ONE] = { "  one at a time: the VMM's pwrite" },
 	[READ_X8] =	 { "trapped read, 8 VMM threads" },
+	[READ_X8_RING] = { "  the same, polling, request ring" },
 	[IRQ] =		 { "irq: trigger to eventfd read()" },
 	[IRQ_DIRECT] =	 { "  the same, eventfd write()" },
 };
@@ -293,19 +303,57 @@ static void bench_posted_one(struct rig *r, long n)
 		failed++;
 }
 
-/* Row @row: @how's accesses with an emulator thread (@flags) on @cpu. */
+/*
+ * A control file of its own for an emulator with a ring (a file keeps its
+ * ring for good): it takes the device over from the rig's, at once (no
+ * request is in flight between rows). Returns it, or -errno.
+ */
+static int ring_file(struct rig *r)
+{
+	int ctl = ctl_open(r->uuid, O_NONBLOCK), ret = 0;
+
+	if (ctl < 0)
+		return ctl;
+	if (ioctl(ctl, MUSER_IOC_TAKEOVER, &r->layout))
+		ret = -errno;
+	if (ret)
+		close(ctl);
+	return ret ? ret : ctl;
+}
+
+/* The rig's file takes the device back from the ring file @ctl. */
+static void ring_file_done(struct rig *r, int ctl)
+{
+	if (ioctl(r->ctl, MUSER_IOC_TAKEOVER, &r->layout)) {
+		fprintf(stderr, "req_bench: takeover back: %s\n", strerror(errno));
+		failed++;
+	}
+	close(ctl);
+}
+
+/*
+ * Row @row: @how's accesses with an emulator thread (@flags, with
+ * EMU_THREAD_RING on a file of its own) on @cpu.
+ */
 static void bench_emu(int row, struct rig *r, const struct worker *how,
 		      int threads, int cpu, unsigned int flags, long n)
 {
-	struct emu_thread emu;
-	int ret;
+	int ctl = flags & EMU_THREAD_RING ? ring_file(r) : r->ctl;
+	struct emu_thread emu = { 0 };
+	int ret = ctl < 0 ? ctl : 0;
 
-	ret = emu_thread_start_flags(&emu, r->ctl, flags);
+	if (!ret && flags & EMU_THREAD_RING)
+		ret = emu_thread_start_ring(&emu, ctl, flags & ~EMU_THREAD_RING,
+					    0);
+	else if (!ret)
+		ret = emu_thread_start_flags(&emu, ctl, flags);
 	if (!ret)
 		ret = pin(emu.thread, cpu);
 	if (ret) {
 		row_fail(row, "emulator thread: %s", strerror(-ret));
 		emu_thread_stop(&emu);
+		if (ctl >= 0 && ctl != r->ctl)
+			ring_file_done(r, ctl);
 		return;
 	}
 	rows[row].us = accesses(how, threads, n);
@@ -313,6 +361,8 @@ static void bench_emu(int row, struct rig *r, const struct worker *how,
 	if (how->write)
 		wait_until_written(&emu, n / threads * threads + WARMUP);
 	emu_thread_stop(&emu);
+	if (ctl != r->ctl)
+		ring_file_done(r, ctl);
 	if (emu.errors) {
 		fprintf(stderr, "req_bench: %s: emulator errors %d\n",
 			rows[row].name, emu.errors);
@@ -465,10 +515,12 @@ static int bench_posted(long n)
 		/* A muser.ko without posted writes: a fact, not a failure. */
 		row_why(WRITE_POSTED, "attach: %s", strerror(-ret));
 		row_why(WRITE_POSTED_POLL, "attach: %s", strerror(-ret));
+		row_why(WRITE_POSTED_POLL_RING, "attach: %s", strerror(-ret));
 		row_why(WRITE_POSTED_ONE, "attach: %s", strerror(-ret));
 	} else if (ret) {
 		row_fail(WRITE_POSTED, "%s: %s", step, strerror(-ret));
 		row_why(WRITE_POSTED_POLL, "see above");
+		row_why(WRITE_POSTED_POLL_RING, "see above");
 		row_why(WRITE_POSTED_ONE, "see above");
 	} else {
 		how.c = &r.c;
@@ -476,9 +528,12 @@ static int bench_posted(long n)
 		if (ncpus > 1) {
 			bench_emu(WRITE_POSTED_POLL, &r, &how, 1, other_cpu,
 				  EMU_THREAD_SPIN, n);
+			bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1, other_cpu,
+				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 			bench_posted_one(&r, n);
 		} else {
 			row_why(WRITE_POSTED_POLL, "needs 2 CPUs");
+			row_why(WRITE_POSTED_POLL_RING, "needs 2 CPUs");
 			row_why(WRITE_POSTED_ONE, "needs 2 CPUs");
 		}
 	}
@@ -551,15 +606,20 @@ int main(int argc, char **argv)
 	rows[DEVMEM].us = accesses(&devmem, 1, n);
 	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
 	bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0, n);
+	bench_emu(READ_OTHER_RING, &r, &trapped, 1, other_cpu, EMU_THREAD_RING,
+		  n);
 	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
 	if (ncpus > 1) {
 		bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
 			  EMU_THREAD_SPIN, n);
 		bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped, other_cpu,
 				 EMU_THREAD_SPIN, n);
+		bench_emu(READ_POLL_RING, &r, &trapped, 1, other_cpu,
+			  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	} else {
 		row_why(READ_POLL, "needs 2 CPUs");
 		row_why(READ_POLL_NOSPIN, "needs 2 CPUs");
+		row_why(READ_POLL_RING, "needs 2 CPUs");
 	}
 	trapped.write = true;
 	bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
@@ -567,6 +627,8 @@ int main(int argc, char **argv)
 	problems = bench_posted(n);
 	pin(pthread_self(), -1);
 	bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
+	bench_emu(READ_X8_RING, &r, &trapped, THREADS, -1,
+		  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	pin(pthread_self(), 0);
 	bench_irq(&r, n);
 
