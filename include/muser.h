@@ -847,6 +847,26 @@ MUSER_EXPORT int muser_irq_trigger(struct muser_dev *dev, unsigned int index,
 				   unsigned int vector);
 
 /**
+ * muser_set_irq_coalescing - send each MSI or MSI-X vector once per batch.
+ * @on: true to coalesce (default false)
+ *
+ * While muser_dispatch() serves a batch of requests, a muser_irq_trigger()
+ * of an MSI or MSI-X vector from the dispatching thread (a region or
+ * config callback, say a doorbell's) only notes the vector; each noted
+ * vector is sent once when the batch is handled, before its answers go
+ * out (so an emulator that dies in between replays the batch, and raises
+ * them again, rather than losing them). That saves an ioctl(2)
+ * per repeat, and loses nothing: a message-signalled interrupt is an
+ * edge, and two of one vector before the guest runs its handler are one
+ * to the guest anyway. INTx and ERR, and triggers from other threads or
+ * outside muser_dispatch(), go out at once. A coalesced trigger returns 0;
+ * a failure when the batch sends it is logged (debug) and dropped, as the
+ * library does for vectors it sends on unmask. Works at any time.
+ * Returns 0.
+ */
+MUSER_EXPORT int muser_set_irq_coalescing(struct muser_dev *dev, bool on);
+
+/**
  * muser_irq_intx_deassert - the device's INTx condition went away.
  *
  * Clears the Interrupt Status bit and drops an INTx held while INTx

@@ -13,7 +13,82 @@
 
 #include "private.h"
 
-/* Ask the kernel to signal one vector. Returns 0 or -1 with errno set. */
+/* The device whose batch of requests this thread is serving, if any. */
+static __thread struct muser_dev *batching;
+
+/* Note @vector of @index to send after the batch: whether it was noted. */
+static bool irq_coalesced(struct muser_dev *dev, unsigned int index,
+			  unsigned int vector)
+{
+	if (!dev->irq_coalesce || batching != dev)
+		return false;
+	if (index == VFIO_PCI_MSI_IRQ_INDEX && vector < 32)
+		dev->irq_owed_msi |= 1u << vector;
+	else if (index == VFIO_PCI_MSIX_IRQ_INDEX &&
+		 vector < MUSER_MSIX_MAX_VECTORS)
+		dev->irq_owed_msix[vector / 64] |= 1ull << (vector % 64);
+	else
+		return false;
+	return true;
+}
+
+static bool hold(struct muser_dev *dev, unsigned int index,
+		 unsigned int vector);
+
+/*
+ * Send each of @bits, vectors @base + bit of @index, and clear them; one
+ * the batch masked meanwhile is held pending instead. Whether one was.
+ */
+static bool irq_send_owed(struct muser_dev *dev, unsigned int index,
+			  unsigned int base, uint64_t *bits)
+{
+	bool held = false;
+
+	while (*bits) {
+		unsigned int bit = __builtin_ctzll(*bits);
+
+		*bits &= *bits - 1;
+		if (hold(dev, index, base + bit))
+			held = true;
+		else
+			(void)muser_irq_send(dev, index, base + bit);
+	}
+	return held;
+}
+
+void muser_irq_batch_begin(struct muser_dev *dev)
+{
+	batching = dev;
+}
+
+/* The batch's answers are out: send what it raised, once each. */
+void muser_irq_batch_end(struct muser_dev *dev)
+{
+	uint64_t msi = dev->irq_owed_msi;
+	bool held = false;
+	unsigned int i;
+
+	batching = NULL;
+	dev->irq_owed_msi = 0;
+	held |= irq_send_owed(dev, VFIO_PCI_MSI_IRQ_INDEX, 0, &msi);
+	for (i = 0; i < MUSER_MSIX_MAX_VECTORS / 64; i++)
+		held |= irq_send_owed(dev, VFIO_PCI_MSIX_IRQ_INDEX, 64 * i,
+				      &dev->irq_owed_msix[i]);
+	/* Pending bits survive a crash, as muser_irq_trigger() keeps them. */
+	if (held)
+		muser_state_save(dev);
+}
+
+MUSER_EXPORT int muser_set_irq_coalescing(struct muser_dev *dev, bool on)
+{
+	dev->irq_coalesce = on;
+	return 0;
+}
+
+/*
+ * Ask the kernel to signal one vector, or note it for the end of the
+ * batch (muser_set_irq_coalescing()). Returns 0 or -1 with errno set.
+ */
 int muser_irq_send(struct muser_dev *dev, unsigned int index,
 		   unsigned int vector)
 {
@@ -24,6 +99,8 @@ int muser_irq_send(struct muser_dev *dev, unsigned int index,
 		.count = 1,
 	};
 
+	if (irq_coalesced(dev, index, vector))
+		return 0;
 	if (dev->io->ioctl(dev, MUSER_IOC_TRIGGER_IRQ, &t) < 0) {
 		muser_dbg(dev, "trigger irq %u/%u failed: %d", index, vector, errno);
 		return -1;

@@ -35,9 +35,12 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 	size_t pos = 0, used, out_len;
 
 	while (pos < len) {
+		muser_irq_batch_begin(dev);
 		used = muser_handle_requests(dev, dev->in_buf + pos, len - pos,
 					     dev->out_buf, MUSER_OUT_BUF_SIZE,
 					     &out_len, handled);
+		/* Before the answers: a crash then replays, losing nothing. */
+		muser_irq_batch_end(dev);
 		if (!used && !out_len) {	/* cannot happen: no progress */
 			errno = EIO;
 			return -1;

@@ -265,7 +265,7 @@ MUSER_EXPORT int muser_add_cap_msix(struct muser_dev *dev, unsigned int nvec,
 
 	if (muser_unrealized(dev))
 		return -1;
-	if (!nvec || nvec > 2048 ||
+	if (!nvec || nvec > MUSER_MSIX_MAX_VECTORS ||
 	    !in_mem_bar(dev, table_bar, table_offset, table_len(&x)) ||
 	    !in_mem_bar(dev, pba_bar, pba_offset, pba_len(&x)) ||
 	    (table_bar == pba_bar &&

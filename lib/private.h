@@ -27,6 +27,8 @@
 #define MUSER_DISPATCH_ROUNDS	16
 /* The VGA region: legacy memory and I/O ranges at their own addresses. */
 #define MUSER_VGA_SIZE		0xc0000
+/* MSI-X vectors a device may have (the capability's table size field). */
+#define MUSER_MSIX_MAX_VECTORS	2048
 
 #define MUSER_ALIGN_UP(x)	(((x) + MUSER_ALIGN - 1) & ~(size_t)(MUSER_ALIGN - 1))
 
@@ -155,6 +157,9 @@ struct muser_dev {
 	unsigned int nr_mmap_areas;
 	bool intx_disabled;		/* INTx Disable as last applied */
 	bool intx_held;			/* raised while disabled, not sent */
+	bool irq_coalesce;		/* muser_set_irq_coalescing() */
+	uint32_t irq_owed_msi;		/* vectors noted in this batch */
+	uint64_t irq_owed_msix[MUSER_MSIX_MAX_VECTORS / 64];
 
 	muser_log_cb log_cb;
 	int log_level;
@@ -221,6 +226,8 @@ void muser_irq_deliver(struct muser_dev *dev, unsigned int index,
 void muser_irq_vmm_changed(struct muser_dev *dev);
 void muser_irq_state_changed(struct muser_dev *dev, unsigned int index,
 			     unsigned int changed);
+void muser_irq_batch_begin(struct muser_dev *dev);
+void muser_irq_batch_end(struct muser_dev *dev);
 void muser_intx_reset(struct muser_dev *dev);
 void muser_intx_written(struct muser_dev *dev);
 

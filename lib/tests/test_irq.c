@@ -4,7 +4,7 @@
  * enable and Multiple Message Enable, per-vector masking holding triggers
  * in the Pending Bits and sending them on unmask, INTx held while INTx
  * Disable is set and the Interrupt Status bit, the irq state callback,
- * the layout's vector counts, and resets.
+ * the layout's vector counts, resets, and coalescing.
  */
 #include <errno.h>
 #include <string.h>
@@ -291,6 +291,80 @@ static void test_intx(void)
 	tctx_fini(&t);
 }
 
+/* A doorbell: each write raises the MSI vector it names. */
+static ssize_t doorbell(struct muser_dev *dev, void *priv, void *buf,
+			size_t count, uint64_t offset, bool is_write)
+{
+	uint32_t v = 0;
+
+	(void)priv;
+	(void)offset;
+	if (is_write) {
+		memcpy(&v, buf, count < sizeof(v) ? count : sizeof(v));
+		muser_irq_trigger(dev, MSI, v);
+	}
+	return count;
+}
+
+/* Ring the doorbell with each of @vecs in one batch: one muser_dispatch(). */
+static void ring_batch(struct tctx *t, const uint32_t *vecs, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		fake_queue(t->fk, t->next_id++, MUSER_REQ_WRITE, 0, 0, 0, 4,
+			   &vecs[i], 4);
+	CHECK_EQ(muser_dispatch(t->dev), (int)n);
+}
+
+/*
+ * Coalescing: a vector raised several times in a batch goes out once,
+ * after the batch is handled; masked meanwhile, it is held pending; off,
+ * or outside muser_dispatch(), every trigger goes out at once.
+ */
+static void test_coalescing(void)
+{
+	static const uint32_t same[] = { 0, 0, 0, 0, 0 }, two[] = { 1, 0, 1, 0 };
+	const unsigned int o = 0x40, ctrl = o + PCI_MSI_FLAGS;
+	const unsigned int mask = o + PCI_MSI_MASK_64, pend = o + PCI_MSI_PENDING_64;
+	struct tctx t;
+
+	tctx_init(&t);
+	CHECK_EQ(muser_setup_bar(t.dev, 0, 0x1000, MUSER_BAR_MEM32, doorbell,
+				 NULL), 0);
+	CHECK_EQ(muser_add_cap_msi(t.dev, 4, MUSER_MSI_64BIT | MUSER_MSI_MASKABLE), o);
+	tctx_realize(&t);
+	cfg_wr(&t, ctrl, 2, PCI_MSI_FLAGS_ENABLE | 2 << 4);
+
+	ring_batch(&t, same, 5);		/* off: each one */
+	CHECK_EQ(t.fk->ntriggers, 5);
+	CHECK_EQ(muser_set_irq_coalescing(t.dev, true), 0);
+	ring_batch(&t, same, 5);		/* on: once */
+	CHECK_EQ(t.fk->ntriggers, 6);
+	check_trigger(t.fk, 5, MSI, 0);
+	ring_batch(&t, two, 4);			/* once per vector */
+	CHECK_EQ(t.fk->ntriggers, 8);
+	CHECK_EQ(t.fk->triggers[6].start + t.fk->triggers[7].start, 1);
+	CHECK_EQ(muser_irq_trigger(t.dev, MSI, 2), 0);	/* outside: at once */
+	CHECK_EQ(t.fk->ntriggers, 9);
+
+	/* Raised, then masked by a later request of the batch: held. */
+	fake_queue(t.fk, t.next_id++, MUSER_REQ_WRITE, 0, 0, 0, 4, &two[0], 4);
+	fake_queue(t.fk, t.next_id++, MUSER_REQ_WRITE, 0, CFG, mask, 4,
+		   &(uint32_t){ 0x2 }, 4);
+	CHECK_EQ(muser_dispatch(t.dev), 2);
+	CHECK_EQ(t.fk->ntriggers, 9);
+	CHECK_EQ(cfg_rd(&t, pend, 4), 0x2);
+	cfg_wr(&t, mask, 4, 0);			/* unmask: sent */
+	CHECK_EQ(t.fk->ntriggers, 10);
+	check_trigger(t.fk, 9, MSI, 1);
+
+	CHECK_EQ(muser_set_irq_coalescing(t.dev, false), 0);
+	ring_batch(&t, same, 3);
+	CHECK_EQ(t.fk->ntriggers, 13);
+	tctx_fini(&t);
+}
+
 int main(void)
 {
 	RUN(test_msi_regs);
@@ -298,5 +372,6 @@ int main(void)
 	RUN(test_msi_masking);
 	RUN(test_msi_unmaskable);
 	RUN(test_intx);
+	RUN(test_coalescing);
 	TEST_MAIN_END();
 }
