@@ -28,7 +28,20 @@ MUSER_EXPORT uint64_t muser_req_id(const struct muser_dev *dev)
 	return dev->cur_req_id;
 }
 
-/* Handle one batch read from the control node and write its replies. */
+/* Answer in the ring what fits there, the rest by write(). */
+static int answer(struct muser_dev *dev, size_t len, bool *refused)
+{
+	if (muser_ring_answer(dev, dev->out_buf, &len) < 0)
+		return -1;
+	if (len && muser_write_replies(dev, dev->out_buf, len) < 0) {
+		if (errno != EINVAL)
+			return -1;
+		*refused = true;
+	}
+	return 0;
+}
+
+/* Handle one batch of requests in dev->in_buf and answer them. */
 static int serve_batch(struct muser_dev *dev, size_t len,
 		       unsigned int *handled, bool *refused)
 {
@@ -45,19 +58,27 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 		pos += used;
 		/* Answered only once saved: a crash replays what is not. */
 		muser_state_save(dev);
-		if (out_len && muser_write_replies(dev, dev->out_buf, out_len) < 0) {
-			if (errno != EINVAL)
-				return -1;
-			*refused = true;
-		}
+		if (out_len && answer(dev, out_len, refused) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
+/*
+ * Serve the requests pending. With a ring, its SQ first, then read() only
+ * when the kernel says requests wait for it (MUSER_RING_F_READ), or the
+ * ring broke. The flags are loaded before the SQ is drained: a request
+ * left for read() keeps newer ones out of the SQ, so what the SQ held then
+ * is older than what read() returns.
+ * @probe: read() once even when the ring had nothing and the flags say
+ * nothing waits, so that a detach (POLLERR) is reported as read() says it.
+ */
+static int dispatch(struct muser_dev *dev, bool probe)
 {
 	unsigned int handled = 0;
 	bool refused = false;
+	uint32_t kflags;
+	size_t len;
 	ssize_t n;
 	int round, e;
 
@@ -66,6 +87,16 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 		return -1;
 	}
 	for (round = 0; round < MUSER_DISPATCH_ROUNDS; round++) {
+		if (muser_ring_up(dev)) {
+			kflags = muser_ring_kflags(dev);
+			len = muser_ring_take(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
+			if (len && serve_batch(dev, len, &handled, &refused) < 0)
+				return -1;
+			if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN)) &&
+			    muser_ring_up(dev) &&
+			    !(probe && !round && !len))
+				break;
+		}
 		n = dev->io->read(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
 		if (n < 0) {
 			e = errno;
@@ -91,6 +122,11 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 		return -1;
 	}
 	return handled > INT_MAX ? INT_MAX : (int)handled;
+}
+
+MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
+{
+	return dispatch(dev, true);
 }
 
 static void drain_stop(struct muser_dev *dev)
@@ -144,6 +180,7 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 				     int timeout_ms)
 {
 	struct pollfd pfd[2 * MUSER_POLL_MAX_DEVS];
+	bool woke[MUSER_POLL_MAX_DEVS] = { false };
 	int64_t start = now_us(), waited;
 	bool spin = spin_us > 0;
 	int hung_up = -1, handled, ret;
@@ -166,7 +203,9 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		}
 		handled = 0;
 		for (i = 0; i < n; i++) {
-			ret = muser_dispatch(devs[i]);
+			/* Spinning over a ring costs no system call. */
+			ret = dispatch(devs[i], woke[i]);
+			woke[i] = false;
 			if (ret < 0)
 				return -1;
 			handled = ret > INT_MAX - handled ? INT_MAX : handled + ret;
@@ -193,6 +232,7 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		if (!ret)
 			return 0;
 		for (i = 0; ret > 0 && i < n; i++) {
+			woke[i] = pfd[2 * i].revents;
 			if (pfd[2 * i + 1].revents)
 				__atomic_store_n(&devs[i]->stop_requested, 1,
 						 __ATOMIC_RELEASE);
