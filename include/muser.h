@@ -715,9 +715,10 @@ MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev);
  * handled; the poll fd then stays readable. With a request ring
  * (muser_set_ring()) it takes the requests there and answers in it
  * without a system call, and calls read(2) when the kernel says requests
- * wait for it, or when the ring held nothing (so that a detach is
- * reported); muser_dispatch_poll() spinning makes no system call at all
- * while nothing comes.
+ * wait for it; when the ring held nothing it polls the fd once without
+ * waiting, so that a detach still fails it (ENOTCONN). muser_dispatch_poll()
+ * spinning makes no system call for a request in the ring, and one poll(2)
+ * a millisecond while nothing comes.
  *
  * Returns the number of requests handled (0 if none was pending), or -1
  * with errno set: EINVAL (not realized, or the kernel refused a reply: the
@@ -754,7 +755,7 @@ MUSER_EXPORT int muser_run(struct muser_dev *dev);
  * bytes of data and of answer: register accesses, doorbells) in memory
  * this process maps, and takes their answers from there, instead of
  * read(2) and write(2). An emulator that polls (muser_dispatch_poll() with
- * spin_us, MUSER_POLL_BUSY) then serves requests without any system call,
+ * spin_us, MUSER_POLL_BUSY) then serves requests without a system call,
  * and a VMM thread spinning for its answer sees it as soon as it is
  * written. A blocking emulator saves the read() and write() of each
  * request and still sleeps in poll(2). Larger requests and answers, and a

@@ -13,6 +13,9 @@
 
 #include "private.h"
 
+/* A spinning muser_dispatch_poll() polls for errors this often. */
+#define SPIN_PROBE_US	1000
+
 MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev)
 {
 	return dev->fd;
@@ -64,16 +67,31 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 	return 0;
 }
 
+/* What dispatch() does when the ring is idle and no flag says read(). */
+enum probe {
+	PROBE_NONE,	/* spinning: nothing, no system call */
+	PROBE_POLL,	/* muser_dispatch(): read() if poll() reports an error */
+	PROBE_READ,	/* poll() reported one: read() says which */
+};
+
+/* Whether the control node reports POLLERR or POLLHUP: detached, removed. */
+static bool node_failed(const struct muser_dev *dev)
+{
+	struct pollfd p = { .fd = dev->fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0 &&
+	       (p.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
 /*
  * Serve the requests pending. With a ring, its SQ first, then read() only
  * when the kernel says requests wait for it (MUSER_RING_F_READ), or the
  * ring broke. The flags are loaded before the SQ is drained: a request
  * left for read() keeps newer ones out of the SQ, so what the SQ held then
- * is older than what read() returns.
- * @probe: read() once even when the ring had nothing and the flags say
- * nothing waits, so that a detach (POLLERR) is reported as read() says it.
+ * is older than what read() returns. A detach sets no flag: an idle ring
+ * reads as @probe says, so that read() reports it (ENOTCONN) as before.
  */
-static int dispatch(struct muser_dev *dev, bool probe)
+static int dispatch(struct muser_dev *dev, enum probe probe)
 {
 	unsigned int handled = 0;
 	bool refused = false;
@@ -94,7 +112,8 @@ static int dispatch(struct muser_dev *dev, bool probe)
 				return -1;
 			if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN)) &&
 			    muser_ring_up(dev) &&
-			    !(probe && !round && !len))
+			    (round || len || probe == PROBE_NONE ||
+			     (probe == PROBE_POLL && !node_failed(dev))))
 				break;
 		}
 		n = dev->io->read(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
@@ -126,7 +145,7 @@ static int dispatch(struct muser_dev *dev, bool probe)
 
 MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 {
-	return dispatch(dev, true);
+	return dispatch(dev, PROBE_POLL);
 }
 
 static void drain_stop(struct muser_dev *dev)
@@ -175,13 +194,31 @@ static int sleep_in_poll(struct muser_dev *const *devs, unsigned int n,
 	return poll(pfd, 2 * n, timeout_ms);
 }
 
+/* What poll() said: stops, and errors for dispatch() to read. */
+static void note_revents(struct muser_dev *const *devs, unsigned int n,
+			 const struct pollfd *pfd, bool *failed, int *hung_up)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		short r = pfd[2 * i].revents;
+
+		if (pfd[2 * i + 1].revents)
+			__atomic_store_n(&devs[i]->stop_requested, 1,
+					 __ATOMIC_RELEASE);
+		failed[i] = r & (POLLHUP | POLLERR | POLLNVAL);
+		if (failed[i] && !(r & POLLIN))
+			*hung_up = i;
+	}
+}
+
 MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 				     unsigned int n, unsigned int spin_us,
 				     int timeout_ms)
 {
 	struct pollfd pfd[2 * MUSER_POLL_MAX_DEVS];
-	bool woke[MUSER_POLL_MAX_DEVS] = { false };
-	int64_t start = now_us(), waited;
+	bool failed[MUSER_POLL_MAX_DEVS] = { false };
+	int64_t start = now_us(), waited, probed = 0;
 	bool spin = spin_us > 0;
 	int hung_up = -1, handled, ret;
 	unsigned int i;
@@ -204,8 +241,8 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		handled = 0;
 		for (i = 0; i < n; i++) {
 			/* Spinning over a ring costs no system call. */
-			ret = dispatch(devs[i], woke[i]);
-			woke[i] = false;
+			ret = dispatch(devs[i], failed[i] ? PROBE_READ : PROBE_NONE);
+			failed[i] = false;
 			if (ret < 0)
 				return -1;
 			handled = ret > INT_MAX - handled ? INT_MAX : handled + ret;
@@ -221,8 +258,16 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		waited = now_us() - start;
 		if (timeout_ms >= 0 && waited >= timeout_ms * 1000ll)
 			return 0;
-		if (spin && (spin_us == MUSER_POLL_BUSY || waited < spin_us))
+		if (spin && (spin_us == MUSER_POLL_BUSY || waited < spin_us)) {
+			/* An idle ring hides a detach: look now and then. */
+			if (waited - probed >= SPIN_PROBE_US) {
+				probed = waited;
+				if (sleep_in_poll(devs, n, pfd, 0) > 0)
+					note_revents(devs, n, pfd, failed,
+						     &hung_up);
+			}
 			continue;
+		}
 		/* Nothing for spin_us: sleep until a device has work. */
 		spin = false;
 		ret = sleep_in_poll(devs, n, pfd, timeout_ms < 0 ? -1 :
@@ -231,15 +276,8 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 			return -1;
 		if (!ret)
 			return 0;
-		for (i = 0; ret > 0 && i < n; i++) {
-			woke[i] = pfd[2 * i].revents;
-			if (pfd[2 * i + 1].revents)
-				__atomic_store_n(&devs[i]->stop_requested, 1,
-						 __ATOMIC_RELEASE);
-			if (!(pfd[2 * i].revents & POLLIN) &&
-			    pfd[2 * i].revents & (POLLHUP | POLLERR | POLLNVAL))
-				hung_up = i;
-		}
+		if (ret > 0)
+			note_revents(devs, n, pfd, failed, &hung_up);
 	}
 }
 
