@@ -127,7 +127,7 @@ assert d["requests"] > 0 and d["restarts"] == 0, d
 # Every answer was waited for by spinning or sleeping; the rest timed out.
 assert 0 < d["waits_spun"] + d["waits_slept"] <= d["requests"], d
 assert d["requests_posted"] == 0, d
-# The sample has libmuser's default request ring: its small answers go there.
+# The sample has the library default request ring: small answers go there.
 assert d["answers_ring"] > 0, d
 assert d["answers_ring"] + d["answers_syscall"] <= d["requests"], d
 ' "$W/show.json" "$U" "$pid1"
