@@ -34,7 +34,7 @@ static ssize_t bar_cb(struct muser_dev *dev, void *priv, void *buf,
 
 static unsigned int writes;
 
-/* A device with BAR0 (4 KiB), the fake's ring on unless @no_ring. */
+/* A device with BAR0 (4 KiB); the fake offers a ring if @ring_ok. */
 static struct muser_dev *new_dev(struct fake_kernel *fk, bool ring_ok,
 				 unsigned int entries, bool realize)
 {
@@ -58,7 +58,7 @@ static void queue_read(struct fake_kernel *fk, uint64_t id, uint64_t off,
 	fake_queue(fk, id, MUSER_REQ_READ, 0, BAR0, off, len, NULL, 0);
 }
 
-/* Reply @id arrived: a read of @len bytes at @off, or a write. */
+/* Reply @id arrived, successful: a read of @len bytes at @off (0: a write). */
 static void check_read_reply(struct fake_kernel *fk, uint64_t id,
 			     uint64_t off, uint32_t len)
 {
