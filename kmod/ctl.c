@@ -164,12 +164,15 @@ static void muser_takeover_wait(struct muser_mdev *md, struct file *old,
 		}
 		spin_unlock(&md->req_lock);
 	}
+	spin_lock(&md->req_lock);
 	if (gated) {
-		spin_lock(&md->req_lock);
 		WRITE_ONCE(md->retiring, md->retiring - 1);
 		muser_ring_sync(md);
-		spin_unlock(&md->req_lock);
 	}
+	/* Its ring holds no answer any more, unless it came back. */
+	if (!old_cf->released && md->emulator != old)
+		muser_ring_forget(md, old);
+	spin_unlock(&md->req_lock);
 	if (requeued || gated)
 		wake_up_all(&md->req_wq);
 	if (requeued && !left)
@@ -206,6 +209,12 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 		ret = -EBUSY;
 		goto out_unlock;
 	}
+	/* Its ring served an earlier attachment, and may hold stale copies. */
+	if (((struct muser_ctl_file *)file->private_data)->ring) {
+		muser_mdev_err(md, "attach: this file's request ring served an earlier attachment: open the control node again\n");
+		ret = -EBUSY;
+		goto out_unlock;
+	}
 	if (md->emulator && !muser_same_layout(&md->info, &info)) {
 		muser_mdev_err(md, "takeover: layout differs from the running emulator's\n");
 		ret = -EBUSY;
@@ -227,7 +236,7 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 	spin_lock(&md->req_lock);
 	old = md->emulator;
 	if (old)
-		muser_ring_retire(old);
+		muser_ring_retire(md, old, false);
 	md->emulator = file;
 	if (old && muser_owns_posted(md, old)) {
 		WRITE_ONCE(md->retiring, md->retiring + 1);
@@ -276,8 +285,8 @@ static int muser_detach(struct muser_mdev *md, struct file *file)
 	WRITE_ONCE(md->emulator_pid, 0);
 	spin_lock(&md->req_lock);
 	md->emulator = NULL;
-	muser_ring_retire(file);
 	muser_requeue_inflight(md, file);
+	muser_ring_retire(md, file, true);
 	/* Unmap notices were about the holds, which go with it. */
 	md->posted &= ~MUSER_POSTED_UNMAP_ALL;
 	md->nr_unmaps = 0;
@@ -460,6 +469,8 @@ void muser_ctl_destroy(struct muser_mdev *md)
 	mutex_lock(&md->lock);
 	WRITE_ONCE(md->dead, true);
 	spin_lock(&md->req_lock);
+	if (md->emulator)
+		muser_ring_retire(md, md->emulator, false);
 	md->emulator = NULL;
 	spin_unlock(&md->req_lock);
 	mutex_unlock(&md->lock);

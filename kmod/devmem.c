@@ -219,7 +219,8 @@ void muser_devmem_set_layout(struct muser_mdev *md,
 	lockdep_assert_held(&md->lock);
 	down_write(&md->devmem_sem);
 	md->info = *info;
-	unmap_mapping_range(md->inode->i_mapping, 0, MUSER_STATE_OFFSET, 1);
+	/* The regions only: not the request rings above them. */
+	unmap_mapping_range(md->inode->i_mapping, 0, MUSER_RING_OFFSET, 1);
 	xa_for_each(&md->devmem, key, page) {
 		u32 index = key >> 32;
 

@@ -73,12 +73,14 @@ struct muser_wait {
  * struct muser_ring - a request ring (ring.c), one per control file that
  * asked for one; freed with the file.
  * @file:    that file
- * @mem:     @size bytes shared with the emulator (vmalloc_user): @hdr, then
- *           @sq and @cq of @mask + 1 entries each. Hostile: what the
- *           emulator writes there is read once, then validated
+ * @pages:   @nr_pages pages shared with the emulator (mapped on fault),
+ *           charged to the memory cgroup of whoever set the ring up
+ * @mem:     their kernel mapping, @size bytes: @hdr, then @sq and @cq of
+ *           @mask + 1 entries each. Hostile: what the emulator writes
+ *           there is read once, then validated
  *
  * md->req_lock guards:
- * @node:    on muser_mdev.rings
+ * @node:    on muser_mdev.rings while it may hold answers; else empty
  * @sq_tail, @cq_head: the kernel's indices; the shared ones are copies
  * @kflags:  MUSER_RING_F_*, copied to @hdr->kflags
  * @retired: the file is no longer the attached emulator: nothing enters
@@ -86,6 +88,8 @@ struct muser_wait {
 struct muser_ring {
 	struct list_head node;
 	struct file *file;
+	struct page **pages;
+	unsigned int nr_pages;
 	void *mem;
 	size_t size;
 	struct muser_ring_hdr *hdr;
@@ -240,8 +244,9 @@ struct muser_dma {
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
  * @spin_ok:    the last spin got its answer: whether to spin (read and
  *              written locklessly, a hint)
- * @rings:      struct muser_ring of open control files; @nr_rings of
- *              them (also read locklessly, as a hint)
+ * @rings:      struct muser_ring that may hold answers: the attached
+ *              emulator's, those of emulators a takeover waits for;
+ *              @nr_rings of them (also read locklessly, as a hint)
  * @ring_sleepers: waits for answers that sleep (MUSER_RING_F_WAKEUP)
  * @nr_answers_ring, @nr_answers_syscall: answers taken from a ring, given
  *              by write() (netlink)
@@ -390,9 +395,14 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count);
 ssize_t muser_complete(struct muser_mdev *md, struct file *file,
 		       const char __user *buf, size_t count);
+/* What muser_answer_locked() found waiting, for muser_answer_wake(). */
+#define MUSER_WAKE_TAKEOVER	(1u << 0)
+#define MUSER_WAKE_SLOT		(1u << 1)
 int muser_answer_locked(struct muser_mdev *md, struct file *file,
 			const struct muser_reply *r, const void *data,
-			bool ring);
+			bool ring, unsigned int *wake);
+void muser_answer_wake(struct muser_mdev *md, unsigned int wake);
+bool muser_owns_inflight_locked(struct muser_mdev *md, struct file *file);
 void muser_wake_emulator(struct muser_mdev *md);
 void muser_requeue_inflight(struct muser_mdev *md, struct file *file);
 bool muser_owns_inflight(struct muser_mdev *md, struct file *file);
@@ -402,12 +412,15 @@ bool muser_has_requests(struct muser_mdev *md);
 
 /* ring.c */
 void muser_ring_sync(struct muser_mdev *md);
+void muser_ring_sync_flags(struct muser_mdev *md);
+bool muser_ring_holds_back(struct muser_mdev *md, struct file *file);
 unsigned int muser_ring_reap(struct muser_mdev *md);
 void muser_ring_poll(struct muser_mdev *md);
 void muser_ring_wait_begin(struct muser_mdev *md);
 void muser_ring_wait_end(struct muser_mdev *md);
 bool muser_ring_has_requests(struct file *file);
-void muser_ring_retire(struct file *file);
+void muser_ring_retire(struct muser_mdev *md, struct file *file, bool drained);
+void muser_ring_forget(struct muser_mdev *md, struct file *file);
 int muser_ring_setup(struct muser_mdev *md, struct file *file,
 		     void __user *arg);
 int muser_ring_enter(struct muser_mdev *md, struct file *file);

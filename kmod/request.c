@@ -190,6 +190,8 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 		muser_note_wait(md, spun);
 	} else {
 		list_del(&w->node);
+		/* It may have been all that was left for read(). */
+		muser_ring_sync(md);
 		w->error = left < 0 ? -EINTR : -ETIMEDOUT;
 		muser_count_request(md, w->error);
 		if (!left)
@@ -229,18 +231,23 @@ void muser_requeue_inflight(struct muser_mdev *md, struct file *file)
 }
 
 /* Whether @file still has requests to answer. */
-bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
+bool muser_owns_inflight_locked(struct muser_mdev *md, struct file *file)
 {
 	struct muser_wait *w;
-	bool owns = false;
+
+	lockdep_assert_held(&md->req_lock);
+	list_for_each_entry(w, &md->inflight, node)
+		if (w->owner == file)
+			return true;
+	return false;
+}
+
+bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
+{
+	bool owns;
 
 	spin_lock(&md->req_lock);
-	list_for_each_entry(w, &md->inflight, node) {
-		if (w->owner == file) {
-			owns = true;
-			break;
-		}
-	}
+	owns = muser_owns_inflight_locked(md, file);
 	spin_unlock(&md->req_lock);
 	return owns;
 }
@@ -339,6 +346,7 @@ void muser_posted_flush(struct muser_mdev *md)
 	spin_lock(&md->req_lock);
 	n = muser_take_posted(md, &md->pending, &dropped);
 	n += muser_take_posted(md, &md->inflight, &dropped);
+	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	list_for_each_entry_safe(w, tmp, &dropped, node)
 		kfree(w);
@@ -476,6 +484,10 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 		spin_unlock(&md->req_lock);
 		return 0;
 	}
+	if (muser_ring_holds_back(md, file)) {
+		spin_unlock(&md->req_lock);
+		return -EAGAIN;
+	}
 	used = muser_stage_all_posted(md, stage);
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
 		size_t need = muser_req_size(w);
@@ -493,7 +505,7 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 		list_move_tail(&w->node, &md->inflight);
 		used += need;
 	}
-	muser_ring_sync(md);
+	muser_ring_sync_flags(md);
 	spin_unlock(&md->req_lock);
 	return used;
 }
@@ -564,6 +576,7 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 
 	for (;;) {
 		used = muser_stage_requests(md, file, stage, cap);
+		/* -EAGAIN, blocking or not: take the ring's requests first. */
 		if (used)
 			break;
 		if (file->f_flags & O_NONBLOCK) {
@@ -572,7 +585,8 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		}
 		if (wait_event_interruptible(md->req_wq,
 					     READ_ONCE(md->emulator) != file ||
-					     muser_has_requests(md))) {
+					     muser_has_requests(md) ||
+					     muser_ring_has_requests(file))) {
 			used = -ERESTARTSYS;
 			break;
 		}
@@ -622,14 +636,16 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 
 /*
  * The answer @r (validated header, @data of r->len bytes) of @file, an
- * emulator, by write() or from its ring (@ring): settle its request.
- * -ENOENT if none waits (it timed out, or was cancelled), -ENOTCONN for a
- * file no longer attached with nothing to answer, -EINVAL for the wrong
- * amount of data (the request fails with EIO).
+ * emulator, by write() or from its ring (@ring): settle its request, and
+ * add to @wake who else waits for it (muser_answer_wake(), after the
+ * answers at hand). -ENOENT if no request waits (it timed out, or was
+ * cancelled), -ENOTCONN for a file no longer attached with nothing to
+ * answer, -EINVAL for the wrong amount of data (the request fails with
+ * EIO).
  */
 int muser_answer_locked(struct muser_mdev *md, struct file *file,
 			const struct muser_reply *r, const void *data,
-			bool ring)
+			bool ring, unsigned int *wake)
 {
 	struct muser_wait *w;
 	bool posted;
@@ -643,29 +659,40 @@ int muser_answer_locked(struct muser_mdev *md, struct file *file,
 			continue;
 		posted = muser_is_posted(w);
 		ret = muser_settle(md, w, r, data);
-		if (ring)
+		/* Good answers only: a wrong length is the emulator's bug. */
+		if (!ret && ring)
 			md->nr_answers_ring++;
-		else
+		else if (!ret)
 			md->nr_answers_syscall++;
 		/* The takeover waits for the old emulator's answers. */
 		if (md->emulator != file)
-			wake_up_all(&md->req_wq);
+			*wake |= MUSER_WAKE_TAKEOVER;
 		/* A VMM thread, or the last close, waits for posted writes. */
 		if (posted)
-			wake_up(&md->slot_wq);
+			*wake |= MUSER_WAKE_SLOT;
 		break;
 	}
 	return ret;
 }
 
+void muser_answer_wake(struct muser_mdev *md, unsigned int wake)
+{
+	if (wake & MUSER_WAKE_TAKEOVER)
+		wake_up_all(&md->req_wq);
+	if (wake & MUSER_WAKE_SLOT)
+		wake_up(&md->slot_wq);
+}
+
 static int muser_complete_one(struct muser_mdev *md, struct file *file,
 			      const struct muser_reply *r, const void *data)
 {
+	unsigned int wake = 0;
 	int ret;
 
 	spin_lock(&md->req_lock);
-	ret = muser_answer_locked(md, file, r, data, false);
+	ret = muser_answer_locked(md, file, r, data, false, &wake);
 	spin_unlock(&md->req_lock);
+	muser_answer_wake(md, wake);
 	return ret;
 }
 

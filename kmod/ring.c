@@ -7,14 +7,22 @@
  * Requests enter the SQ of the attached emulator's ring from the head of
  * md->pending, in order, and move to md->inflight as read() moves them: a
  * request in the ring is one the emulator has read, and is replayed like
- * one if the emulator goes. Whoever waits for an answer takes answers from
- * the CQ: a spinning VMM thread, a VMM thread about to sleep, or the
- * emulator's MUSER_IOC_RING_ENTER when MUSER_RING_F_WAKEUP says a waiter
- * sleeps. Everything the emulator writes there is hostile: indices are
- * checked against the queue's size, and each answer is copied out once
- * and validated as write()'s replies are.
+ * one if the emulator goes. read() gives nothing while the SQ holds
+ * requests the emulator has not taken, so nothing it returns can overtake
+ * them. Whoever waits for an answer takes answers from the CQ: a spinning
+ * VMM thread, a VMM thread about to sleep, or the emulator's
+ * MUSER_IOC_RING_ENTER when MUSER_RING_F_WAKEUP says a waiter sleeps.
+ * Everything the emulator writes there is hostile: indices are checked
+ * against the queue's size, and each answer is copied out once and
+ * validated as write()'s replies are.
+ *
+ * md->rings lists the rings that may hold answers: the attached
+ * emulator's, and those of emulators a takeover still waits for. So a
+ * look at the answers costs at most a few queues, however many files an
+ * emulator opens.
  */
 #include <linux/log2.h>
+#include <linux/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 #include <linux/vmalloc.h>
@@ -36,7 +44,8 @@ static void muser_ring_set_kflags(struct muser_ring *ring, u32 set, u32 clear)
 	if (kflags == ring->kflags)
 		return;
 	ring->kflags = kflags;
-	WRITE_ONCE(ring->hdr->kflags, kflags);
+	/* After the SQ entries it is about, for a reader that acquires. */
+	smp_store_release(&ring->hdr->kflags, kflags);
 }
 
 /* The emulator corrupted an index: use the ring no more. */
@@ -44,7 +53,8 @@ static void muser_ring_break(struct muser_mdev *md, struct muser_ring *ring,
 			     const char *what, u32 theirs, u32 ours)
 {
 	lockdep_assert_held(&md->req_lock);
-	muser_ring_set_kflags(ring, MUSER_RING_F_BROKEN, 0);
+	/* Everything goes through read() from now on. */
+	muser_ring_set_kflags(ring, MUSER_RING_F_BROKEN | MUSER_RING_F_READ, 0);
 	muser_mdev_err(md, "request ring: %s %u is out of range (ours %u, %u entries): the ring is not used any more\n",
 		       what, theirs, ours, ring->mask + 1);
 }
@@ -52,6 +62,17 @@ static void muser_ring_break(struct muser_mdev *md, struct muser_ring *ring,
 static bool muser_ring_usable(const struct muser_ring *ring)
 {
 	return !(ring->kflags & MUSER_RING_F_BROKEN);
+}
+
+/* The emulator's SQ head, or false (and the ring broken) if it lies. */
+static bool muser_ring_sq_head(struct muser_mdev *md, struct muser_ring *ring,
+			       u32 *head)
+{
+	*head = smp_load_acquire(&ring->hdr->sq_head);
+	if (ring->sq_tail - *head <= ring->mask + 1)
+		return true;
+	muser_ring_break(md, ring, "sq_head", *head, ring->sq_tail);
+	return false;
 }
 
 /* Whether @w can travel in the ring: its data and its answer fit. */
@@ -64,14 +85,11 @@ static bool muser_ring_fits(const struct muser_wait *w)
 /* Move requests from the head of md->pending into @ring's SQ. */
 static void muser_ring_push(struct muser_mdev *md, struct muser_ring *ring)
 {
-	struct muser_wait *w, *tmp;
 	u32 head, entries = ring->mask + 1, tail = ring->sq_tail;
+	struct muser_wait *w, *tmp;
 
-	head = smp_load_acquire(&ring->hdr->sq_head);
-	if (tail - head > entries) {
-		muser_ring_break(md, ring, "sq_head", head, tail);
+	if (!muser_ring_sq_head(md, ring, &head))
 		return;
-	}
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
 		struct muser_ring_sqe *sqe;
 
@@ -91,23 +109,28 @@ static void muser_ring_push(struct muser_mdev *md, struct muser_ring *ring)
 		smp_store_release(&ring->hdr->sq_tail, ring->sq_tail);
 }
 
-/*
- * Pending requests changed: move what can go into the attached emulator's
- * ring, and tell it whether anything is left for read(). The caller wakes
- * the emulator.
- */
-void muser_ring_sync(struct muser_mdev *md)
+/* The attached emulator's ring, if it has one in use. */
+static struct muser_ring *muser_live_ring(struct muser_mdev *md)
 {
 	struct muser_ring *ring;
-	bool read;
 
 	lockdep_assert_held(&md->req_lock);
 	if (!md->emulator)
-		return;
+		return NULL;
 	ring = muser_file_ring(md->emulator);
 	if (!ring || ring->retired || !muser_ring_usable(ring))
+		return NULL;
+	return ring;
+}
+
+static void muser_ring_update(struct muser_mdev *md, bool push)
+{
+	struct muser_ring *ring = muser_live_ring(md);
+	bool read;
+
+	if (!ring)
 		return;
-	if (!md->retiring)
+	if (push && !md->retiring)
 		muser_ring_push(md, ring);
 	read = !md->retiring && (md->posted || md->nr_unmaps ||
 				 !list_empty(&md->pending));
@@ -115,10 +138,45 @@ void muser_ring_sync(struct muser_mdev *md)
 			      read ? 0 : MUSER_RING_F_READ);
 }
 
+/*
+ * Pending requests changed: move what can go into the attached emulator's
+ * ring, and tell it whether anything is left for read(). The caller wakes
+ * the emulator.
+ */
+void muser_ring_sync(struct muser_mdev *md)
+{
+	muser_ring_update(md, true);
+}
+
+/*
+ * Only the flags: read() staged requests that a failed copy may yet put
+ * back, so nothing newer may enter the SQ ahead of them.
+ */
+void muser_ring_sync_flags(struct muser_mdev *md)
+{
+	muser_ring_update(md, false);
+}
+
+/*
+ * Whether read() by @file must wait: its ring holds requests it has not
+ * taken, which whatever read() returns must not overtake.
+ */
+bool muser_ring_holds_back(struct muser_mdev *md, struct file *file)
+{
+	struct muser_ring *ring = muser_file_ring(file);
+	u32 head;
+
+	lockdep_assert_held(&md->req_lock);
+	if (!ring || ring->retired || !muser_ring_usable(ring))
+		return false;
+	return muser_ring_sq_head(md, ring, &head) && head != ring->sq_tail;
+}
+
 /* Copy one answer out of the CQ, validate it, and settle its request. */
 static void muser_ring_take_answer(struct muser_mdev *md,
 				   struct muser_ring *ring,
-				   const struct muser_ring_cqe *slot)
+				   const struct muser_ring_cqe *slot,
+				   unsigned int *wake)
 {
 	struct muser_ring_cqe cqe;
 
@@ -131,12 +189,13 @@ static void muser_ring_take_answer(struct muser_mdev *md,
 		return;
 	}
 	/* ENOENT: timed out or cancelled meanwhile, as for write(). */
-	muser_answer_locked(md, ring->file, &cqe.reply, cqe.data, true);
+	muser_answer_locked(md, ring->file, &cqe.reply, cqe.data, true, wake);
 }
 
-/* Take every answer in @ring's CQ. */
+/* Take every answer in @ring's CQ: at most a queue's worth. */
 static unsigned int muser_ring_reap_one(struct muser_mdev *md,
-					struct muser_ring *ring)
+					struct muser_ring *ring,
+					unsigned int *wake)
 {
 	u32 tail, n, entries = ring->mask + 1;
 
@@ -152,7 +211,8 @@ static unsigned int muser_ring_reap_one(struct muser_mdev *md,
 	}
 	for (; ring->cq_head != tail; ring->cq_head++)
 		muser_ring_take_answer(md, ring,
-				       &ring->cq[ring->cq_head & ring->mask]);
+				       &ring->cq[ring->cq_head & ring->mask],
+				       wake);
 	/* The answers are copied: the emulator may reuse their entries. */
 	smp_store_release(&ring->hdr->cq_head, ring->cq_head);
 	return n;
@@ -161,12 +221,14 @@ static unsigned int muser_ring_reap_one(struct muser_mdev *md,
 /* Take the answers in every ring of @md; returns how many there were. */
 unsigned int muser_ring_reap(struct muser_mdev *md)
 {
+	unsigned int n = 0, wake = 0;
 	struct muser_ring *ring;
-	unsigned int n = 0;
 
 	lockdep_assert_held(&md->req_lock);
 	list_for_each_entry(ring, &md->rings, node)
-		n += muser_ring_reap_one(md, ring);
+		n += muser_ring_reap_one(md, ring, &wake);
+	/* Once for the lot (the answers completed their waiters already). */
+	muser_answer_wake(md, wake);
 	return n;
 }
 
@@ -218,42 +280,91 @@ bool muser_ring_has_requests(struct file *file)
 {
 	struct muser_ring *ring = muser_file_ring(file);
 
-	return ring && !ring->retired &&
+	/* Also read locklessly, by a blocking read(): a hint there. */
+	return ring && !READ_ONCE(ring->retired) &&
+	       !(READ_ONCE(ring->kflags) & MUSER_RING_F_BROKEN) &&
 	       READ_ONCE(ring->hdr->sq_head) != READ_ONCE(ring->sq_tail);
 }
 
-/* @file stops being the emulator: nothing new enters its ring. */
-void muser_ring_retire(struct file *file)
+static void muser_ring_unlist(struct muser_mdev *md, struct muser_ring *ring)
+{
+	lockdep_assert_held(&md->req_lock);
+	if (list_empty(&ring->node))
+		return;
+	list_del_init(&ring->node);
+	WRITE_ONCE(md->nr_rings, md->nr_rings - 1);
+	/* A sleeper's flag does not concern it any more. */
+	muser_ring_set_kflags(ring, 0, MUSER_RING_F_WAKEUP);
+}
+
+/*
+ * @file stops being the emulator (the caller holds req_lock): nothing new
+ * enters its ring. Its answers are still taken while it holds requests:
+ * @drained says it holds none (they were requeued).
+ */
+void muser_ring_retire(struct muser_mdev *md, struct file *file, bool drained)
 {
 	struct muser_ring *ring = muser_file_ring(file);
 
-	if (ring)
-		ring->retired = true;
+	lockdep_assert_held(&md->req_lock);
+	if (!ring)
+		return;
+	ring->retired = true;
+	muser_ring_set_kflags(ring, MUSER_RING_F_RETIRED, MUSER_RING_F_READ);
+	if (drained)
+		muser_ring_unlist(md, ring);
+}
+
+/* A takeover is over: @file's ring can go if @file holds no request. */
+void muser_ring_forget(struct muser_mdev *md, struct file *file)
+{
+	struct muser_ring *ring = muser_file_ring(file);
+
+	lockdep_assert_held(&md->req_lock);
+	if (ring && ring->retired && !muser_owns_inflight_locked(md, file))
+		muser_ring_unlist(md, ring);
 }
 
 static void muser_ring_free(struct muser_ring *ring)
 {
-	vfree(ring->mem);
+	unsigned int i;
+
+	if (ring->mem)
+		vunmap(ring->mem);
+	for (i = 0; i < ring->nr_pages; i++)
+		if (ring->pages[i])
+			__free_page(ring->pages[i]);
+	kfree(ring->pages);
 	kfree(ring);
 }
 
+/* Pages charged to the caller's memory cgroup, zeroed. */
 static struct muser_ring *muser_ring_alloc(struct file *file, u32 entries,
 					   struct muser_ring_setup *setup)
 {
-	struct muser_ring *ring;
 	size_t sq_off = PAGE_SIZE;
 	size_t cq_off = sq_off + entries * sizeof(struct muser_ring_sqe);
 	size_t size = PAGE_ALIGN(cq_off + entries * sizeof(struct muser_ring_cqe));
+	struct muser_ring *ring;
+	unsigned int i;
 
 	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
 	if (!ring)
 		return NULL;
-	/* Zeroed, and marked for remap_vmalloc_range(). */
-	ring->mem = vmalloc_user(size);
-	if (!ring->mem) {
-		kfree(ring);
-		return NULL;
+	INIT_LIST_HEAD(&ring->node);
+	ring->nr_pages = size >> PAGE_SHIFT;
+	ring->pages = kcalloc(ring->nr_pages, sizeof(*ring->pages),
+			      GFP_KERNEL_ACCOUNT);
+	if (!ring->pages)
+		goto err_free;
+	for (i = 0; i < ring->nr_pages; i++) {
+		ring->pages[i] = alloc_page(GFP_KERNEL_ACCOUNT | __GFP_ZERO);
+		if (!ring->pages[i])
+			goto err_free;
 	}
+	ring->mem = vmap(ring->pages, ring->nr_pages, VM_MAP, PAGE_KERNEL);
+	if (!ring->mem)
+		goto err_free;
 	ring->file = file;
 	ring->size = size;
 	ring->mask = entries - 1;
@@ -264,6 +375,21 @@ static struct muser_ring *muser_ring_alloc(struct file *file, u32 entries,
 	setup->sq_off = sq_off;
 	setup->cq_off = cq_off;
 	return ring;
+
+err_free:
+	muser_ring_free(ring);
+	return NULL;
+}
+
+/* Whether @file may set up a ring: 0, or why not. */
+static int muser_ring_may_setup(struct muser_mdev *md, struct file *file)
+{
+	struct muser_ctl_file *cf = file->private_data;
+
+	lockdep_assert_held(&md->req_lock);
+	if (md->emulator != file)
+		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
+	return cf->ring ? -EBUSY : 0;
 }
 
 int muser_ring_setup(struct muser_mdev *md, struct file *file,
@@ -283,6 +409,12 @@ int muser_ring_setup(struct muser_mdev *md, struct file *file,
 			       setup.argsz, setup.flags, setup.entries);
 		return -EINVAL;
 	}
+	/* Checked first, so a refused call writes nothing back. */
+	spin_lock(&md->req_lock);
+	ret = muser_ring_may_setup(md, file);
+	spin_unlock(&md->req_lock);
+	if (ret)
+		return ret;
 	ring = muser_ring_alloc(file, setup.entries, &setup);
 	if (!ring)
 		return -ENOMEM;
@@ -292,14 +424,9 @@ int muser_ring_setup(struct muser_mdev *md, struct file *file,
 	}
 
 	spin_lock(&md->req_lock);
-	if (md->emulator != file) {
-		ret = READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
+	ret = muser_ring_may_setup(md, file);
+	if (ret)
 		goto err_unlock;
-	}
-	if (cf->ring) {
-		ret = -EBUSY;
-		goto err_unlock;
-	}
 	list_add_tail(&ring->node, &md->rings);
 	WRITE_ONCE(md->nr_rings, md->nr_rings + 1);
 	if (md->ring_sleepers)
@@ -329,22 +456,41 @@ int muser_ring_enter(struct muser_mdev *md, struct file *file)
 	return 0;
 }
 
+/* Pages are inserted on fault, so a zap of the file's mappings is harmless. */
+static vm_fault_t muser_ring_fault(struct vm_fault *vmf)
+{
+	struct muser_ring *ring = vmf->vma->vm_private_data;
+	unsigned long index = vmf->pgoff - (MUSER_RING_OFFSET >> PAGE_SHIFT);
+
+	if (index >= ring->nr_pages)
+		return VM_FAULT_SIGBUS;
+	vmf->page = ring->pages[index];
+	get_page(vmf->page);
+	return 0;
+}
+
+static const struct vm_operations_struct muser_ring_vm_ops = {
+	.fault = muser_ring_fault,
+};
+
 int muser_ring_mmap(struct muser_mdev *md, struct file *file,
 		    struct vm_area_struct *vma)
 {
 	struct muser_ring *ring = muser_file_ring(file);
 	unsigned long len = vma->vm_end - vma->vm_start;
 
-	if (!ring)
-		return -ENODEV;
-	if (vma->vm_pgoff != MUSER_RING_OFFSET >> PAGE_SHIFT ||
+	/* Without a ring, the offset names nothing, as past a region. */
+	if (!ring || vma->vm_pgoff != MUSER_RING_OFFSET >> PAGE_SHIFT ||
 	    len > ring->size || !(vma->vm_flags & VM_SHARED)) {
 		muser_mdev_err(md, "bad mmap of the request ring (page offset 0x%lx, 0x%lx bytes)\n",
 			       vma->vm_pgoff, len);
 		return -EINVAL;
 	}
-	/* Sets VM_DONTEXPAND: the mapping cannot grow past the ring. */
-	return remap_vmalloc_range(vma, ring->mem, 0);
+	/* The mapping holds the file, and with it the ring. */
+	muser_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &muser_ring_vm_ops;
+	vma->vm_private_data = ring;
+	return 0;
 }
 
 /* The file is released: no mapping of the ring is left. */
@@ -356,8 +502,8 @@ void muser_ring_release(struct muser_mdev *md, struct file *file)
 	if (!ring)
 		return;
 	spin_lock(&md->req_lock);
-	list_del(&ring->node);
-	WRITE_ONCE(md->nr_rings, md->nr_rings - 1);
+	muser_ring_unlist(md, ring);
+	WRITE_ONCE(cf->ring, NULL);
 	spin_unlock(&md->req_lock);
 	muser_ring_free(ring);
 }

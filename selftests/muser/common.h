@@ -5,7 +5,8 @@
  * management (mdev.c), the module (module.c), kernel memory (kmem.c), time
  * (wait.c), a VFIO client doing what a VMM does (vmm.c), the sample process
  * (sample.c), a raw emulator speaking the uapi of <linux/muser.h> directly
- * (emu.c, its thread emu_thread.c) and the kernel log check (kmsg.c).
+ * (emu.c, its request ring emu_ring.c, its thread emu_thread.c) and the
+ * kernel log check (kmsg.c).
  *
  * Every function returns 0 (or a count) on success and -errno on failure
  * unless stated otherwise; none of them exits.
@@ -191,7 +192,9 @@ struct nl_figures {
 	uint32_t state, last_error;
 	uint64_t pinned, mapped, devmem_pages, devmem_budget;
 	uint64_t requests, failed, posted, spun, slept;
-	bool has_devmem;
+	/* Answers taken from a request ring, and given by write(). */
+	uint64_t answers_ring, answers_syscall;
+	bool has_devmem, has_answers;
 };
 
 /* A socket bound to the "muser" family (*@family): fd or -errno. */
@@ -235,11 +238,67 @@ ssize_t emu_reply(int ctl, uint64_t id, int32_t error, const void *data,
 /* The byte a well-behaved raw emulator returns at (region, offset). */
 uint8_t emu_pattern(uint32_t region, uint64_t off);
 
+/* --- the request ring, emulator side: emu_ring.c --- */
+/**
+ * struct emu_ring - a control node's request ring, set up and mapped.
+ * @ctl:     the control node it belongs to
+ * @setup:   what MUSER_IOC_RING_SETUP returned
+ * @hdr, @sq, @cq: the mapping's parts (@hdr NULL: not mapped)
+ * @popped, @entered: requests taken from the SQ, RING_ENTERs made
+ */
+struct emu_ring {
+	int ctl;
+	uint32_t entries;
+	struct muser_ring_setup setup;
+	struct muser_ring_hdr *hdr;
+	struct muser_ring_sqe *sq;
+	struct muser_ring_cqe *cq;
+	unsigned long popped, entered;
+};
+
+/* MUSER_IOC_RING_SETUP with @s as it is (no defaults): 0 or -errno. */
+int emu_ring_setup_raw(int ctl, struct muser_ring_setup *s);
+/* Set up a ring of @entries on @ctl and map all of it. */
+int emu_ring_open(struct emu_ring *r, int ctl, uint32_t entries);
+/* Unmap it (the ring stays with the file until its last close). */
+void emu_ring_close(struct emu_ring *r);
+uint32_t emu_ring_kflags(const struct emu_ring *r);
+/* SQ entries the kernel produced that we have not taken. */
+uint32_t emu_ring_pending(const struct emu_ring *r);
+/* Take the next SQ entry into @req: 1, 0 if the SQ is empty, -EPROTO. */
+int emu_ring_pop(struct emu_ring *r, struct emu_req *req);
+/* emu_ring_pop(), polling at most @timeout_ms for an entry. */
+int emu_ring_pop_wait(struct emu_ring *r, struct emu_req *req, int timeout_ms);
+/* Fill a CQ entry (@len bytes of @data, at most MUSER_RING_DATA copied). */
+void emu_ring_cqe(struct muser_ring_cqe *c, uint64_t id, int32_t error,
+		  const void *data, uint32_t len);
+/* Put @c, as it is, in the CQ and publish cq_tail: 0 or -ENOSPC. */
+int emu_ring_post(struct emu_ring *r, const struct muser_ring_cqe *c);
+/* MUSER_IOC_RING_ENTER, whatever kflags says. */
+int emu_ring_enter(struct emu_ring *r);
+/* After posting: a full barrier, RING_ENTER if WAKEUP is set: 1, 0, -errno. */
+int emu_ring_kick(struct emu_ring *r);
+/*
+ * Answer through the CQ as a well-behaved emulator does: post (entering
+ * once if the CQ is full), then kick. 0, -E2BIG (@len does not fit),
+ * -ENOSPC or -errno.
+ */
+int emu_ring_answer(struct emu_ring *r, uint64_t id, int32_t error,
+		    const void *data, uint32_t len);
+/* Wait at most @timeout_ms until the kernel took every CQ entry. */
+int emu_ring_wait_taken(struct emu_ring *r, int timeout_ms);
+
 /*
  * A background raw emulator (emu_thread.c): answers READ with emu_pattern() data, WRITE and
  * RESET with success, until stopped. It waits for requests in poll(), or,
  * started with EMU_THREAD_SPIN, spins on read() of the O_NONBLOCK control
  * node (a polling emulator: no sleep, one CPU busy).
+ * With a request ring (emu_thread_start_ring(), EMU_THREAD_RING) it sets
+ * one up on @ctl (which must have none: a file has one ring for good),
+ * takes requests from the SQ and read()s only when the kernel flags
+ * MUSER_RING_F_READ or BROKEN or the SQ is empty; it answers through the
+ * CQ what fits (RING_ENTER once a batch, when WAKEUP says so), the rest by
+ * write(). Spinning, it polls the SQ and read() in turn.
  */
 struct emu_thread {
 	pthread_t thread;
@@ -252,12 +311,21 @@ struct emu_thread {
 		nr_dma_unmap, nr_vmm_close, errors;
 	/* Data bytes of the READs answered and of the WRITEs taken. */
 	volatile long bytes_read, bytes_written;
+	/* Ring mode: requests taken from the SQ, answers put in the CQ. */
+	struct emu_ring ring;
+	volatile long nr_ring, nr_cqe;
+	bool to_kick;
 };
 
 #define EMU_THREAD_SPIN	(1u << 0)
+#define EMU_THREAD_RING	(1u << 1)	/* emu_thread_start_ring() sets it */
+#define EMU_RING_ENTRIES	64	/* emu_thread_start_ring()'s default */
 
 int emu_thread_start(struct emu_thread *t, int ctl);
 int emu_thread_start_flags(struct emu_thread *t, int ctl, unsigned int flags);
+/* With a ring of @entries (0: EMU_RING_ENTRIES), @flags EMU_THREAD_SPIN or 0. */
+int emu_thread_start_ring(struct emu_thread *t, int ctl, unsigned int flags,
+			  uint32_t entries);
 void emu_thread_stop(struct emu_thread *t);
 
 /*

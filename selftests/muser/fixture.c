@@ -22,6 +22,7 @@ void rig_init(struct rig *r)
 	r->kmsg = -1;
 	r->ctl = -1;
 	r->saved_timeout = -1;
+	r->saved_spin_us = -1;
 	r->emu.pid = -1;
 	r->emu.out = -1;
 	vfio_client_init(&r->c);
@@ -150,6 +151,12 @@ int rig_teardown(struct rig *r)
 		problems++;
 	}
 	r->saved_timeout = -1;
+	if (r->saved_spin_us >= 0 && param_set("spin_us", r->saved_spin_us)) {
+		fprintf(stderr, "# teardown: cannot restore spin_us %ld\n",
+			r->saved_spin_us);
+		problems++;
+	}
+	r->saved_spin_us = -1;
 	if (r->kmsg >= 0)
 		problems += kmsg_check(r->kmsg, r->name ? r->name : "rig");
 	r->kmsg = -1;
@@ -168,6 +175,20 @@ int rig_set_timeout(struct rig *r, long ms)
 		}
 	}
 	return param_set("timeout_ms", ms);
+}
+
+int rig_set_spin_us(struct rig *r, long us)
+{
+	int ret;
+
+	if (r->saved_spin_us < 0) {
+		ret = param_get("spin_us", &r->saved_spin_us);
+		if (ret) {
+			r->saved_spin_us = -1;
+			return ret;
+		}
+	}
+	return param_set("spin_us", us);
 }
 
 int emu_next_request(int ctl, struct emu_req *r, int timeout_ms)

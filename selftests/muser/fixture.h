@@ -31,6 +31,7 @@
  *           open unless RIG_NO_VMM
  * @saved_timeout: timeout_ms before rig_set_timeout(), -1 if unchanged;
  *           rig_teardown() puts it back
+ * @saved_spin_us: spin_us before rig_set_spin_us(), likewise
  * @name:    the test's, for the kernel log check
  * @emu:     the emulator process of rig_start_emulator(), pid -1 if none
  * @maps, @map_len, @nr_maps: rig_map()'s mappings
@@ -43,6 +44,7 @@ struct rig {
 	struct muser_device_info layout;
 	struct vfio_client c;
 	long saved_timeout;
+	long saved_spin_us;
 	const char *name;
 	struct sample_proc emu;
 	void *maps[RIG_MAPS];
@@ -93,6 +95,8 @@ int rig_teardown(struct rig *r);
  * long a VMM access may wait); rig_teardown() restores the old value.
  */
 int rig_set_timeout(struct rig *r, long ms);
+/* The same for spin_us (0: a waiting VMM thread sleeps at once). */
+int rig_set_spin_us(struct rig *r, long us);
 
 #define RIG_SETUP(r, layout, flags) do {				\
 	const char *_step = "?";					\

@@ -1372,7 +1372,8 @@ static bool muser_cmd(unsigned long cmd)
 	for (i = 0; i < ARRAY_SIZE(iocs); i++)
 		if (iocs[i].cmd == cmd)
 			return true;
-	return cmd == MUSER_IOC_DETACH;
+	return cmd == MUSER_IOC_DETACH || cmd == MUSER_IOC_RING_SETUP ||
+	       cmd == MUSER_IOC_RING_ENTER;
 }
 
 /* Every other number: ENOTTY, from the emulator and from other files. */

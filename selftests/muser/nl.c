@@ -157,6 +157,13 @@ static void device_each(struct nlattr *na, int len, void *arg)
 		case MUSER_ATTR_WAITS_SLEPT:
 			memcpy(&f->slept, nla_data(na), 8);
 			break;
+		case MUSER_ATTR_ANSWERS_RING:
+			memcpy(&f->answers_ring, nla_data(na), 8);
+			f->has_answers = true;
+			break;
+		case MUSER_ATTR_ANSWERS_SYSCALL:
+			memcpy(&f->answers_syscall, nla_data(na), 8);
+			break;
 		}
 	}
 }

@@ -31,7 +31,9 @@
  *                     unpinned: time per access, all threads together
  *   irq               MUSER_IOC_TRIGGER_IRQ of MSI vector 0 on CPU 1 until
  *                     the VMM's blocking read() of its eventfd returns on
- *                     CPU 0, one raise at a time
+ *                     CPU 0, one raise at a time; "eventfd write()": the
+ *                     same eventfd written directly, what an emulator
+ *                     holding the VMM's eventfd would pay (the floor)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -58,7 +60,7 @@
 enum {
 	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_SAME,
 	READ_POLL, READ_POLL_NOSPIN, WRITE, WRITE_POSTED, WRITE_POSTED_POLL,
-	WRITE_POSTED_ONE, READ_X8, IRQ, NR_ROWS
+	WRITE_POSTED_ONE, READ_X8, IRQ, IRQ_DIRECT, NR_ROWS
 };
 
 /* @us < 0: not measured, @why says why. */
@@ -83,6 +85,7 @@ static struct row rows[NR_ROWS] = {
 	[WRITE_POSTED_ONE] = { "  one at a time: the VMM's pwrite" },
 	[READ_X8] =	 { "trapped read, 8 VMM threads" },
 	[IRQ] =		 { "irq: trigger to eventfd read()" },
+	[IRQ_DIRECT] =	 { "  the same, eventfd write()" },
 };
 
 static long failed;
@@ -341,6 +344,7 @@ static void bench_emu_nospin(int row, struct rig *r, const struct worker *how,
 struct irq_pingpong {
 	pthread_t thread;
 	int ctl, efd;
+	bool direct;		/* write the eventfd, no trigger ioctl */
 	long n;
 	long turn;		/* the raise the VMM waits for; -1: stop */
 	int64_t sent;		/* ns, when the trigger of that one began */
@@ -369,8 +373,9 @@ static void *irq_trigger_fn(void *arg)
 			else if (ncpus < 2)
 				sched_yield();
 		__atomic_store_n(&p->sent, now_ns(), __ATOMIC_RELEASE);
-		if (emu_trigger_irq(p->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)) {
-			p->failed++;
+		if (p->direct ||
+		    emu_trigger_irq(p->ctl, VFIO_PCI_MSI_IRQ_INDEX, 0, 1)) {
+			p->failed += !p->direct;
 			/* Wake the VMM all the same. */
 			if (write(p->efd, &one, sizeof(one)) != sizeof(one))
 				return NULL;
@@ -380,9 +385,10 @@ static void *irq_trigger_fn(void *arg)
 }
 
 /* Mean µs from a trigger to the VMM's read() of the eventfd returning. */
-static double irq_raises(struct rig *r, int efd, long n)
+static double irq_raises(struct rig *r, int efd, bool direct, long n)
 {
-	struct irq_pingpong p = { .ctl = r->ctl, .efd = efd, .n = n };
+	struct irq_pingpong p = { .ctl = r->ctl, .efd = efd, .direct = direct,
+				  .n = n };
 	int64_t sum = 0;
 	uint64_t v;
 	long i;
@@ -420,16 +426,21 @@ static void bench_irq(struct rig *r, long n)
 
 	if (efd < 0) {
 		row_fail(IRQ, "eventfd: %s", strerror(errno));
+		row_why(IRQ_DIRECT, "not measured");
 		return;
 	}
 	ret = set_irq_eventfd(r->c.device, VFIO_PCI_MSI_IRQ_INDEX, 0, efd);
 	if (ret) {
 		row_fail(IRQ, "SET_IRQS MSI: %s", strerror(-ret));
+		row_why(IRQ_DIRECT, "not measured");
 	} else {
-		irq_raises(r, efd, WARMUP);
-		rows[IRQ].us = irq_raises(r, efd, n);
+		irq_raises(r, efd, false, WARMUP);
+		rows[IRQ].us = irq_raises(r, efd, false, n);
 		if (rows[IRQ].us < 0)
 			row_fail(IRQ, "trigger thread: %s", strerror(errno));
+		rows[IRQ_DIRECT].us = irq_raises(r, efd, true, n);
+		if (rows[IRQ_DIRECT].us < 0)
+			row_fail(IRQ_DIRECT, "writer thread: %s", strerror(errno));
 		set_irq_eventfd(r->c.device, VFIO_PCI_MSI_IRQ_INDEX, 0, -1);
 	}
 	close(efd);

@@ -442,8 +442,10 @@ struct muser_dma_range {
  * a struct muser_ring_hdr, a submission queue (SQ) of @entries struct
  * muser_ring_sqe at setup.sq_off, and a completion queue (CQ) of
  * @entries struct muser_ring_cqe at setup.cq_off. One ring per open file;
- * it serves the attachment it was set up in (after a detach or a takeover
- * nothing new enters it, though answers to what is in it are still taken).
+ * it serves the attachment it was set up in: after a detach or a takeover
+ * nothing new enters it (MUSER_RING_F_RETIRED), though answers to what is
+ * in it are still taken, and the file cannot attach again (EBUSY: open
+ * the control node again).
  *
  * Indices are free-running __u32 counters; entry i is at i % entries.
  * The kernel produces the SQ (sq_tail) and consumes the CQ (cq_head), the
@@ -453,10 +455,12 @@ struct muser_dma_range {
  *
  * A request goes to the ring when its data fits (len <= MUSER_RING_DATA)
  * and the SQ has room; the others, and the notices (DMA_UNMAP, IRQ_STATE,
- * VMM_CLOSE), stay for read(). Order holds: nothing enters the SQ while an
- * older request waits for read(), so an emulator that drains the SQ
- * before it reads sees every request in order. MUSER_RING_F_READ tells it
- * when to read(); poll() reports EPOLLIN for SQ entries too.
+ * VMM_CLOSE), stay for read(). Order holds both ways: nothing enters the
+ * SQ while an older request waits for read(), and read() fails with
+ * EAGAIN (blocking or not) while the SQ holds requests the emulator has
+ * not taken. So the emulator loads kflags (acquire), drains the SQ, and
+ * read()s when kflags has MUSER_RING_F_READ; poll() reports EPOLLIN for
+ * SQ entries too.
  *
  * The emulator answers a request from either queue with a CQ entry (when
  * the answer fits and the CQ has room) or with write(), as it likes. A
@@ -482,6 +486,12 @@ struct muser_dma_range {
 #define MUSER_RING_F_READ	(1u << 0)	/* requests wait for read() */
 #define MUSER_RING_F_WAKEUP	(1u << 1)	/* answers need RING_ENTER */
 #define MUSER_RING_F_BROKEN	(1u << 2)	/* indices were out of range */
+/*
+ * The file is no longer the attached emulator (it detached, was taken
+ * over, or the device is being removed): read() says which (ENOTCONN,
+ * ENODEV). Lets an emulator that only looks at its ring notice.
+ */
+#define MUSER_RING_F_RETIRED	(1u << 3)
 
 /**
  * struct muser_ring_hdr - the ring's indices, at offset 0 of its mapping.
