@@ -714,11 +714,9 @@ MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev);
  * When very many requests are pending it may return before all are
  * handled; the poll fd then stays readable. With a request ring
  * (muser_set_ring()) it takes the requests there and answers in it
- * without a system call, and calls read(2) when the kernel says requests
- * wait for it; when the ring held nothing it polls the fd once without
- * waiting, so that a detach still fails it (ENOTCONN). muser_dispatch_poll()
- * spinning makes no system call for a request in the ring, and one poll(2)
- * a millisecond while nothing comes.
+ * without a system call, and calls read(2) only when the kernel says
+ * requests wait for it, or that this process was detached (the errors
+ * below): spinning over an empty ring makes no system call.
  *
  * Returns the number of requests handled (0 if none was pending), or -1
  * with errno set: EINVAL (not realized, or the kernel refused a reply: the

@@ -13,9 +13,6 @@
 
 #include "private.h"
 
-/* A spinning muser_dispatch_poll() polls for errors this often. */
-#define SPIN_PROBE_US	1000
-
 MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev)
 {
 	return dev->fd;
@@ -67,31 +64,15 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 	return 0;
 }
 
-/* What dispatch() does when the ring is idle and no flag says read(). */
-enum probe {
-	PROBE_NONE,	/* spinning: nothing, no system call */
-	PROBE_POLL,	/* muser_dispatch(): read() if poll() reports an error */
-	PROBE_READ,	/* poll() reported one: read() says which */
-};
-
-/* Whether the control node reports POLLERR or POLLHUP: detached, removed. */
-static bool node_failed(const struct muser_dev *dev)
-{
-	struct pollfd p = { .fd = dev->fd, .events = POLLIN };
-
-	return poll(&p, 1, 0) > 0 &&
-	       (p.revents & (POLLHUP | POLLERR | POLLNVAL));
-}
-
 /*
  * Serve the requests pending. With a ring, its SQ first, then read() only
- * when the kernel says requests wait for it (MUSER_RING_F_READ), or the
- * ring broke. The flags are loaded before the SQ is drained: a request
- * left for read() keeps newer ones out of the SQ, so what the SQ held then
- * is older than what read() returns. A detach sets no flag: an idle ring
- * reads as @probe says, so that read() reports it (ENOTCONN) as before.
+ * when the kernel says so: requests wait for it (MUSER_RING_F_READ), the
+ * ring broke, or this file is no longer attached (read() says why). The
+ * flags are loaded before the SQ is drained: a request left for read()
+ * keeps newer ones out of the SQ, so what the SQ held then is older than
+ * what read() returns.
  */
-static int dispatch(struct muser_dev *dev, enum probe probe)
+MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 {
 	unsigned int handled = 0;
 	bool refused = false;
@@ -110,10 +91,9 @@ static int dispatch(struct muser_dev *dev, enum probe probe)
 			len = muser_ring_take(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
 			if (len && serve_batch(dev, len, &handled, &refused) < 0)
 				return -1;
-			if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN)) &&
-			    muser_ring_up(dev) &&
-			    (round || len || probe == PROBE_NONE ||
-			     (probe == PROBE_POLL && !node_failed(dev))))
+			if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN |
+					MUSER_RING_F_RETIRED)) &&
+			    muser_ring_up(dev))
 				break;
 		}
 		n = dev->io->read(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
@@ -141,11 +121,6 @@ static int dispatch(struct muser_dev *dev, enum probe probe)
 		return -1;
 	}
 	return handled > INT_MAX ? INT_MAX : (int)handled;
-}
-
-MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
-{
-	return dispatch(dev, PROBE_POLL);
 }
 
 static void drain_stop(struct muser_dev *dev)
@@ -194,31 +169,12 @@ static int sleep_in_poll(struct muser_dev *const *devs, unsigned int n,
 	return poll(pfd, 2 * n, timeout_ms);
 }
 
-/* What poll() said: stops, and errors for dispatch() to read. */
-static void note_revents(struct muser_dev *const *devs, unsigned int n,
-			 const struct pollfd *pfd, bool *failed, int *hung_up)
-{
-	unsigned int i;
-
-	for (i = 0; i < n; i++) {
-		short r = pfd[2 * i].revents;
-
-		if (pfd[2 * i + 1].revents)
-			__atomic_store_n(&devs[i]->stop_requested, 1,
-					 __ATOMIC_RELEASE);
-		failed[i] = r & (POLLHUP | POLLERR | POLLNVAL);
-		if (failed[i] && !(r & POLLIN))
-			*hung_up = i;
-	}
-}
-
 MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 				     unsigned int n, unsigned int spin_us,
 				     int timeout_ms)
 {
 	struct pollfd pfd[2 * MUSER_POLL_MAX_DEVS];
-	bool failed[MUSER_POLL_MAX_DEVS] = { false };
-	int64_t start = now_us(), waited, probed = 0;
+	int64_t start = now_us(), waited;
 	bool spin = spin_us > 0;
 	int hung_up = -1, handled, ret;
 	unsigned int i;
@@ -240,9 +196,7 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		}
 		handled = 0;
 		for (i = 0; i < n; i++) {
-			/* Spinning over a ring costs no system call. */
-			ret = dispatch(devs[i], failed[i] ? PROBE_READ : PROBE_NONE);
-			failed[i] = false;
+			ret = muser_dispatch(devs[i]);
 			if (ret < 0)
 				return -1;
 			handled = ret > INT_MAX - handled ? INT_MAX : handled + ret;
@@ -258,16 +212,8 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 		waited = now_us() - start;
 		if (timeout_ms >= 0 && waited >= timeout_ms * 1000ll)
 			return 0;
-		if (spin && (spin_us == MUSER_POLL_BUSY || waited < spin_us)) {
-			/* An idle ring hides a detach: look now and then. */
-			if (waited - probed >= SPIN_PROBE_US) {
-				probed = waited;
-				if (sleep_in_poll(devs, n, pfd, 0) > 0)
-					note_revents(devs, n, pfd, failed,
-						     &hung_up);
-			}
+		if (spin && (spin_us == MUSER_POLL_BUSY || waited < spin_us))
 			continue;
-		}
 		/* Nothing for spin_us: sleep until a device has work. */
 		spin = false;
 		ret = sleep_in_poll(devs, n, pfd, timeout_ms < 0 ? -1 :
@@ -276,8 +222,14 @@ MUSER_EXPORT int muser_dispatch_poll(struct muser_dev *const *devs,
 			return -1;
 		if (!ret)
 			return 0;
-		if (ret > 0)
-			note_revents(devs, n, pfd, failed, &hung_up);
+		for (i = 0; ret > 0 && i < n; i++) {
+			if (pfd[2 * i + 1].revents)
+				__atomic_store_n(&devs[i]->stop_requested, 1,
+						 __ATOMIC_RELEASE);
+			if (!(pfd[2 * i].revents & POLLIN) &&
+			    pfd[2 * i].revents & (POLLHUP | POLLERR | POLLNVAL))
+				hung_up = i;
+		}
 	}
 }
 
