@@ -48,7 +48,8 @@
  *   muser_setup_*() declares a region (BAR, ROM, VGA), muser_add_*cap_*() a
  *   capability, muser_set_*_cb() a callback. They describe the device, so
  *   all of them fail with EBUSY once it is realized, as muser_set_config_size()
- *   does. muser_set_log() and muser_dev_set_priv() work at any time.
+ *   and muser_set_ring() do. muser_set_log() and muser_dev_set_priv() work
+ *   at any time.
  *
  * Threading
  *   A struct muser_dev is used from one thread at a time: the library takes
@@ -609,12 +610,15 @@ MUSER_EXPORT void *muser_bar_map(struct muser_dev *dev, int bar,
 /**
  * muser_realize - attach to the kernel with the layout described so far.
  *
- * Builds the power-on configuration space and sends MUSER_IOC_ATTACH. From
+ * Builds the power-on configuration space and sends MUSER_IOC_ATTACH, then
+ * sets up the request ring (muser_set_ring()) if the kernel has one. From
  * then on the VMM can open the device and requests arrive on the poll fd.
  *
  * Returns 0, or -1 with errno set: EINVAL (no IDs set, or the kernel refused
  * the layout, e.g. it differs from the one a VMM is using), EBUSY (already
- * realized, or another emulator is attached), or an ioctl(2) error.
+ * realized, or another emulator is attached), EIO (the kernel set up a
+ * request ring whose layout makes no sense), or an ioctl(2) or mmap(2)
+ * error.
  */
 MUSER_EXPORT int muser_realize(struct muser_dev *dev);
 
@@ -708,7 +712,11 @@ MUSER_EXPORT int muser_get_poll_fd(const struct muser_dev *dev);
  * Reads requests, calls the callbacks and writes every reply. Requests the
  * VMM gave up on meanwhile (timed out or cancelled) are skipped silently.
  * When very many requests are pending it may return before all are
- * handled; the poll fd then stays readable.
+ * handled; the poll fd then stays readable. With a request ring
+ * (muser_set_ring()) it takes the requests there and answers in it
+ * without a system call, and calls read(2) only when the kernel says
+ * requests wait for it, or that this process was detached (the errors
+ * below): spinning over an empty ring makes no system call.
  *
  * Returns the number of requests handled (0 if none was pending), or -1
  * with errno set: EINVAL (not realized, or the kernel refused a reply: the
@@ -730,6 +738,32 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev);
  * control node otherwise reports POLLHUP/POLLERR, or a poll(2) error.
  */
 MUSER_EXPORT int muser_run(struct muser_dev *dev);
+
+/* muser_set_ring()'s default: entries in each queue of the request ring. */
+#define MUSER_RING_DEFAULT_ENTRIES	128
+
+/**
+ * muser_set_ring - the size of the request ring, or none.
+ * @dev:     the device, before muser_realize()
+ * @entries: entries in each of its two queues: a power of two up to
+ *           MUSER_RING_MAX_ENTRIES (256), or 0 for no ring. The default is
+ *           MUSER_RING_DEFAULT_ENTRIES.
+ *
+ * With a ring, muser.ko puts small requests (up to MUSER_RING_DATA, 32,
+ * bytes of data and of answer: register accesses, doorbells) in memory
+ * this process maps, and takes their answers from there, instead of
+ * read(2) and write(2). An emulator that polls (muser_dispatch_poll() with
+ * spin_us, MUSER_POLL_BUSY) then serves requests without a system call,
+ * and a VMM thread spinning for its answer sees it as soon as it is
+ * written. A blocking emulator saves the read() and write() of each
+ * request and still sleeps in poll(2). Larger requests and answers, and a
+ * full ring, take the system calls as before; so does a kernel without
+ * the ring (muser_realize() then goes on without one: not an error).
+ *
+ * Returns 0, or -1 with errno: EINVAL (@entries not 0 nor a power of two
+ * up to MUSER_RING_MAX_ENTRIES), EBUSY (already realized).
+ */
+MUSER_EXPORT int muser_set_ring(struct muser_dev *dev, unsigned int entries);
 
 /* Most devices one muser_dispatch_poll() or muser_run_poll() serves. */
 #define MUSER_POLL_MAX_DEVS	64

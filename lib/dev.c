@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -30,10 +31,26 @@ static int fd_ioctl(struct muser_dev *dev, unsigned long req, void *arg)
 	return ioctl(dev->fd, req, arg);
 }
 
+static void *fd_mmap(struct muser_dev *dev, size_t len, uint64_t offset)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, dev->fd,
+		       (off_t)offset);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void fd_munmap(struct muser_dev *dev, void *addr, size_t len)
+{
+	(void)dev;
+	munmap(addr, len);
+}
+
 static const struct muser_io_ops fd_ops = {
 	.read = fd_read,
 	.write = fd_write,
 	.ioctl = fd_ioctl,
+	.mmap = fd_mmap,
+	.munmap = fd_munmap,
 };
 
 /*
@@ -53,6 +70,7 @@ struct muser_dev *muser_dev_alloc(int fd, const struct muser_io_ops *io,
 	dev->io = io ? io : &fd_ops;
 	dev->io_priv = io_priv;
 	dev->log_level = LOG_WARNING;
+	dev->ring_entries = MUSER_RING_DEFAULT_ENTRIES;
 	snprintf(dev->name, sizeof(dev->name), "%s", name);
 
 	dev->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -131,6 +149,7 @@ MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev)
 		return;
 	muser_dma_free(dev);
 	muser_state_free(dev);
+	muser_ring_free(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	close(dev->stop_fd);
@@ -173,7 +192,7 @@ static int realize(struct muser_dev *dev, unsigned long attach)
 		errno = e;
 		return -1;
 	}
-	if (muser_state_attach(dev) < 0)
+	if (muser_state_attach(dev) < 0 || muser_ring_setup(dev) < 0)
 		goto err_detach;
 	dev->realized = true;
 	if (dev->recovered && dev->recover_cb &&
@@ -188,6 +207,7 @@ static int realize(struct muser_dev *dev, unsigned long attach)
 err_detach:
 	e = errno;
 	dev->io->ioctl(dev, MUSER_IOC_DETACH, NULL);
+	muser_ring_free(dev);
 	muser_state_free(dev);
 	dev->recovered = false;
 	errno = e;

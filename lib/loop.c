@@ -28,7 +28,20 @@ MUSER_EXPORT uint64_t muser_req_id(const struct muser_dev *dev)
 	return dev->cur_req_id;
 }
 
-/* Handle one batch read from the control node and write its replies. */
+/* Answer in the ring what fits there, the rest by write(). */
+static int answer(struct muser_dev *dev, size_t len, bool *refused)
+{
+	if (muser_ring_answer(dev, dev->out_buf, &len) < 0)
+		return -1;
+	if (len && muser_write_replies(dev, dev->out_buf, len) < 0) {
+		if (errno != EINVAL)
+			return -1;
+		*refused = true;
+	}
+	return 0;
+}
+
+/* Handle one batch of requests in dev->in_buf and answer them. */
 static int serve_batch(struct muser_dev *dev, size_t len,
 		       unsigned int *handled, bool *refused)
 {
@@ -48,19 +61,26 @@ static int serve_batch(struct muser_dev *dev, size_t len,
 		pos += used;
 		/* Answered only once saved: a crash replays what is not. */
 		muser_state_save(dev);
-		if (out_len && muser_write_replies(dev, dev->out_buf, out_len) < 0) {
-			if (errno != EINVAL)
-				return -1;
-			*refused = true;
-		}
+		if (out_len && answer(dev, out_len, refused) < 0)
+			return -1;
 	}
 	return 0;
 }
 
+/*
+ * Serve the requests pending. With a ring, its SQ first, then read() only
+ * when the kernel says so: requests wait for it (MUSER_RING_F_READ), the
+ * ring broke, or this file is no longer attached (read() says why). The
+ * flags are loaded before the SQ is drained: a request left for read()
+ * keeps newer ones out of the SQ, so what the SQ held then is older than
+ * what read() returns.
+ */
 MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 {
 	unsigned int handled = 0;
 	bool refused = false;
+	uint32_t kflags;
+	size_t len;
 	ssize_t n;
 	int round, e;
 
@@ -69,6 +89,16 @@ MUSER_EXPORT int muser_dispatch(struct muser_dev *dev)
 		return -1;
 	}
 	for (round = 0; round < MUSER_DISPATCH_ROUNDS; round++) {
+		if (muser_ring_up(dev)) {
+			kflags = muser_ring_kflags(dev);
+			len = muser_ring_take(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
+			if (len && serve_batch(dev, len, &handled, &refused) < 0)
+				return -1;
+			if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN |
+					MUSER_RING_F_RETIRED)) &&
+			    muser_ring_up(dev))
+				break;
+		}
 		n = dev->io->read(dev, dev->in_buf, MUSER_IN_BUF_SIZE);
 		if (n < 0) {
 			e = errno;

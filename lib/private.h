@@ -41,6 +41,20 @@ struct muser_io_ops {
 	ssize_t (*read)(struct muser_dev *dev, void *buf, size_t len);
 	ssize_t (*write)(struct muser_dev *dev, const void *buf, size_t len);
 	int (*ioctl)(struct muser_dev *dev, unsigned long req, void *arg);
+	/* mmap(2) of @len bytes at @offset of the node: NULL on failure. */
+	void *(*mmap)(struct muser_dev *dev, size_t len, uint64_t offset);
+	void (*munmap)(struct muser_dev *dev, void *addr, size_t len);
+};
+
+/* The request ring, as mapped (ring.c). @hdr NULL: none. */
+struct muser_ring {
+	struct muser_ring_hdr *hdr;
+	struct muser_ring_sqe *sq;
+	struct muser_ring_cqe *cq;
+	uint32_t entries;		/* a power of two */
+	uint32_t sq_head, cq_tail;	/* ours: the shared copies are written only */
+	size_t size;			/* of the mapping */
+	bool dead;			/* the kernel's index was out of range */
 };
 
 /* A BAR, and also the ROM and VGA regions (flags 0). */
@@ -172,6 +186,9 @@ struct muser_dev {
 
 	uint8_t *in_buf;		/* MUSER_IN_BUF_SIZE */
 	uint8_t *out_buf;		/* MUSER_OUT_BUF_SIZE */
+
+	unsigned int ring_entries;	/* asked for; 0: no ring */
+	struct muser_ring ring;
 };
 
 /* dev.c */
@@ -253,6 +270,14 @@ size_t muser_handle_requests(struct muser_dev *dev, uint8_t *in, size_t in_len,
 			     uint8_t *out, size_t out_cap,
 			     size_t *out_len, unsigned int *handled);
 int muser_write_replies(struct muser_dev *dev, const uint8_t *buf, size_t len);
+
+/* ring.c */
+int muser_ring_setup(struct muser_dev *dev);
+void muser_ring_free(struct muser_dev *dev);
+bool muser_ring_up(const struct muser_dev *dev);
+uint32_t muser_ring_kflags(const struct muser_dev *dev);
+size_t muser_ring_take(struct muser_dev *dev, uint8_t *buf, size_t cap);
+int muser_ring_answer(struct muser_dev *dev, uint8_t *out, size_t *len);
 
 /* log.c */
 #define muser_err(dev, ...)	muser_log(dev, LOG_ERR, __VA_ARGS__)

@@ -29,13 +29,24 @@ static struct fake_kernel *fk_of(struct muser_dev *dev)
 static void update_efd(struct fake_kernel *fk)
 {
 	uint64_t v = 1;
+	bool sq = fk->ring_mem && fk->rhdr->sq_tail !=
+		  __atomic_load_n(&fk->rhdr->sq_head, __ATOMIC_ACQUIRE);
 
-	if (fk->qhead < fk->nqueue) {
+	if (fk->qhead < fk->nqueue || sq) {
 		if (write(fk->efd, &v, sizeof(v)) < 0)
 			abort();
 	} else if (read(fk->efd, &v, sizeof(v)) < 0 && errno != EAGAIN) {
 		abort();
 	}
+}
+
+/* Delivered: the answer is waited for, unless the VMM gave up. */
+void fake_add_pending(struct fake_kernel *fk, const struct muser_req *r)
+{
+	if (r->id == fk->cancel_id)
+		return;
+	GROW(fk->pending, fk->npending, fk->pcap);
+	fk->pending[fk->npending++] = *r;
 }
 
 static ssize_t fake_read(struct muser_dev *dev, void *buf, size_t len)
@@ -74,15 +85,13 @@ static ssize_t fake_read(struct muser_dev *dev, void *buf, size_t len)
 		if (r->data_len)
 			memcpy(p + pos + sizeof(*r), fk->queue_data[fk->qhead],
 			       r->data_len);
-		if (r->id != fk->cancel_id) {
-			GROW(fk->pending, fk->npending, fk->pcap);
-			fk->pending[fk->npending++] = *r;
-		}
+		fake_add_pending(fk, r);
 		fk->qhead++;
 		pos += size;
 		k++;
 	}
 	update_efd(fk);
+	fake_ring_flags(fk);
 	return pos;
 }
 
@@ -97,8 +106,8 @@ static ssize_t find_pending(const struct fake_kernel *fk, uint64_t id)
 }
 
 /* The kernel's checks of one reply. Returns 0 or a positive errno. */
-static int check_reply(struct fake_kernel *fk, const struct muser_reply *rep,
-		       size_t avail, ssize_t *idx)
+int fake_check_reply(struct fake_kernel *fk, const struct muser_reply *rep,
+		     size_t avail, ssize_t *idx)
 {
 	const struct muser_req *req;
 	uint32_t want;
@@ -117,6 +126,21 @@ static int check_reply(struct fake_kernel *fk, const struct muser_reply *rep,
 	return 0;
 }
 
+/* A valid answer to pending request @idx: settle it. */
+void fake_record_reply(struct fake_kernel *fk, const struct muser_reply *rep,
+		       const uint8_t *data, ssize_t idx)
+{
+	struct fake_reply *out;
+
+	GROW(fk->replies, fk->nreplies, fk->rcap);
+	out = &fk->replies[fk->nreplies++];
+	out->id = rep->id;
+	out->error = rep->error;
+	out->len = rep->len;
+	memcpy(out->data, data, rep->len);
+	fk->pending[idx] = fk->pending[--fk->npending];
+}
+
 static ssize_t fake_write(struct muser_dev *dev, const void *buf, size_t len)
 {
 	struct fake_kernel *fk = fk_of(dev);
@@ -131,27 +155,20 @@ static ssize_t fake_write(struct muser_dev *dev, const void *buf, size_t len)
 	}
 	while (pos < len) {
 		struct muser_reply rep = { 0 };
-		struct fake_reply *out;
 		ssize_t idx = -1;
 		int err;
 
 		if (fk->max_replies_per_write && n == fk->max_replies_per_write)
 			break;
 		memcpy(&rep, p + pos, len - pos < sizeof(rep) ? len - pos : sizeof(rep));
-		err = check_reply(fk, &rep, len - pos, &idx);
+		err = fake_check_reply(fk, &rep, len - pos, &idx);
 		if (err) {
 			if (pos)
 				break;
 			errno = err;
 			return -1;
 		}
-		GROW(fk->replies, fk->nreplies, fk->rcap);
-		out = &fk->replies[fk->nreplies++];
-		out->id = rep.id;
-		out->error = rep.error;
-		out->len = rep.len;
-		memcpy(out->data, p + pos + sizeof(rep), rep.len);
-		fk->pending[idx] = fk->pending[--fk->npending];
+		fake_record_reply(fk, &rep, p + pos + sizeof(rep), idx);
 		pos += sizeof(rep) + MUSER_ALIGN_UP(rep.len);
 		n++;
 	}
@@ -257,6 +274,16 @@ static int fake_ioctl(struct muser_dev *dev, unsigned long req, void *arg)
 	case MUSER_IOC_TRIGGER_IRQ:
 		err = fk->attached ? fake_trigger(fk, arg) : EINVAL;
 		break;
+	case MUSER_IOC_DETACH:
+		err = fk->attached ? 0 : ENOTCONN;
+		fk->attached = false;
+		break;
+	case MUSER_IOC_RING_SETUP:
+		err = fake_ring_setup(fk, arg);
+		break;
+	case MUSER_IOC_RING_ENTER:
+		err = fake_ring_enter(fk);
+		break;
 	default:
 		err = ENOTTY;
 		break;
@@ -272,6 +299,8 @@ static const struct muser_io_ops fake_ops = {
 	.read = fake_read,
 	.write = fake_write,
 	.ioctl = fake_ioctl,
+	.mmap = fake_ring_mmap,
+	.munmap = fake_ring_munmap,
 };
 
 struct fake_kernel *fake_kernel_new(void)
@@ -298,6 +327,7 @@ void fake_kernel_free(struct fake_kernel *fk)
 	free(fk->queue);
 	free(fk->pending);
 	free(fk->replies);
+	free(fk->ring_mem);
 	free(fk);
 }
 
@@ -314,8 +344,17 @@ void fake_queue(struct fake_kernel *fk, uint64_t id, uint16_t type,
 		uint16_t flags, uint32_t region, uint64_t offset, uint32_t len,
 		const void *data, uint32_t data_len)
 {
+	struct muser_req req = {
+		.id = id, .type = type, .flags = flags, .region = region,
+		.offset = offset, .len = len, .data_len = data_len,
+	};
 	size_t cap = fk->qcap;
 
+	if (fake_ring_push(fk, &req, data)) {
+		fake_add_pending(fk, &req);
+		update_efd(fk);
+		return;
+	}
 	GROW(fk->queue, fk->nqueue, fk->qcap);
 	if (cap != fk->qcap) {
 		fk->queue_data = realloc(fk->queue_data,
@@ -323,10 +362,7 @@ void fake_queue(struct fake_kernel *fk, uint64_t id, uint16_t type,
 		if (!fk->queue_data)
 			abort();
 	}
-	fk->queue[fk->nqueue] = (struct muser_req){
-		.id = id, .type = type, .flags = flags, .region = region,
-		.offset = offset, .len = len, .data_len = data_len,
-	};
+	fk->queue[fk->nqueue] = req;
 	fk->queue_data[fk->nqueue] = NULL;
 	if (data_len) {
 		fk->queue_data[fk->nqueue] = malloc(data_len);
@@ -336,6 +372,7 @@ void fake_queue(struct fake_kernel *fk, uint64_t id, uint16_t type,
 	}
 	fk->nqueue++;
 	update_efd(fk);
+	fake_ring_flags(fk);
 }
 
 const struct fake_reply *fake_reply(const struct fake_kernel *fk, uint64_t id)

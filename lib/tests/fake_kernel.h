@@ -45,6 +45,27 @@ struct fake_kernel {
 	struct muser_irq_trigger triggers[FAKE_MAX_TRIGGERS];	/* the first ones */
 	unsigned int ntriggers;
 	int trigger_errno;		/* fail TRIGGER_IRQ with this */
+
+	/*
+	 * The request ring: RING_SETUP fails with ENOTTY (an older module)
+	 * unless @ring_ok. Requests that fit go to the SQ when nothing waits
+	 * for read(); answers are taken from the CQ only by fake_ring_reap()
+	 * and RING_ENTER, so a test sees the CQ fill.
+	 */
+	bool ring_ok;
+	int ring_errno;			/* fail RING_SETUP with this */
+	bool ring_bad_layout;		/* report a CQ beyond the mapping */
+	bool ring_no_push;		/* every request waits for read() */
+	bool ring_no_read_flag;		/* ... without MUSER_RING_F_READ */
+	uint32_t ring_kflags;		/* set by the test, besides READ */
+	void *ring_mem;
+	size_t ring_size;
+	uint32_t ring_entries, ring_cq_head;
+	struct muser_ring_hdr *rhdr;
+	struct muser_ring_sqe *sq;
+	struct muser_ring_cqe *cq;
+	bool ring_mapped;
+	unsigned int nsqes, ncqes, ncqe_errors, nring_enters;
 };
 
 struct fake_kernel *fake_kernel_new(void);
@@ -55,5 +76,21 @@ void fake_queue(struct fake_kernel *fk, uint64_t id, uint16_t type,
 		uint16_t flags, uint32_t region, uint64_t offset, uint32_t len,
 		const void *data, uint32_t data_len);
 const struct fake_reply *fake_reply(const struct fake_kernel *fk, uint64_t id);
+/* Take the answers in the CQ, as a VMM thread does; returns how many. */
+unsigned int fake_ring_reap(struct fake_kernel *fk);
+
+/* Between fake_kernel.c and fake_ring.c. */
+int fake_check_reply(struct fake_kernel *fk, const struct muser_reply *rep,
+		     size_t avail, ssize_t *idx);
+void fake_record_reply(struct fake_kernel *fk, const struct muser_reply *rep,
+		       const uint8_t *data, ssize_t idx);
+int fake_ring_setup(struct fake_kernel *fk, struct muser_ring_setup *s);
+void *fake_ring_mmap(struct muser_dev *dev, size_t len, uint64_t offset);
+void fake_ring_munmap(struct muser_dev *dev, void *addr, size_t len);
+void fake_ring_flags(struct fake_kernel *fk);
+int fake_ring_enter(struct fake_kernel *fk);
+bool fake_ring_push(struct fake_kernel *fk, const struct muser_req *r,
+		    const void *data);
+void fake_add_pending(struct fake_kernel *fk, const struct muser_req *r);
 
 #endif /* MUSER_FAKE_KERNEL_H */

@@ -78,7 +78,8 @@ l = json.load(open(sys.argv[1]))
 keys = {"uuid", "state", "emulator_pid", "vmm_open", "pinned_pages",
         "mapped_pages", "requests", "requests_failed", "restarts",
         "last_error", "last_errno", "devmem_pages", "devmem_budget_pages",
-        "requests_posted", "waits_spun", "waits_slept"}
+        "requests_posted", "waits_spun", "waits_slept", "answers_ring",
+        "answers_syscall"}
 assert isinstance(l, list) and len(l) == 2, l
 assert sorted(d["uuid"] for d in l) == sorted(sys.argv[2:]), l
 assert all(set(d) == keys for d in l), l
@@ -90,11 +91,12 @@ check "it is gone" test ! -e "$MDEV_DEVICES/$U2"
 # --- 2. show, through a device's life ---
 ctl show "$U" >"$W/show"
 sed 's/^/#   /' "$W/show"
-expect_eq "show: lines" 15 "$(wc -l <"$W/show")"
+expect_eq "show: lines" 17 "$(wc -l <"$W/show")"
 for kv in "uuid $U" "state new" "emulator-pid 0" "vmm-open 0" \
 	"pinned-pages 0" "mapped-pages 0" "requests 0" "requests-failed 0" \
 	"restarts 0" "last-error none" "devmem-pages 0" \
 	"requests-posted 0" "waits-spun 0" "waits-slept 0" \
+	"answers-ring 0" "answers-syscall 0" \
 	"devmem-budget-pages $(($(cat "$MUSER_PARAMS/devmem_budget_mb") * 256))"; do
 	expect_eq "show before the emulator: ${kv% *}" "${kv#* }" "$(muserctl_field "$U" "${kv% *}")"
 done
@@ -125,6 +127,9 @@ assert d["requests"] > 0 and d["restarts"] == 0, d
 # Every answer was waited for by spinning or sleeping; the rest timed out.
 assert 0 < d["waits_spun"] + d["waits_slept"] <= d["requests"], d
 assert d["requests_posted"] == 0, d
+# The sample has the library default request ring: small answers go there.
+assert d["answers_ring"] > 0, d
+assert d["answers_ring"] + d["answers_syscall"] <= d["requests"], d
 ' "$W/show.json" "$U" "$pid1"
 
 kill -KILL "$pid1"

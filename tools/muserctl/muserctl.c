@@ -223,6 +223,7 @@ struct device {
 	uint32_t state, pid, vmm_open, restarts, last_error;
 	uint64_t pinned, mapped, requests, failed, devmem, devmem_budget;
 	uint64_t posted, spun, slept;
+	uint64_t ans_ring, ans_syscall;
 };
 
 struct request {
@@ -253,6 +254,8 @@ static struct nla_policy attr_policy[MUSER_ATTR_MAX + 1] = {
 	[MUSER_ATTR_REQUESTS_POSTED] = { .type = NLA_U64 },
 	[MUSER_ATTR_WAITS_SPUN] = { .type = NLA_U64 },
 	[MUSER_ATTR_WAITS_SLEPT] = { .type = NLA_U64 },
+	[MUSER_ATTR_ANSWERS_RING] = { .type = NLA_U64 },
+	[MUSER_ATTR_ANSWERS_SYSCALL] = { .type = NLA_U64 },
 };
 
 /* The kernel's error, with the message of its extended ack if any. */
@@ -429,6 +432,8 @@ static void parse_device(struct nlattr *tb[], struct device *d)
 	U64(MUSER_ATTR_REQUESTS_POSTED, posted);
 	U64(MUSER_ATTR_WAITS_SPUN, spun);
 	U64(MUSER_ATTR_WAITS_SLEPT, slept);
+	U64(MUSER_ATTR_ANSWERS_RING, ans_ring);
+	U64(MUSER_ATTR_ANSWERS_SYSCALL, ans_syscall);
 #undef U32
 #undef U64
 }
@@ -454,11 +459,13 @@ static void print_device_json(const struct device *d)
 	else
 		printf("null");
 	printf(",\"last_errno\":%u,\"devmem_pages\":%llu,\"devmem_budget_pages\":%llu,"
-	       "\"requests_posted\":%llu,\"waits_spun\":%llu,\"waits_slept\":%llu}",
+	       "\"requests_posted\":%llu,\"waits_spun\":%llu,\"waits_slept\":%llu,"
+	       "\"answers_ring\":%llu,\"answers_syscall\":%llu}",
 	       d->last_error, (unsigned long long)d->devmem,
 	       (unsigned long long)d->devmem_budget,
 	       (unsigned long long)d->posted, (unsigned long long)d->spun,
-	       (unsigned long long)d->slept);
+	       (unsigned long long)d->slept, (unsigned long long)d->ans_ring,
+	       (unsigned long long)d->ans_syscall);
 }
 
 /* --- list --- */
@@ -584,6 +591,8 @@ static int cmd_show(int argc, char **argv)
 	printf("requests-posted: %llu\n", (unsigned long long)d.posted);
 	printf("waits-spun: %llu\n", (unsigned long long)d.spun);
 	printf("waits-slept: %llu\n", (unsigned long long)d.slept);
+	printf("answers-ring: %llu\n", (unsigned long long)d.ans_ring);
+	printf("answers-syscall: %llu\n", (unsigned long long)d.ans_syscall);
 	return EXIT_SUCCESS;
 }
 
