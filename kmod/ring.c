@@ -68,6 +68,7 @@ static bool muser_ring_usable(const struct muser_ring *ring)
 static bool muser_ring_sq_head(struct muser_mdev *md, struct muser_ring *ring,
 			       u32 *head)
 {
+	/* Pairs with the emulator's release: it is done with those entries. */
 	*head = smp_load_acquire(&ring->hdr->sq_head);
 	if (ring->sq_tail - *head <= ring->mask + 1)
 		return true;
@@ -105,8 +106,10 @@ static void muser_ring_push(struct muser_mdev *md, struct muser_ring *ring)
 		list_move_tail(&w->node, &md->inflight);
 		ring->sq_tail++;
 	}
-	if (ring->sq_tail != tail)
-		smp_store_release(&ring->hdr->sq_tail, ring->sq_tail);
+	if (ring->sq_tail == tail)
+		return;
+	/* The entries before the index that makes them visible. */
+	smp_store_release(&ring->hdr->sq_tail, ring->sq_tail);
 }
 
 /* The attached emulator's ring, if it has one in use. */
@@ -201,6 +204,7 @@ static unsigned int muser_ring_reap_one(struct muser_mdev *md,
 
 	if (!muser_ring_usable(ring))
 		return 0;
+	/* Pairs with the emulator's release: its answers are written. */
 	tail = smp_load_acquire(&ring->hdr->cq_tail);
 	n = tail - ring->cq_head;
 	if (!n)
@@ -262,6 +266,7 @@ void muser_ring_wait_begin(struct muser_mdev *md)
 	spin_lock(&md->req_lock);
 	if (!md->ring_sleepers++)
 		muser_ring_set_wakeup(md, true);
+	/* The flag's store before the cq_tail load (see above). */
 	smp_mb();
 	muser_ring_reap(md);
 	spin_unlock(&md->req_lock);
