@@ -248,6 +248,8 @@ struct muser_dma {
  *              emulator's, those of emulators a takeover waits for;
  *              @nr_rings of them (also read locklessly, as a hint)
  * @ring_sleepers: waits for answers that sleep (MUSER_RING_F_WAKEUP)
+ * @ring_staging: read()s copying out requests while the emulator has a
+ *              ring: nothing enters it meanwhile, ahead of them
  * @nr_answers_ring, @nr_answers_syscall: answers taken from a ring, given
  *              by write() (netlink)
  * @retiring:   takeovers waiting for the previous emulator's answers;
@@ -308,6 +310,7 @@ struct muser_mdev {
 	struct list_head rings;
 	unsigned int nr_rings;
 	unsigned int ring_sleepers;
+	unsigned int ring_staging;
 	u64 nr_answers_ring;
 	u64 nr_answers_syscall;
 	unsigned int retiring;
@@ -413,6 +416,7 @@ bool muser_has_requests(struct muser_mdev *md);
 /* ring.c */
 void muser_ring_sync(struct muser_mdev *md);
 void muser_ring_sync_flags(struct muser_mdev *md);
+bool muser_ring_live(struct muser_mdev *md);
 bool muser_ring_holds_back(struct muser_mdev *md, struct file *file);
 unsigned int muser_ring_reap(struct muser_mdev *md);
 void muser_ring_poll(struct muser_mdev *md);

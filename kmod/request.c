@@ -219,6 +219,8 @@ void muser_requeue_inflight(struct muser_mdev *md, struct file *file)
 	struct list_head *pos = &md->pending;
 
 	lockdep_assert_held(&md->req_lock);
+	/* Answers already in a ring are answers: not replayed. */
+	muser_ring_reap(md);
 	list_for_each_entry_safe(w, tmp, &md->inflight, node) {
 		if (w->owner != file)
 			continue;
@@ -470,7 +472,7 @@ static size_t muser_req_size(const struct muser_wait *w)
  * attached emulator, -ENODEV once the device is removed.
  */
 static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
-				    u8 *stage, size_t cap)
+				    u8 *stage, size_t cap, bool *held)
 {
 	struct muser_wait *w, *tmp;
 	size_t used = 0;
@@ -480,13 +482,13 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 		spin_unlock(&md->req_lock);
 		return READ_ONCE(md->dead) ? -ENODEV : -ENOTCONN;
 	}
-	if (md->retiring) {
-		spin_unlock(&md->req_lock);
-		return 0;
-	}
 	if (muser_ring_holds_back(md, file)) {
 		spin_unlock(&md->req_lock);
 		return -EAGAIN;
+	}
+	if (md->retiring) {
+		spin_unlock(&md->req_lock);
+		return 0;
 	}
 	used = muser_stage_all_posted(md, stage);
 	list_for_each_entry_safe(w, tmp, &md->pending, node) {
@@ -505,9 +507,25 @@ static ssize_t muser_stage_requests(struct muser_mdev *md, struct file *file,
 		list_move_tail(&w->node, &md->inflight);
 		used += need;
 	}
+	/*
+	 * Until the copy is done (a failed one puts them back), nothing newer
+	 * may enter the ring ahead of what is staged.
+	 */
+	*held = used && muser_ring_live(md);
+	md->ring_staging += *held;
 	muser_ring_sync_flags(md);
 	spin_unlock(&md->req_lock);
 	return used;
+}
+
+/* What muser_stage_requests() held back from the ring may go now. */
+static void muser_staged(struct muser_mdev *md)
+{
+	spin_lock(&md->req_lock);
+	md->ring_staging--;
+	muser_ring_sync(md);
+	spin_unlock(&md->req_lock);
+	muser_wake_emulator(md);
 }
 
 /* A staged notice the emulator did not get: post it again. */
@@ -526,13 +544,14 @@ static void muser_repost(struct muser_mdev *md, const struct muser_req *hdr)
 
 /* The copy to the emulator failed: deliver these requests again. */
 static void muser_unstage_requests(struct muser_mdev *md, struct file *file,
-				   const u8 *stage, size_t used)
+				   const u8 *stage, size_t used, bool held)
 {
 	struct list_head *pos = &md->pending;
 	bool attached;
 	size_t off;
 
 	spin_lock(&md->req_lock);
+	md->ring_staging -= held;
 	/* Notices about holds go with the holds when @file was replaced. */
 	attached = md->emulator == file;
 	for (off = 0; off < used; ) {
@@ -564,6 +583,7 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count)
 {
 	size_t cap = min_t(size_t, count, MUSER_DELIVER_MAX);
+	bool held = false;
 	ssize_t used;
 	u8 *stage;
 
@@ -575,7 +595,7 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		return -ENOMEM;
 
 	for (;;) {
-		used = muser_stage_requests(md, file, stage, cap);
+		used = muser_stage_requests(md, file, stage, cap, &held);
 		/* -EAGAIN, blocking or not: take the ring's requests first. */
 		if (used)
 			break;
@@ -592,8 +612,10 @@ ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		}
 	}
 	if (used > 0 && copy_to_user(buf, stage, used)) {
-		muser_unstage_requests(md, file, stage, used);
+		muser_unstage_requests(md, file, stage, used, held);
 		used = -EFAULT;
+	} else if (held) {
+		muser_staged(md);
 	}
 	kvfree(stage);
 	return used;

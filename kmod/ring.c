@@ -43,7 +43,7 @@ static void muser_ring_set_kflags(struct muser_ring *ring, u32 set, u32 clear)
 
 	if (kflags == ring->kflags)
 		return;
-	ring->kflags = kflags;
+	WRITE_ONCE(ring->kflags, kflags);
 	/* After the SQ entries it is about, for a reader that acquires. */
 	smp_store_release(&ring->hdr->kflags, kflags);
 }
@@ -104,7 +104,7 @@ static void muser_ring_push(struct muser_mdev *md, struct muser_ring *ring)
 		       MUSER_RING_DATA - w->hdr.data_len);
 		w->owner = ring->file;
 		list_move_tail(&w->node, &md->inflight);
-		ring->sq_tail++;
+		WRITE_ONCE(ring->sq_tail, ring->sq_tail + 1);
 	}
 	if (ring->sq_tail == tail)
 		return;
@@ -133,12 +133,18 @@ static void muser_ring_update(struct muser_mdev *md, bool push)
 
 	if (!ring)
 		return;
-	if (push && !md->retiring)
+	if (push && !md->retiring && !md->ring_staging)
 		muser_ring_push(md, ring);
 	read = !md->retiring && (md->posted || md->nr_unmaps ||
 				 !list_empty(&md->pending));
 	muser_ring_set_kflags(ring, read ? MUSER_RING_F_READ : 0,
 			      read ? 0 : MUSER_RING_F_READ);
+}
+
+/* Whether the attached emulator has a ring in use. */
+bool muser_ring_live(struct muser_mdev *md)
+{
+	return muser_live_ring(md);
 }
 
 /*
@@ -314,7 +320,7 @@ void muser_ring_retire(struct muser_mdev *md, struct file *file, bool drained)
 	lockdep_assert_held(&md->req_lock);
 	if (!ring)
 		return;
-	ring->retired = true;
+	WRITE_ONCE(ring->retired, true);
 	muser_ring_set_kflags(ring, MUSER_RING_F_RETIRED, MUSER_RING_F_READ);
 	if (drained)
 		muser_ring_unlist(md, ring);
@@ -414,7 +420,7 @@ int muser_ring_setup(struct muser_mdev *md, struct file *file,
 			       setup.argsz, setup.flags, setup.entries);
 		return -EINVAL;
 	}
-	/* Checked first, so a refused call writes nothing back. */
+	/* Checked first: a call refused here writes nothing back. */
 	spin_lock(&md->req_lock);
 	ret = muser_ring_may_setup(md, file);
 	spin_unlock(&md->req_lock);

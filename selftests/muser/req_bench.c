@@ -8,6 +8,9 @@
  * and a raw emulator thread (emu_thread.c).
  *
  *   syscall floor     pread of 1 byte of /dev/zero
+ *   vCPU round trip   a word handed to a thread spinning on CPU 1 and
+ *                     back, through memory alone: the floor of any
+ *                     answer from an emulator on the other vCPU
  *   mtty              1-byte pread of BAR0 (the 16550's scratch register)
  *                     of an mtty mdev through VFIO: the in-kernel mdev
  *                     limit. mtty.ko is loaded by the caller
@@ -63,7 +66,7 @@
 #define DEVMEM_SIZE	0x1000	/* BAR2's mmap area */
 
 enum {
-	FLOOR, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_OTHER_RING,
+	FLOOR, XCPU, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_OTHER_RING,
 	READ_SAME, READ_POLL, READ_POLL_NOSPIN, READ_POLL_RING, WRITE,
 	WRITE_POSTED, WRITE_POSTED_POLL, WRITE_POSTED_POLL_RING,
 	WRITE_POSTED_ONE, READ_X8, READ_X8_RING, IRQ, IRQ_DIRECT, NR_ROWS
@@ -78,6 +81,7 @@ struct row {
 
 static struct row rows[NR_ROWS] = {
 	[FLOOR] =	 { "syscall floor: pread /dev/zero" },
+	[XCPU] =	 { "vCPU round trip through memory" },
 	[MTTY] =	 { "mtty (in-kernel mdev): pread BAR0" },
 	[DEVMEM] =	 { "muser device memory: pread" },
 	[READ_OTHER] =	 { "trapped read, emulator other vCPU" },
@@ -210,6 +214,61 @@ static void bench_floor(long n)
 			failed++;
 	rows[FLOOR].us = (now_us() - t) / n;
 	close(zero);
+}
+
+struct pingpong {
+	pthread_t thread;
+	long n;
+	long ball;	/* odd: with the partner; even: back */
+};
+
+static void *pong_fn(void *arg)
+{
+	struct pingpong *p = arg;
+	long i, b;
+
+	for (i = 0; i < p->n; ) {
+		b = __atomic_load_n(&p->ball, __ATOMIC_ACQUIRE);
+		if (b < 0)		/* called off */
+			return NULL;
+		if (b & 1) {
+			__atomic_store_n(&p->ball, b + 1, __ATOMIC_RELEASE);
+			i++;
+		}
+	}
+	return NULL;
+}
+
+static void bench_xcpu(long n)
+{
+	struct pingpong p = { .n = n };
+	double t;
+	long i;
+	int ret;
+
+	if (ncpus < 2) {
+		row_why(XCPU, "needs 2 CPUs");
+		return;
+	}
+	ret = -pthread_create(&p.thread, NULL, pong_fn, &p);
+	if (!ret)
+		ret = pin(p.thread, other_cpu);
+	if (ret) {
+		row_fail(XCPU, "thread: %s", strerror(-ret));
+		if (p.thread) {
+			__atomic_store_n(&p.ball, -1, __ATOMIC_RELEASE);
+			pthread_join(p.thread, NULL);
+		}
+		return;
+	}
+	t = now_us();
+	for (i = 0; i < n; i++) {
+		__atomic_store_n(&p.ball, 2 * i + 1, __ATOMIC_RELEASE);
+		while (__atomic_load_n(&p.ball, __ATOMIC_ACQUIRE) != 2 * i + 2)
+			;
+	}
+	rows[XCPU].us = (now_us() - t) / n;
+	pthread_join(p.thread, NULL);
 }
 
 static void bench_mtty(long n)
@@ -586,6 +645,7 @@ int main(int argc, char **argv)
 	pin(pthread_self(), 0);
 
 	bench_floor(n);
+	bench_xcpu(n);
 	bench_mtty(n);
 
 	/* BAR0 trapped, BAR2's first page device memory. */
