@@ -69,7 +69,7 @@ enum {
 	FLOOR, XCPU, MTTY, DEVMEM, READ_OTHER, READ_OTHER_NOSPIN, READ_OTHER_RING,
 	READ_SAME, READ_POLL, READ_POLL_NOSPIN, READ_POLL_RING, WRITE,
 	WRITE_POSTED, WRITE_POSTED_POLL, WRITE_POSTED_POLL_RING,
-	WRITE_POSTED_ONE, READ_X8, READ_X8_RING, IRQ, IRQ_DIRECT, NR_ROWS
+	WRITE_POSTED_ONE, WRITE_POSTED_ONE_RING, READ_X8, READ_X8_RING, IRQ, IRQ_DIRECT, NR_ROWS
 };
 
 /* @us < 0: not measured, @why says why. */
@@ -96,6 +96,7 @@ static struct row rows[NR_ROWS] = {
 	[WRITE_POSTED_POLL] = { "  the same, polling emulator" },
 	[WRITE_POSTED_POLL_RING] = { "  the same, polling, request ring" },
 	[WRITE_POSTED_ONE] = { "  one at a time: the VMM's pwrite" },
+	[WRITE_POSTED_ONE_RING] = { "  the same, request ring" },
 	[READ_X8] =	 { "trapped read, 8 VMM threads" },
 	[READ_X8_RING] = { "  the same, polling, request ring" },
 	[IRQ] =		 { "irq: trigger to eventfd read()" },
@@ -321,48 +322,6 @@ static void wait_until_written(struct emu_thread *emu, long n)
 }
 
 /*
- * Posted writes one at a time, as a doorbell among other work: only the
- * VMM's pwrite() is timed; each is answered (untimed) before the next.
- */
-static void bench_posted_one(struct rig *r, long n)
-{
-	struct emu_thread emu;
-	double t = 0, t0;
-	uint32_t v = 1;
-	long i;
-	int ret;
-
-	ret = emu_thread_start_flags(&emu, r->ctl, EMU_THREAD_SPIN);
-	if (!ret)
-		ret = pin(emu.thread, other_cpu);
-	if (ret) {
-		row_fail(WRITE_POSTED_ONE, "emulator thread: %s", strerror(-ret));
-		emu_thread_stop(&emu);
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		t0 = now_us();
-		if (region_write(&r->c, VFIO_PCI_BAR0_REGION_INDEX, 0, &v,
-				 sizeof(v)) != sizeof(v))
-			failed++;
-		t += now_us() - t0;
-		/* Spin, not sleep: a sleep would time a cold TLB in TCG. */
-		for (t0 = now_us(); emu.nr_write < i + 1 &&
-		     now_us() - t0 < 10e6; )
-			;
-		if (emu.nr_write < i + 1) {
-			fprintf(stderr, "req_bench: write %ld never answered\n", i);
-			failed++;
-			break;
-		}
-	}
-	rows[WRITE_POSTED_ONE].us = t / n;
-	emu_thread_stop(&emu);
-	if (emu.errors)
-		failed++;
-}
-
-/*
  * A control file of its own for an emulator with a ring (a file keeps its
  * ring for good): it takes the device over from the rig's, at once (no
  * request is in flight between rows). Returns it, or -errno.
@@ -388,6 +347,56 @@ static void ring_file_done(struct rig *r, int ctl)
 		failed++;
 	}
 	close(ctl);
+}
+
+/*
+ * Posted writes one at a time, as a doorbell among other work: only the
+ * VMM's pwrite() is timed; each is answered (untimed) before the next.
+ */
+static void bench_posted_one(int row, struct rig *r, bool ring, long n)
+{
+	int ctl = ring ? ring_file(r) : r->ctl;
+	struct emu_thread emu = { 0 };
+	int ret = ctl < 0 ? ctl : 0;
+	double t = 0, t0;
+	uint32_t v = 1;
+	long i;
+
+	if (!ret && ring)
+		ret = emu_thread_start_ring(&emu, ctl, EMU_THREAD_SPIN, 0);
+	else if (!ret)
+		ret = emu_thread_start_flags(&emu, ctl, EMU_THREAD_SPIN);
+	if (!ret)
+		ret = pin(emu.thread, other_cpu);
+	if (ret) {
+		row_fail(row, "emulator thread: %s", strerror(-ret));
+		emu_thread_stop(&emu);
+		if (ctl >= 0 && ctl != r->ctl)
+			ring_file_done(r, ctl);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		t0 = now_us();
+		if (region_write(&r->c, VFIO_PCI_BAR0_REGION_INDEX, 0, &v,
+				 sizeof(v)) != sizeof(v))
+			failed++;
+		t += now_us() - t0;
+		/* Spin, not sleep: a sleep would time a cold TLB in TCG. */
+		for (t0 = now_us(); emu.nr_write < i + 1 &&
+		     now_us() - t0 < 10e6; )
+			;
+		if (emu.nr_write < i + 1) {
+			fprintf(stderr, "req_bench: write %ld never answered\n", i);
+			failed++;
+			break;
+		}
+	}
+	rows[row].us = t / n;
+	emu_thread_stop(&emu);
+	if (ctl != r->ctl)
+		ring_file_done(r, ctl);
+	if (emu.errors)
+		failed++;
 }
 
 /*
@@ -576,11 +585,13 @@ static int bench_posted(long n)
 		row_why(WRITE_POSTED_POLL, "attach: %s", strerror(-ret));
 		row_why(WRITE_POSTED_POLL_RING, "attach: %s", strerror(-ret));
 		row_why(WRITE_POSTED_ONE, "attach: %s", strerror(-ret));
+		row_why(WRITE_POSTED_ONE_RING, "attach: %s", strerror(-ret));
 	} else if (ret) {
 		row_fail(WRITE_POSTED, "%s: %s", step, strerror(-ret));
 		row_why(WRITE_POSTED_POLL, "see above");
 		row_why(WRITE_POSTED_POLL_RING, "see above");
 		row_why(WRITE_POSTED_ONE, "see above");
+		row_why(WRITE_POSTED_ONE_RING, "see above");
 	} else {
 		how.c = &r.c;
 		bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
@@ -589,11 +600,13 @@ static int bench_posted(long n)
 				  EMU_THREAD_SPIN, n);
 			bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1, other_cpu,
 				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
-			bench_posted_one(&r, n);
+			bench_posted_one(WRITE_POSTED_ONE, &r, false, n);
+			bench_posted_one(WRITE_POSTED_ONE_RING, &r, true, n);
 		} else {
 			row_why(WRITE_POSTED_POLL, "needs 2 CPUs");
 			row_why(WRITE_POSTED_POLL_RING, "needs 2 CPUs");
 			row_why(WRITE_POSTED_ONE, "needs 2 CPUs");
+			row_why(WRITE_POSTED_ONE_RING, "needs 2 CPUs");
 		}
 	}
 	return rig_teardown(&r);
