@@ -296,9 +296,9 @@ int emu_ring_wait_taken(struct emu_ring *r, int timeout_ms);
  * With a request ring (emu_thread_start_ring(), EMU_THREAD_RING) it sets
  * one up on @ctl (which must have none: a file has one ring for good),
  * takes requests from the SQ and read()s only when the kernel flags
- * MUSER_RING_F_READ or BROKEN or the SQ is empty; it answers through the
+ * MUSER_RING_F_READ, BROKEN or RETIRED; it answers through the
  * CQ what fits (RING_ENTER once a batch, when WAKEUP says so), the rest by
- * write(). Spinning, it polls the SQ and read() in turn.
+ * write(). Spinning, it polls the SQ without a system call.
  */
 struct emu_thread {
 	pthread_t thread;

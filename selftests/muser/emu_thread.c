@@ -132,16 +132,18 @@ static int emu_thread_serve_ring(struct emu_thread *t, struct emu_req *reqs)
 }
 
 /*
- * One round of a ring emulator: the SQ, then read() when the kernel says
- * something waits there, the ring broke, or the SQ was empty (notices
- * may wait there without a flag). False once the device is gone.
+ * One round of a ring emulator: kflags, the SQ, then read() only when the
+ * kernel says something waits there (requests that do not fit, notices),
+ * the ring broke, or this file is no longer attached (read() says why).
+ * False once the device is gone.
  */
 static bool emu_thread_serve_both(struct emu_thread *t, struct emu_req *reqs)
 {
-	int n = emu_thread_serve_ring(t, reqs);
+	uint32_t kflags = emu_ring_kflags(&t->ring);
 
-	if (n && !(emu_ring_kflags(&t->ring) &
-		   (MUSER_RING_F_READ | MUSER_RING_F_BROKEN)))
+	emu_thread_serve_ring(t, reqs);
+	if (!(kflags & (MUSER_RING_F_READ | MUSER_RING_F_BROKEN |
+			MUSER_RING_F_RETIRED)))
 		return true;
 	return emu_thread_serve(t, reqs);
 }
