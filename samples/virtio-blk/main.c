@@ -32,6 +32,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include "vblk.h"
 
@@ -58,14 +59,27 @@ static void usage(FILE *f, const char *prog)
 		"                  that one prints \"taken over\" and exits\n"
 		"  --posted        post the VMM's writes of BAR0 (the doorbells): the\n"
 		"                  guest's notify returns without waiting for us\n"
-		"  --poll US       poll for requests US microseconds before sleeping\n"
-		"                  (a CPU for lower latency; 0, the default: sleep)\n"
+		"  --poll US       poll for requests US microseconds before sleeping,\n"
+		"                  and the queues' avail rings, doorbells off, for US\n"
+		"                  microseconds after their last request (a CPU for\n"
+		"                  lower latency; 0, the default: sleep)\n"
 		"  -h, --help      this help\n"
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
 		"Nth request it serves, after the I/O, before the used ring.\n"
 #endif
 		, prog);
+}
+
+/* The CPU time this process used, user and system. */
+static unsigned long long cpu_us(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ull +
+	       ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
 }
 
 /* Attaches, recovering the state of a previous emulator if there is one. */
@@ -161,6 +175,7 @@ int main(int argc, char *argv[])
 	if (vblk_describe(&v) < 0)
 		err(EXIT_FAILURE, "describing the device");
 	attach(&v, takeover);
+	v.poll_us = poll_us;
 
 	stop_dev = v.dev;
 	sigemptyset(&sa.sa_mask);
@@ -171,7 +186,10 @@ int main(int argc, char *argv[])
 	       (unsigned long long)v.blk.sectors, v.blk.ro ? ", read-only" : "");
 	fflush(stdout);
 
-	/* Requests and notifications wake us; queues are served after them. */
+	/*
+	 * Requests and notifications wake us; queues are served after them.
+	 * Polled queues (--poll) keep the loop from sleeping.
+	 */
 	while (!stop && !v.gone) {
 		if (muser_dispatch_poll(&v.dev, 1, poll_us, more ? 0 : -1) < 0) {
 			if (errno == EINTR)	/* muser_stop() by a signal */
@@ -197,7 +215,7 @@ int main(int argc, char *argv[])
 	       v.resets, v.revokes, v.recoveries, v.redone);
 	for (i = 0; i < VBLK_NQ; i++)
 		printf("%c%lu", i ? '/' : ' ', v.q[i].served);
-	printf("\n");
+	printf(" notifies %lu irqs %lu cpu_us %llu\n", v.notifies, v.irqs, cpu_us());
 	/* The mappings go; the state stays for a next emulator. */
 	for (i = 0; i < VBLK_NQ; i++)
 		vblk_queue_release(&v, &v.q[i]);

@@ -6,6 +6,14 @@
  * preadv/pwritev on the backing file as iovecs (zero copy); indirect
  * tables are copied with muser_dma_read().
  *
+ * With --poll, a queue that runs dry within poll_us of its last request
+ * is not given back to the driver's doorbell at once: its avail ring is
+ * looked at again on every turn of the event loop, notifications left off
+ * (EVENT_IDX: avail_event stays behind), so that a guest submitting
+ * steadily rings no doorbell at all. Past poll_us without a request the
+ * queue asks for its doorbell again (vq_enable_notify()) and the loop
+ * sleeps.
+ *
  * Guest memory can be revoked under us (the VMM unmapped it): the library
  * calls vblk_dma_revoke() from muser_dispatch(), and the queue maps its
  * rings again at its next notification. Between the revocation and that
@@ -19,6 +27,7 @@
 #include <signal.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <linux/pci_regs.h>
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
@@ -177,7 +186,7 @@ bool vblk_pending(const struct vblk *v)
 	unsigned int i;
 
 	for (i = 0; i < VBLK_NQ; i++) {
-		if (v->q[i].enabled && v->q[i].notified)
+		if (v->q[i].enabled && (v->q[i].notified || v->q[i].polled))
 			return true;
 	}
 	return false;
@@ -210,8 +219,9 @@ void vblk_interrupt(struct vblk *v, uint16_t vector, uint8_t isr)
 	if (vector == VIRTIO_MSI_NO_VECTOR)
 		return;
 	/* ENOENT: the VMM has not enabled the vector; nothing to do. */
-	if (muser_irq_trigger(v->dev, VFIO_PCI_MSIX_IRQ_INDEX, vector) < 0 &&
-	    errno != ENOENT)
+	if (muser_irq_trigger(v->dev, VFIO_PCI_MSIX_IRQ_INDEX, vector) == 0)
+		v->irqs++;
+	else if (errno != ENOENT)
 		muser_log(v->dev, LOG_WARNING, "vector %u: %m", vector);
 }
 
@@ -297,6 +307,25 @@ fail:
 	return 0;
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
+}
+
+/*
+ * A dry queue: polled (notifications left off) while within poll_us of
+ * the last request, else its doorbell asked for. Returns true if entries
+ * came meanwhile.
+ */
+static bool queue_dry(struct vblk *v, struct vblk_queue *q)
+{
+	q->polled = v->poll_us && now_us() < v->poll_until;
+	return !q->polled && vq_enable_notify(&q->vq);
+}
+
 /* Serves one queue, at most 2 * size requests. */
 static void serve_queue(struct vblk *v, struct vblk_queue *q)
 {
@@ -314,10 +343,12 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 			break;
 		}
 		if (r == 0) {
-			if (vq_enable_notify(&q->vq))
+			if (queue_dry(v, q))
 				continue;
 			break;
 		}
+		if (v->poll_us)
+			v->poll_until = now_us() + v->poll_us;
 		vblk_save(v);	/* taken: counted as redone if it must be */
 		in_flight = true;
 		r = serve(v, q, head);
@@ -336,7 +367,8 @@ static void serve_queue(struct vblk *v, struct vblk_queue *q)
 	}
 	if (irq)
 		vblk_interrupt(v, q->msix_vector, ISR_QUEUE);
-	vblk_save(v);
+	if (done || irq || !q->polled)	/* a polled queue's empty look changes nothing */
+		vblk_save(v);
 }
 
 /* serve_queue(busy_vblk, busy_queue) under the SIGBUS guard (no locals). */
@@ -359,7 +391,7 @@ static void serve_guarded(void)
 	bus_guard = 0;
 }
 
-/* Returns true if more requests wait. */
+/* Returns true if more requests wait, or the queue is polled. */
 static bool process_queue(struct vblk *v, struct vblk_queue *q)
 {
 	q->notified = false;
@@ -371,7 +403,7 @@ static bool process_queue(struct vblk *v, struct vblk_queue *q)
 	busy_queue = q;
 	in_flight = false;
 	serve_guarded();
-	return q->notified;
+	return q->notified || q->polled;
 }
 
 bool vblk_process(struct vblk *v)
@@ -388,7 +420,8 @@ bool vblk_process(struct vblk *v)
 	    !(cmd & PCI_COMMAND_MASTER))
 		return false;
 	for (i = 0; i < VBLK_NQ; i++) {
-		if (v->q[i].enabled && v->q[i].notified && !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET))
+		if (v->q[i].enabled && (v->q[i].notified || v->q[i].polled) &&
+		    !(v->status & VIRTIO_CONFIG_S_NEEDS_RESET))
 			more |= process_queue(v, &v->q[i]);
 	}
 	return more;

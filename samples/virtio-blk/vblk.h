@@ -52,6 +52,7 @@ struct vblk_queue {
 	struct muser_sg map[RING_N];
 	struct vq vq;
 	bool notified;			/* work to look for */
+	bool polled;			/* ran dry while polling: doorbells off */
 	bool resync;			/* recovered: indices from guest memory */
 	bool kick;			/* recovered: send the interrupt once */
 	unsigned long served;		/* requests completed */
@@ -75,10 +76,13 @@ struct vblk {
 	uint8_t isr_read_val;		/* and what it returned */
 	unsigned long revokes, resets, recoveries;
 	unsigned long redone;		/* requests served again after a restart */
+	unsigned long notifies, irqs;	/* doorbells taken, interrupts raised */
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 	unsigned long die_in_request;	/* testing: SIGKILL itself in this request */
 #endif
 	bool posted;			/* BAR0 writes posted (--posted) */
+	unsigned long poll_us;		/* --poll: how long a dry queue is polled */
+	uint64_t poll_until;		/* polled till then (µs, CLOCK_MONOTONIC) */
 	uint32_t owner;			/* see vblk_claim() */
 	bool gone;			/* taken over: touch nothing */
 };
@@ -91,7 +95,7 @@ void vblk_needs_reset(struct vblk *v, const char *why);
 /* queues.c */
 int vblk_queue_enable(struct vblk *v, struct vblk_queue *q);
 void vblk_queue_resync(struct vblk *v, struct vblk_queue *q);
-bool vblk_pending(const struct vblk *v);	/* a queue was notified */
+bool vblk_pending(const struct vblk *v);	/* a queue was notified or is polled */
 void vblk_queue_release(struct vblk *v, struct vblk_queue *q);
 void vblk_dma_revoke(struct muser_dev *dev, void *priv, uint64_t iova,
 		     uint64_t size);

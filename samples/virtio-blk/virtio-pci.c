@@ -269,8 +269,10 @@ static ssize_t bar0_access(struct muser_dev *dev, void *priv, void *buf,
 		break;
 	case VBLK_NOTIFY:
 		if (is_write && off % VBLK_NOTIFY_MULT == 0 &&
-		    off / VBLK_NOTIFY_MULT < VBLK_NQ)
+		    off / VBLK_NOTIFY_MULT < VBLK_NQ) {
 			v->q[off / VBLK_NOTIFY_MULT].notified = true;
+			v->notifies++;
+		}
 		return count;	/* nothing to save: a new emulator looks anyway */
 	}
 	/* Saved before the reply: a crash before it replays the access. */

@@ -134,7 +134,7 @@ nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp "$SMP" \
 nested_wait "after $(($(date +%s) - t0)) s"
 
 # --- the figures ------------------------------------------------------------------
-declare -A iops=() disks=()
+declare -A iops=() disks=() reads=()
 # shellcheck disable=SC2317 # called by nested_console
 bench_line() {
 	local dev qd rest
@@ -146,8 +146,9 @@ bench_line() {
 	E2E-BENCH*)
 		read -r _ dev qd rest <<<"$1"
 		# reads N short 0 errors 0 bad 0 usecs U iops X
-		if [[ $rest =~ ^reads\ [1-9][0-9]*\ short\ 0\ errors\ 0\ bad\ 0\ .*iops\ ([0-9.]+)$ ]]; then
-			iops[$dev.$qd]=${BASH_REMATCH[1]}
+		if [[ $rest =~ ^reads\ ([1-9][0-9]*)\ short\ 0\ errors\ 0\ bad\ 0\ .*iops\ ([0-9.]+)$ ]]; then
+			iops[$dev.$qd]=${BASH_REMATCH[2]}
+			reads[$dev]=$((${reads[$dev]:-0} + BASH_REMATCH[1]))
 		else
 			NESTED_ERRORS+="$dev QD$qd: '$rest'; "
 		fi
@@ -183,8 +184,24 @@ row "$name" "${m[@]}"
 row "qemu virtio-blk-pci" "${q[@]}"
 row "ratio muser/qemu" "${r[@]}"
 
+# What a guest read of the sample costs in doorbells, kernel requests,
+# sleeps, interrupts and the emulator's CPU time (cpu_us): counted over the whole boot (the partition scan,
+# the warm-up, every depth), divided by the reads measured.
+kstats=$("$MUSERCTL" show "$UUID" 2>/dev/null)
 sample_finish "the nested guest"
 stats=$(grep '^stats:' "$WORK/sample.log" || true)
 log "sample $stats"
 [[ $stats == *" ioerr 0 "* ]] || fail "the sample reported I/O errors: $stats"
+per_read() { awk -v n="$1" -v r="${reads[muser]}" 'BEGIN { printf "%.2f", n / r }'; }
+counts=''
+for k in requests requests-posted waits-spun waits-slept answers-ring answers-syscall; do
+	n=$(sed -n "s/^$k: //p" <<<"$kstats")
+	[[ $n =~ ^[0-9]+$ ]] || fail "muserctl show: no $k: $kstats"
+	counts+="${counts:+, }$k $(per_read "$n")"
+done
+for k in notifies irqs cpu_us; do
+	[[ $stats =~ \ $k\ ([0-9]+) ]] || fail "the sample's stats have no $k: $stats"
+	counts+="${counts:+, }$k $(per_read "${BASH_REMATCH[1]}")"
+done
+echo "per muser read (${reads[muser]} reads): $counts"
 exit 0
