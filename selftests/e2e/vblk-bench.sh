@@ -100,6 +100,7 @@ if [ -n "\$muser" ] && [ -n "\$qemu" ]; then
 	done
 	for qd in $QDS; do
 		for d in muser:\$muser qemu:\$qemu; do
+			echo "E2E-MARK \${d%%:*} \$qd"
 			out=\$(blk-randread /dev/\${d#*:} \$qd $SECS 2>/tmp/err) || { echo "E2E-ERROR \$d QD\$qd: \$(cat /tmp/err)"; rc=1; }
 			echo "E2E-BENCH \${d%%:*} \$qd \$out"
 		done
@@ -121,6 +122,39 @@ perl -e 'print pack("Q<", $_), "\xa5" x 4088 for 0 .. $ARGV[0] - 1' $((DISK_MB *
 e2e_mdev_create
 sample_start "$UUID" "$DISK" || fail "the sample did not start"
 
+# --- where the CPU goes ---------------------------------------------------------
+# cpu_marks: while the nested guest runs, at each E2E-MARK (a measurement
+# begins) and E2E-BENCH (it ended) line of its console, one line in
+# $WORK/cpu.log: the line, then the CPU time so far (clock ticks) of the
+# nested QEMU, of the sample, and of the whole VM (busy, all CPUs).
+# Builtins only but the poll's timeout: a fork costs milliseconds here.
+cpu_ticks() {	# /proc/PID/stat: utime + stime
+	local st
+	read -r st 2>/dev/null <"/proc/$1/stat" || { echo 0; return; }
+	# shellcheck disable=SC2086 # the fields, split
+	set -- ${st##*) }
+	echo $((${12} + ${13}))
+}
+cpu_marks() {
+	local qemu="" line seen=0 n vm fd
+	exec {fd}<> <(:)
+	while kill -0 "$QEMU_PID" 2>/dev/null; do
+		[ -n "$qemu" ] || read -r qemu _ 2>/dev/null <"/proc/$QEMU_PID/task/$QEMU_PID/children"
+		n=0
+		while IFS= read -r line; do
+			[[ $line == E2E-MARK* || $line == E2E-BENCH* ]] || continue
+			n=$((n + 1))
+			[ $n -gt $seen ] || continue
+			read -r _ vm </proc/stat
+			# shellcheck disable=SC2086 # user nice system idle iowait irq softirq steal
+			set -- $vm
+			echo "${line%$'\r'} | $(cpu_ticks "${qemu:-0}") $(cpu_ticks "$SAMPLE_PID") $(($1 + $2 + $3 + $6 + $7 + $8))"
+			seen=$n
+		done <"$CONSOLE" >>"$WORK/cpu.log"
+		read -r -t 0.2 -u "$fd" _
+	done
+}
+
 CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, $SMP vCPUs), then $SECS s per device and depth ($QDS)"
 t0=$(date +%s)
@@ -131,7 +165,10 @@ nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp "$SMP" \
 	-device "vfio-pci,sysfsdev=$MDEV_DEVICES/$UUID,addr=04.0" \
 	-drive "file=$DISK,if=none,id=qblk,format=raw,readonly=on" \
 	-device "virtio-blk-pci,drive=qblk,disable-legacy=on,addr=05.0"
+cpu_marks &
+MARKS_PID=$!
 nested_wait "after $(($(date +%s) - t0)) s"
+wait "$MARKS_PID"
 
 # --- the figures ------------------------------------------------------------------
 declare -A iops=() disks=() reads=()
@@ -183,6 +220,33 @@ row name "${hdr[@]}"
 row "$name" "${m[@]}"
 row "qemu virtio-blk-pci" "${q[@]}"
 row "ratio muser/qemu" "${r[@]}"
+
+# CPU ms per read in each measurement: E2E-MARK to E2E-BENCH in cpu.log.
+hz=$(getconf CLK_TCK)
+declare -A cpu=()
+while IFS='|' read -r line ticks; do
+	read -r kind dev qd rest <<<"$line"
+	read -r tq ts tvm <<<"$ticks"
+	if [ "$kind" = E2E-MARK ]; then
+		start=("$tq" "$ts" "$tvm")
+	elif [[ $kind == E2E-BENCH && $rest =~ ^reads\ ([0-9]+).*usecs\ ([0-9]+) ]]; then
+		cpu[$dev.$qd]=$(awk -v n="${BASH_REMATCH[1]}" -v us="${BASH_REMATCH[2]}" -v hz="$hz" \
+			-v q=$((tq - start[0])) -v s=$((ts - start[1])) -v vm=$((tvm - start[2])) \
+			'BEGIN { printf "%.2f %.2f %.2f", q * 1000 / hz / n, s * 1000 / hz / n, vm * 1000 / hz / n }')
+	fi
+done <"$WORK/cpu.log"
+hdr=() q=() s=() v=()
+for qd in $QDS; do
+	for dev in muser qemu; do
+		hdr+=("$dev QD$qd")
+		read -r a b c <<<"${cpu[$dev.$qd]:-? ? ?}"
+		q+=("$a") s+=("$b") v+=("$c")
+	done
+done
+row "CPU ms per read" "${hdr[@]}"
+row "  the nested guest's QEMU" "${q[@]}"
+row "  the sample" "${s[@]}"
+row "  the VM, all (of $(nproc) CPUs)" "${v[@]}"
 
 # What a guest read of the sample costs in doorbells, kernel requests,
 # sleeps, interrupts and the emulator's CPU time (cpu_us): counted over the whole boot (the partition scan,
