@@ -101,12 +101,23 @@ static void muser_unslot_locked(struct muser_mdev *md, bool posted)
 	WRITE_ONCE(md->nr_posted_out, md->nr_posted_out - posted);
 }
 
+/*
+ * After freeing slots: wq_has_sleeper()'s barrier pairs with the one in
+ * the waiter's prepare_to_wait(), so a wait queue nobody sleeps on, as on
+ * every request of a device that keeps up, costs no lock of its own.
+ */
+static void muser_wake_slot(struct muser_mdev *md)
+{
+	if (wq_has_sleeper(&md->slot_wq))
+		wake_up(&md->slot_wq);
+}
+
 static void muser_unslot(struct muser_mdev *md, bool posted)
 {
 	spin_lock(&md->req_lock);
 	muser_unslot_locked(md, posted);
 	spin_unlock(&md->req_lock);
-	wake_up(&md->slot_wq);
+	muser_wake_slot(md);
 }
 
 void muser_request_unslot(struct muser_mdev *md)
@@ -702,7 +713,7 @@ void muser_answer_wake(struct muser_mdev *md, unsigned int wake)
 	if (wake & MUSER_WAKE_TAKEOVER)
 		wake_up_all(&md->req_wq);
 	if (wake & MUSER_WAKE_SLOT)
-		wake_up(&md->slot_wq);
+		muser_wake_slot(md);
 }
 
 static int muser_complete_one(struct muser_mdev *md, struct file *file,
