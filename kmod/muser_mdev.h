@@ -422,6 +422,7 @@ unsigned int muser_ring_reap(struct muser_mdev *md);
 void muser_ring_poll(struct muser_mdev *md);
 void muser_ring_wait_begin(struct muser_mdev *md);
 void muser_ring_wait_end(struct muser_mdev *md);
+void muser_ring_wait_end_locked(struct muser_mdev *md);
 bool muser_ring_has_requests(struct file *file);
 void muser_ring_retire(struct muser_mdev *md, struct file *file, bool drained);
 void muser_ring_forget(struct muser_mdev *md, struct file *file);

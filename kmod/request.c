@@ -162,7 +162,10 @@ static void muser_note_wait(struct muser_mdev *md, bool spun)
 		md->nr_slept++;
 }
 
-/* Queue @w and wait for its reply; the caller holds a slot. */
+/*
+ * Queue @w and wait for its reply. The caller holds a slot: it is given
+ * back here, in the hold of req_lock that settles the wait.
+ */
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
 	u64 start = ktime_get_ns(), budget;
@@ -193,10 +196,11 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 		if (!READ_ONCE(w->finished))
 			left = wait_for_completion_killable_timeout(&w->done,
 								    timeout);
-		muser_ring_wait_end(md);
 	}
 
 	spin_lock(&md->req_lock);
+	if (!spun)
+		muser_ring_wait_end_locked(md);
 	if (w->finished) {
 		muser_note_wait(md, spun);
 	} else {
@@ -212,7 +216,9 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 				       md->emulator ? "" : ": no emulator attached");
 		retiring = md->retiring;
 	}
+	muser_unslot_locked(md, false);
 	spin_unlock(&md->req_lock);
+	muser_wake_slot(md);
 	/* A takeover may be waiting for this request to go. */
 	if (retiring)
 		wake_up_all(&md->req_wq);

@@ -89,22 +89,22 @@ static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
 	if (len > sizeof(w.inline_data)) {
 		w.data = kmalloc(len, GFP_KERNEL_ACCOUNT);
 		if (!w.data) {
-			ret = -ENOMEM;
-			goto out_unslot;
+			muser_request_unslot(md);
+			return -ENOMEM;
 		}
 	}
 	if (write && copy_from_user(w.data, buf, len)) {
+		muser_request_unslot(md);
 		ret = -EFAULT;
 		goto out_free;
 	}
+	/* It gives the slot back. */
 	ret = muser_request(md, &w);
 	if (!ret && !write && copy_to_user(buf, w.data, len))
 		ret = -EFAULT;
 out_free:
 	if (w.data != w.inline_data)
 		kfree(w.data);
-out_unslot:
-	muser_request_unslot(md);
 	return ret ? ret : (ssize_t)len;
 }
 
@@ -266,9 +266,7 @@ static int muser_vfio_reset(struct muser_mdev *md)
 	ret = muser_request_slot(md);
 	if (ret)
 		return ret;
-	ret = muser_request(md, &w);
-	muser_request_unslot(md);
-	return ret;
+	return muser_request(md, &w);
 }
 
 static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
