@@ -21,6 +21,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	init_waitqueue_head(&md->slot_wq);
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
+	INIT_LIST_HEAD(&md->posted_free);
 	INIT_LIST_HEAD(&md->rings);
 	muser_devmem_init(md);
 	muser_dma_init(md);
@@ -32,6 +33,7 @@ static void muser_vfio_release(struct vfio_device *vdev)
 	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	muser_devmem_free(md);
+	muser_posted_free(md);
 	muser_dma_destroy(md);
 	muser_inode_destroy(md);
 	mutex_destroy(&md->lock);
