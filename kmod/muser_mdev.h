@@ -241,6 +241,8 @@ struct muser_dma {
  * @nr_queued:  requests on @pending or @inflight, or about to be
  * @nr_posted_out: of those, posted writes not yet acknowledged
  * @nr_posted:  posted writes queued (netlink)
+ * @posted_free: waits of settled posted writes with inline data, kept for
+ *              the next ones (at most MUSER_MAX_POSTED)
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
  * @spin_ok:    the last spin got its answer: whether to spin (read and
  *              written locklessly, a hint)
@@ -304,6 +306,7 @@ struct muser_mdev {
 	unsigned int nr_queued;
 	unsigned int nr_posted_out;
 	u64 nr_posted;
+	struct list_head posted_free;
 	u64 nr_spun;
 	u64 nr_slept;
 	bool spin_ok;
@@ -393,6 +396,7 @@ void muser_request_unslot(struct muser_mdev *md);
 int muser_request(struct muser_mdev *md, struct muser_wait *w);
 int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 			 const char __user *buf, u32 len);
+void muser_posted_free(struct muser_mdev *md);
 void muser_posted_flush(struct muser_mdev *md);
 ssize_t muser_deliver(struct muser_mdev *md, struct file *file,
 		      char __user *buf, size_t count);
@@ -422,6 +426,7 @@ unsigned int muser_ring_reap(struct muser_mdev *md);
 void muser_ring_poll(struct muser_mdev *md);
 void muser_ring_wait_begin(struct muser_mdev *md);
 void muser_ring_wait_end(struct muser_mdev *md);
+void muser_ring_wait_end_locked(struct muser_mdev *md);
 bool muser_ring_has_requests(struct file *file);
 void muser_ring_retire(struct muser_mdev *md, struct file *file, bool drained);
 void muser_ring_forget(struct muser_mdev *md, struct file *file);

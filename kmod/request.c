@@ -53,11 +53,11 @@ static bool muser_slot_free(struct muser_mdev *md, bool posted)
 	       (!posted || md->nr_posted_out < MUSER_MAX_POSTED);
 }
 
-static bool muser_take_slot(struct muser_mdev *md, bool posted)
+static bool muser_take_slot_locked(struct muser_mdev *md, bool posted)
 {
 	bool ok;
 
-	spin_lock(&md->req_lock);
+	lockdep_assert_held(&md->req_lock);
 	ok = muser_slot_free(md, posted);
 	/* Answers waiting in a ring free slots once taken. */
 	if (!ok && muser_ring_reap(md))
@@ -66,6 +66,15 @@ static bool muser_take_slot(struct muser_mdev *md, bool posted)
 		md->nr_queued++;
 		WRITE_ONCE(md->nr_posted_out, md->nr_posted_out + posted);
 	}
+	return ok;
+}
+
+static bool muser_take_slot(struct muser_mdev *md, bool posted)
+{
+	bool ok;
+
+	spin_lock(&md->req_lock);
+	ok = muser_take_slot_locked(md, posted);
 	spin_unlock(&md->req_lock);
 	return ok;
 }
@@ -101,12 +110,23 @@ static void muser_unslot_locked(struct muser_mdev *md, bool posted)
 	WRITE_ONCE(md->nr_posted_out, md->nr_posted_out - posted);
 }
 
+/*
+ * After freeing slots: wq_has_sleeper()'s barrier pairs with the one in
+ * the waiter's prepare_to_wait(), so a wait queue nobody sleeps on, as on
+ * every request of a device that keeps up, costs no lock of its own.
+ */
+static void muser_wake_slot(struct muser_mdev *md)
+{
+	if (wq_has_sleeper(&md->slot_wq))
+		wake_up(&md->slot_wq);
+}
+
 static void muser_unslot(struct muser_mdev *md, bool posted)
 {
 	spin_lock(&md->req_lock);
 	muser_unslot_locked(md, posted);
 	spin_unlock(&md->req_lock);
-	wake_up(&md->slot_wq);
+	muser_wake_slot(md);
 }
 
 void muser_request_unslot(struct muser_mdev *md)
@@ -151,7 +171,10 @@ static void muser_note_wait(struct muser_mdev *md, bool spun)
 		md->nr_slept++;
 }
 
-/* Queue @w and wait for its reply; the caller holds a slot. */
+/*
+ * Queue @w and wait for its reply. The caller holds a slot: it is given
+ * back here, in the hold of req_lock that settles the wait.
+ */
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
 	u64 start = ktime_get_ns(), budget;
@@ -182,10 +205,11 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 		if (!READ_ONCE(w->finished))
 			left = wait_for_completion_killable_timeout(&w->done,
 								    timeout);
-		muser_ring_wait_end(md);
 	}
 
 	spin_lock(&md->req_lock);
+	if (!spun)
+		muser_ring_wait_end_locked(md);
 	if (w->finished) {
 		muser_note_wait(md, spun);
 	} else {
@@ -201,7 +225,9 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 				       md->emulator ? "" : ": no emulator attached");
 		retiring = md->retiring;
 	}
+	muser_unslot_locked(md, false);
 	spin_unlock(&md->req_lock);
+	muser_wake_slot(md);
 	/* A takeover may be waiting for this request to go. */
 	if (retiring)
 		wake_up_all(&md->req_wq);
@@ -263,17 +289,31 @@ bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
 int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 			 const char __user *buf, u32 len)
 {
-	struct muser_wait *w;
+	bool small = len <= MUSER_INLINE_DATA, ok;
+	struct muser_wait *w = NULL;
 	int ret;
 
-	if (!muser_take_slot(md, true))
+	spin_lock(&md->req_lock);
+	ok = muser_take_slot_locked(md, true);
+	if (ok && small) {
+		w = list_first_entry_or_null(&md->posted_free,
+					     struct muser_wait, node);
+		if (w)
+			list_del(&w->node);
+	}
+	spin_unlock(&md->req_lock);
+	if (!ok)
 		return -EAGAIN;
-	w = kzalloc(sizeof(*w) + len, GFP_KERNEL_ACCOUNT);
+	if (w)
+		memset(w, 0, sizeof(*w));
+	else
+		w = kzalloc(sizeof(*w) + (small ? 0 : len), GFP_KERNEL_ACCOUNT);
 	if (!w) {
 		ret = -ENOMEM;
 		goto out_unslot;
 	}
-	w->data = w + 1;
+	/* Inline data: the wait is kept for the next one (muser_posted_put()). */
+	w->data = small ? w->inline_data : (void *)(w + 1);
 	if (copy_from_user(w->data, buf, len)) {
 		ret = -EFAULT;
 		goto out_free;
@@ -306,6 +346,30 @@ out_unslot:
 static bool muser_is_posted(const struct muser_wait *w)
 {
 	return w->hdr.flags & MUSER_REQ_F_POSTED;
+}
+
+/*
+ * A posted write is settled: a small one's wait is kept for the next
+ * one, so that a doorbell costs no allocation. They are at most
+ * MUSER_MAX_POSTED: a wait is allocated only when none is kept.
+ */
+static void muser_posted_put(struct muser_mdev *md, struct muser_wait *w)
+{
+	lockdep_assert_held(&md->req_lock);
+	if (w->data == w->inline_data)
+		list_add(&w->node, &md->posted_free);
+	else
+		kfree(w);
+}
+
+/* The device goes: the waits kept for posted writes too. */
+void muser_posted_free(struct muser_mdev *md)
+{
+	struct muser_wait *w, *tmp;
+
+	list_for_each_entry_safe(w, tmp, &md->posted_free, node)
+		kfree(w);
+	INIT_LIST_HEAD(&md->posted_free);
 }
 
 /* Take the posted writes of @list off it, onto @dropped. */
@@ -649,7 +713,7 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 				       w->hdr.id, w->hdr.region, w->hdr.offset,
 				       w->hdr.len, w->error);
 		muser_unslot_locked(md, true);
-		kfree(w);
+		muser_posted_put(md, w);
 	} else {
 		complete(&w->done);
 	}
@@ -702,7 +766,7 @@ void muser_answer_wake(struct muser_mdev *md, unsigned int wake)
 	if (wake & MUSER_WAKE_TAKEOVER)
 		wake_up_all(&md->req_wq);
 	if (wake & MUSER_WAKE_SLOT)
-		wake_up(&md->slot_wq);
+		muser_wake_slot(md);
 }
 
 static int muser_complete_one(struct muser_mdev *md, struct file *file,

@@ -278,11 +278,17 @@ void muser_ring_wait_begin(struct muser_mdev *md)
 	spin_unlock(&md->req_lock);
 }
 
+void muser_ring_wait_end_locked(struct muser_mdev *md)
+{
+	lockdep_assert_held(&md->req_lock);
+	if (!--md->ring_sleepers)
+		muser_ring_set_wakeup(md, false);
+}
+
 void muser_ring_wait_end(struct muser_mdev *md)
 {
 	spin_lock(&md->req_lock);
-	if (!--md->ring_sleepers)
-		muser_ring_set_wakeup(md, false);
+	muser_ring_wait_end_locked(md);
 	spin_unlock(&md->req_lock);
 }
 

@@ -21,6 +21,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	init_waitqueue_head(&md->slot_wq);
 	INIT_LIST_HEAD(&md->pending);
 	INIT_LIST_HEAD(&md->inflight);
+	INIT_LIST_HEAD(&md->posted_free);
 	INIT_LIST_HEAD(&md->rings);
 	muser_devmem_init(md);
 	muser_dma_init(md);
@@ -32,6 +33,7 @@ static void muser_vfio_release(struct vfio_device *vdev)
 	struct muser_mdev *md = vdev_to_muser(vdev);
 
 	muser_devmem_free(md);
+	muser_posted_free(md);
 	muser_dma_destroy(md);
 	muser_inode_destroy(md);
 	mutex_destroy(&md->lock);
@@ -89,22 +91,22 @@ static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
 	if (len > sizeof(w.inline_data)) {
 		w.data = kmalloc(len, GFP_KERNEL_ACCOUNT);
 		if (!w.data) {
-			ret = -ENOMEM;
-			goto out_unslot;
+			muser_request_unslot(md);
+			return -ENOMEM;
 		}
 	}
 	if (write && copy_from_user(w.data, buf, len)) {
+		muser_request_unslot(md);
 		ret = -EFAULT;
 		goto out_free;
 	}
+	/* It gives the slot back. */
 	ret = muser_request(md, &w);
 	if (!ret && !write && copy_to_user(buf, w.data, len))
 		ret = -EFAULT;
 out_free:
 	if (w.data != w.inline_data)
 		kfree(w.data);
-out_unslot:
-	muser_request_unslot(md);
 	return ret ? ret : (ssize_t)len;
 }
 
@@ -266,9 +268,7 @@ static int muser_vfio_reset(struct muser_mdev *md)
 	ret = muser_request_slot(md);
 	if (ret)
 		return ret;
-	ret = muser_request(md, &w);
-	muser_request_unslot(md);
-	return ret;
+	return muser_request(md, &w);
 }
 
 static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,

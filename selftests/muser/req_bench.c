@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * req_bench [N]: what an access costs on each path of muser, next to the
- * kernel's own mdev sample mtty, all measured in one run and printed as one
- * table: the mean µs per access over N accesses (default 20000) and its
- * ratio to the mtty row. Figures only, never judged (a benchmark, not a
- * timed test); exit status 1 if an access failed. The process is the VMM
- * and a raw emulator thread (emu_thread.c).
+ * req_bench [--only ROW[,ROW...]] [N]: what an access costs on each path of
+ * muser, next to the kernel's own mdev sample mtty, all measured in one run
+ * and printed as one table: the mean µs per access over N accesses (default
+ * 20000) and its ratio to the mtty row. Figures only, never judged (a
+ * benchmark, not a timed test); exit status 1 if an access failed. The
+ * process is the VMM and a raw emulator thread (emu_thread.c). --only
+ * measures and prints just the rows named (by their enum names below, in
+ * any case: mtty, read_poll_ring, ...), for a profiler to see one path
+ * alone.
  *
  *   syscall floor     pread of 1 byte of /dev/zero
  *   vCPU round trip   a word handed to a thread spinning on CPU 1 and
@@ -51,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/eventfd.h>
@@ -74,33 +78,38 @@ enum {
 
 /* @us < 0: not measured, @why says why. */
 struct row {
+	const char *key;
 	const char *name;
+	bool off;		/* not asked for by --only */
 	double us;
 	char why[80];
 };
 
+/* Its key is its name for --only. */
+#define ROW(id, text) [id] = { .key = #id, .name = text }
+
 static struct row rows[NR_ROWS] = {
-	[FLOOR] =	 { "syscall floor: pread /dev/zero" },
-	[XCPU] =	 { "vCPU round trip through memory" },
-	[MTTY] =	 { "mtty (in-kernel mdev): pread BAR0" },
-	[DEVMEM] =	 { "muser device memory: pread" },
-	[READ_OTHER] =	 { "trapped read, emulator other vCPU" },
-	[READ_OTHER_NOSPIN] = { "  the same, VMM never spins" },
-	[READ_OTHER_RING] = { "  the same, request ring" },
-	[READ_SAME] =	 { "trapped read, emulator same vCPU" },
-	[READ_POLL] =	 { "trapped read, polling emulator" },
-	[READ_POLL_NOSPIN] = { "  the same, VMM never spins" },
-	[READ_POLL_RING] = { "  the same, request ring" },
-	[WRITE] =	 { "trapped write 4 B" },
-	[WRITE_POSTED] = { "trapped write 4 B, posted" },
-	[WRITE_POSTED_POLL] = { "  the same, polling emulator" },
-	[WRITE_POSTED_POLL_RING] = { "  the same, polling, request ring" },
-	[WRITE_POSTED_ONE] = { "  one at a time: the VMM's pwrite" },
-	[WRITE_POSTED_ONE_RING] = { "  the same, request ring" },
-	[READ_X8] =	 { "trapped read, 8 VMM threads" },
-	[READ_X8_RING] = { "  the same, polling, request ring" },
-	[IRQ] =		 { "irq: trigger to eventfd read()" },
-	[IRQ_DIRECT] =	 { "  the same, eventfd write()" },
+	ROW(FLOOR, "syscall floor: pread /dev/zero"),
+	ROW(XCPU, "vCPU round trip through memory"),
+	ROW(MTTY, "mtty (in-kernel mdev): pread BAR0"),
+	ROW(DEVMEM, "muser device memory: pread"),
+	ROW(READ_OTHER, "trapped read, emulator other vCPU"),
+	ROW(READ_OTHER_NOSPIN, "  the same, VMM never spins"),
+	ROW(READ_OTHER_RING, "  the same, request ring"),
+	ROW(READ_SAME, "trapped read, emulator same vCPU"),
+	ROW(READ_POLL, "trapped read, polling emulator"),
+	ROW(READ_POLL_NOSPIN, "  the same, VMM never spins"),
+	ROW(READ_POLL_RING, "  the same, request ring"),
+	ROW(WRITE, "trapped write 4 B"),
+	ROW(WRITE_POSTED, "trapped write 4 B, posted"),
+	ROW(WRITE_POSTED_POLL, "  the same, polling emulator"),
+	ROW(WRITE_POSTED_POLL_RING, "  the same, polling, request ring"),
+	ROW(WRITE_POSTED_ONE, "  one at a time: the VMM's pwrite"),
+	ROW(WRITE_POSTED_ONE_RING, "  the same, request ring"),
+	ROW(READ_X8, "trapped read, 8 VMM threads"),
+	ROW(READ_X8_RING, "  the same, polling, request ring"),
+	ROW(IRQ, "irq: trigger to eventfd read()"),
+	ROW(IRQ_DIRECT, "  the same, eventfd write()"),
 };
 
 static long failed;
@@ -114,6 +123,12 @@ static void row_why(int row, const char *fmt, ...)
 	vsnprintf(rows[row].why, sizeof(rows[row].why), fmt, ap);
 	va_end(ap);
 	rows[row].us = -1;
+}
+
+/* Whether row @row is to be measured. */
+static bool run(int row)
+{
+	return !rows[row].off;
 }
 
 /* A measuring step that failed: the row says why, the exit status too. */
@@ -553,12 +568,18 @@ static void bench_irq(struct rig *r, long n)
 		row_why(IRQ_DIRECT, "not measured");
 	} else {
 		irq_raises(r, efd, false, WARMUP);
-		rows[IRQ].us = irq_raises(r, efd, false, n);
-		if (rows[IRQ].us < 0)
-			row_fail(IRQ, "trigger thread: %s", strerror(errno));
-		rows[IRQ_DIRECT].us = irq_raises(r, efd, true, n);
-		if (rows[IRQ_DIRECT].us < 0)
-			row_fail(IRQ_DIRECT, "writer thread: %s", strerror(errno));
+		if (run(IRQ)) {
+			rows[IRQ].us = irq_raises(r, efd, false, n);
+			if (rows[IRQ].us < 0)
+				row_fail(IRQ, "trigger thread: %s",
+					 strerror(errno));
+		}
+		if (run(IRQ_DIRECT)) {
+			rows[IRQ_DIRECT].us = irq_raises(r, efd, true, n);
+			if (rows[IRQ_DIRECT].us < 0)
+				row_fail(IRQ_DIRECT, "writer thread: %s",
+					 strerror(errno));
+		}
 		set_irq_eventfd(r->c.device, VFIO_PCI_MSI_IRQ_INDEX, 0, -1);
 	}
 	close(efd);
@@ -594,14 +615,21 @@ static int bench_posted(long n)
 		row_why(WRITE_POSTED_ONE_RING, "see above");
 	} else {
 		how.c = &r.c;
-		bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
+		if (run(WRITE_POSTED))
+			bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
 		if (ncpus > 1) {
-			bench_emu(WRITE_POSTED_POLL, &r, &how, 1, other_cpu,
-				  EMU_THREAD_SPIN, n);
-			bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1, other_cpu,
-				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
-			bench_posted_one(WRITE_POSTED_ONE, &r, false, n);
-			bench_posted_one(WRITE_POSTED_ONE_RING, &r, true, n);
+			if (run(WRITE_POSTED_POLL))
+				bench_emu(WRITE_POSTED_POLL, &r, &how, 1,
+					  other_cpu, EMU_THREAD_SPIN, n);
+			if (run(WRITE_POSTED_POLL_RING))
+				bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1,
+					  other_cpu,
+					  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+			if (run(WRITE_POSTED_ONE))
+				bench_posted_one(WRITE_POSTED_ONE, &r, false, n);
+			if (run(WRITE_POSTED_ONE_RING))
+				bench_posted_one(WRITE_POSTED_ONE_RING, &r, true,
+						 n);
 		} else {
 			row_why(WRITE_POSTED_POLL, "needs 2 CPUs");
 			row_why(WRITE_POSTED_POLL_RING, "needs 2 CPUs");
@@ -628,8 +656,12 @@ static void print_table(long n)
 	printf("%-36s %12s %9s\n", "row", "us/access",
 	       base == MTTY ? "x mtty" : "x floor");
 	for (i = 0; i < NR_ROWS; i++) {
+		if (rows[i].off)
+			continue;
 		if (rows[i].us < 0)
 			printf("%-36s %s\n", rows[i].name, rows[i].why);
+		else if (rows[base].us <= 0)
+			printf("%-36s %12.2f %9s\n", rows[i].name, rows[i].us, "-");
 		else
 			printf("%-36s %12.2f %9.2f\n", rows[i].name,
 			       rows[i].us, rows[i].us / rows[base].us);
@@ -637,18 +669,54 @@ static void print_table(long n)
 	fflush(stdout);
 }
 
+/*
+ * --only: switch off every row not named in @list (comma-separated keys).
+ * Returns 0, or -1 for a name that is no row's.
+ */
+static int only_rows(char *list)
+{
+	char *key, *save = NULL;
+	int i;
+
+	for (i = 0; i < NR_ROWS; i++) {
+		rows[i].off = true;
+		row_why(i, "not run (--only)");
+	}
+	for (key = strtok_r(list, ",", &save); key;
+	     key = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < NR_ROWS && strcasecmp(key, rows[i].key); i++)
+			;
+		if (i == NR_ROWS) {
+			fprintf(stderr, "req_bench: no row %s\n", key);
+			return -1;
+		}
+		rows[i].off = false;
+		rows[i].us = 0;
+		rows[i].why[0] = 0;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	long n = argc > 1 ? strtol(argv[1], NULL, 0) : 20000;
+	long n = 20000;
 	struct worker trapped = { .region = VFIO_PCI_BAR0_REGION_INDEX,
 				  .mask = 0xfff };
 	struct worker devmem = { .region = VFIO_PCI_BAR2_REGION_INDEX,
 				 .mask = DEVMEM_SIZE - 1 };
 	struct muser_device_info layout;
 	const char *step = "?";
-	int ret, problems;
+	int ret, problems = 0;
 	struct rig r;
 
+	if (argc > 2 && !strcmp(argv[1], "--only")) {
+		if (only_rows(argv[2]))
+			return 2;
+		argc -= 2;
+		argv += 2;
+	}
+	if (argc > 1)
+		n = strtol(argv[1], NULL, 0);
 	if (n < THREADS)
 		n = THREADS;
 	ncpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -657,9 +725,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "req_bench: one CPU: the \"other vCPU\" rows run on CPU 0\n");
 	pin(pthread_self(), 0);
 
-	bench_floor(n);
-	bench_xcpu(n);
-	bench_mtty(n);
+	if (run(FLOOR))
+		bench_floor(n);
+	if (run(XCPU))
+		bench_xcpu(n);
+	if (run(MTTY))
+		bench_mtty(n);
 
 	/* BAR0 trapped, BAR2's first page device memory. */
 	layout_default(&layout);
@@ -676,34 +747,50 @@ int main(int argc, char **argv)
 	trapped.c = &r.c;
 
 	devmem.c = &r.c;
-	rows[DEVMEM].us = accesses(&devmem, 1, n);
-	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
-	bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0, n);
-	bench_emu(READ_OTHER_RING, &r, &trapped, 1, other_cpu, EMU_THREAD_RING,
-		  n);
-	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
+	if (run(DEVMEM))
+		rows[DEVMEM].us = accesses(&devmem, 1, n);
+	if (run(READ_OTHER))
+		bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
+	if (run(READ_OTHER_NOSPIN))
+		bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0,
+				 n);
+	if (run(READ_OTHER_RING))
+		bench_emu(READ_OTHER_RING, &r, &trapped, 1, other_cpu,
+			  EMU_THREAD_RING, n);
+	if (run(READ_SAME))
+		bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
 	if (ncpus > 1) {
-		bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
-			  EMU_THREAD_SPIN, n);
-		bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped, other_cpu,
-				 EMU_THREAD_SPIN, n);
-		bench_emu(READ_POLL_RING, &r, &trapped, 1, other_cpu,
-			  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+		if (run(READ_POLL))
+			bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
+				  EMU_THREAD_SPIN, n);
+		if (run(READ_POLL_NOSPIN))
+			bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped,
+					 other_cpu, EMU_THREAD_SPIN, n);
+		if (run(READ_POLL_RING))
+			bench_emu(READ_POLL_RING, &r, &trapped, 1, other_cpu,
+				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	} else {
 		row_why(READ_POLL, "needs 2 CPUs");
 		row_why(READ_POLL_NOSPIN, "needs 2 CPUs");
 		row_why(READ_POLL_RING, "needs 2 CPUs");
 	}
 	trapped.write = true;
-	bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
+	if (run(WRITE))
+		bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
 	trapped.write = false;
-	problems = bench_posted(n);
+	if (run(WRITE_POSTED) || run(WRITE_POSTED_POLL) ||
+	    run(WRITE_POSTED_POLL_RING) || run(WRITE_POSTED_ONE) ||
+	    run(WRITE_POSTED_ONE_RING))
+		problems = bench_posted(n);
 	pin(pthread_self(), -1);
-	bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
-	bench_emu(READ_X8_RING, &r, &trapped, THREADS, -1,
-		  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+	if (run(READ_X8))
+		bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
+	if (run(READ_X8_RING))
+		bench_emu(READ_X8_RING, &r, &trapped, THREADS, -1,
+			  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	pin(pthread_self(), 0);
-	bench_irq(&r, n);
+	if (run(IRQ) || run(IRQ_DIRECT))
+		bench_irq(&r, n);
 
 	problems += rig_teardown(&r);
 	print_table(n);
