@@ -46,6 +46,10 @@ else
 	loaded_mtty=1
 fi
 
+case " $(cat /proc/cmdline) " in
+*" slub_debug="*) echo "bench: the allocator checkers are on (slub_debug): every kmalloc and kfree costs a stack trace" ;;
+*) echo "bench: the allocator checkers are off" ;;
+esac
 "$bench" "$count"
 rc=$?
 if [ "$nested" != 0 ]; then

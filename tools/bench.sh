@@ -15,7 +15,9 @@
 # Default: 6.12, then 6.1; N accesses per row (default 20000); SECONDS per
 # nested point (default 10; 0 skips the nested rows). Builds what it needs
 # first. Figures from the TCG VM (no KVM) are slow in absolute terms: read
-# the ratios.
+# the ratios. The VM boots without the allocator checkers the tests boot
+# with (vm-run --no-checkers): slub_debug's stack trace on every kmalloc
+# and kfree would be measured, not muser.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
@@ -46,7 +48,7 @@ for k in "${kernels[@]}"; do
 	*) echo "bench: --kernel 6.1 or 6.12" >&2; exit 2 ;;
 	esac
 	echo "== $kver"
-	tools/vm/vm-run --kernel "$k" --mem 6G --timeout 3600 -- \
+	tools/vm/vm-run --kernel "$k" --mem 6G --timeout 3600 --no-checkers -- \
 		tools/bench-in-vm.sh --count "$count" --nested "$nested" || rc=1
 done
 exit $rc
