@@ -244,8 +244,9 @@ struct muser_dma {
  * @posted_free: waits of settled posted writes with inline data, kept for
  *              the next ones (at most MUSER_MAX_POSTED)
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
- * @spin_ok:    the last spin got its answer: whether to spin (read and
- *              written locklessly, a hint)
+ * @spin_fails: spins in a row that did not get their answer, up to
+ *              MUSER_SPIN_FAILS: whether to spin (read and written
+ *              locklessly, a hint)
  * @rings:      struct muser_ring that may hold answers: the attached
  *              emulator's, those of emulators a takeover waits for;
  *              @nr_rings of them (also read locklessly, as a hint)
@@ -309,7 +310,7 @@ struct muser_mdev {
 	struct list_head posted_free;
 	u64 nr_spun;
 	u64 nr_slept;
-	bool spin_ok;
+	u8 spin_fails;
 	struct list_head rings;
 	unsigned int nr_rings;
 	unsigned int ring_sleepers;

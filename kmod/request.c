@@ -135,16 +135,30 @@ void muser_request_unslot(struct muser_mdev *md)
 }
 
 /*
- * How long to spin for an answer: spin_us while the last spin got its
- * answer. A spin that does not (a slow emulator, or one on this very CPU,
- * which the spin only delays) stops them; every 16th request spins anyway,
- * to notice an emulator that got faster.
+ * How long to spin for an answer: spin_us unless MUSER_SPIN_FAILS spins in
+ * a row did not get theirs (a slow emulator, or one on this very CPU,
+ * which the spin only delays); one miss, an emulator preempted once, does
+ * not stop them. Every 16th request spins anyway, to notice an emulator
+ * that got faster.
  */
+#define MUSER_SPIN_FAILS	4
+
 static u64 muser_spin_budget(struct muser_mdev *md, u64 id)
 {
-	if (READ_ONCE(md->spin_ok) || !(id & 15))
+	if (READ_ONCE(md->spin_fails) < MUSER_SPIN_FAILS || !(id & 15))
 		return (u64)READ_ONCE(muser_spin_us) * NSEC_PER_USEC;
 	return 0;
+}
+
+/* Counts a spin's outcome for muser_spin_budget(). */
+static void muser_spin_outcome(struct muser_mdev *md, bool spun)
+{
+	u8 fails = READ_ONCE(md->spin_fails);
+
+	if (spun && fails)
+		WRITE_ONCE(md->spin_fails, 0);
+	else if (!spun && fails < MUSER_SPIN_FAILS)
+		WRITE_ONCE(md->spin_fails, fails + 1);
 }
 
 /* Whether @w was answered within @budget ns; takes answers from rings. */
@@ -197,8 +211,8 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	/* Settled under req_lock, which is taken below: no completion wait. */
 	budget = muser_spin_budget(md, w->hdr.id);
 	spun = muser_spin(md, w, start, budget);
-	if (budget && READ_ONCE(md->spin_ok) != spun)
-		WRITE_ONCE(md->spin_ok, spun);
+	if (budget)
+		muser_spin_outcome(md, spun);
 	if (!spun) {
 		timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
 		muser_ring_wait_begin(md);
