@@ -48,8 +48,11 @@ extern unsigned int muser_spin_us;
  * struct muser_wait - a request a VMM thread is waiting on. Lives on the
  * waiter's stack; the waiter never returns while it is on a list. A posted
  * write (MUSER_REQ_F_POSTED in @hdr.flags) has no waiter: it is allocated
- * with its data, and freed by whoever takes it off the lists.
- * @node:     on muser_mdev.pending or .inflight (req_lock)
+ * (with its data, unless that fits @inline_data); whoever takes it off the
+ * lists frees it, or keeps it on muser_mdev.posted_free if its data is
+ * inline (muser_posted_put()).
+ * @node:     on muser_mdev.pending or .inflight; a settled posted write's
+ *            on .posted_free (req_lock)
  * @owner:    the emulator file that read it, while on .inflight (req_lock)
  * @done:     completed by the reply
  * @hdr:      what the emulator reads; id and flags set under req_lock
@@ -57,6 +60,8 @@ extern unsigned int muser_spin_us;
  * @error:    0 or -errno, valid once @finished
  * @finished: set under req_lock when a reply (or detach) has settled it;
  *            a spinning waiter reads it locklessly as a hint
+ * @inline_data: @data of an access of at most MUSER_INLINE_DATA bytes; a
+ *            posted write whose @data points here is kept for reuse
  */
 struct muser_wait {
 	struct list_head node;
@@ -244,6 +249,7 @@ struct muser_dma {
  * @posted_free: waits of settled posted writes with inline data, kept for
  *              the next ones (at most MUSER_MAX_POSTED)
  * @nr_spun, @nr_slept: answers a VMM thread spun for, slept for (netlink)
+ * @nr_waited:  requests a VMM thread waited for: every 16th probes the spin
  * @spin_fails: spins in a row that did not get their answer, up to
  *              MUSER_SPIN_FAILS: whether to spin (read and written
  *              locklessly, a hint)
@@ -310,6 +316,7 @@ struct muser_mdev {
 	struct list_head posted_free;
 	u64 nr_spun;
 	u64 nr_slept;
+	u64 nr_waited;
 	u8 spin_fails;
 	struct list_head rings;
 	unsigned int nr_rings;

@@ -12,7 +12,8 @@
  * A waiter spins for its answer, up to spin_us, before it sleeps, as long
  * as answers come that fast: an emulator that polls then answers without a
  * wake-up on either side. A posted write has no waiter: it is queued, and
- * freed when acknowledged (or when the last VMM close gives up on it).
+ * freed when acknowledged (a small one's wait is kept for the next one),
+ * or when the last VMM close gives up on it.
  */
 #include <linux/ktime.h>
 #include <linux/sched/signal.h>
@@ -111,9 +112,11 @@ static void muser_unslot_locked(struct muser_mdev *md, bool posted)
 }
 
 /*
- * After freeing slots: wq_has_sleeper()'s barrier pairs with the one in
- * the waiter's prepare_to_wait(), so a wait queue nobody sleeps on, as on
- * every request of a device that keeps up, costs no lock of its own.
+ * After freeing slots: wq_has_sleeper()'s smp_mb() pairs with the one in
+ * set_current_state() of the waiter's wait_event_*() (whose condition
+ * reads the counts under req_lock, or nr_posted_out with READ_ONCE), so a
+ * wait queue nobody sleeps on, as on every request of a device that keeps
+ * up, costs no lock of its own.
  */
 static void muser_wake_slot(struct muser_mdev *md)
 {
@@ -134,18 +137,19 @@ void muser_request_unslot(struct muser_mdev *md)
 	muser_unslot(md, false);
 }
 
+#define MUSER_SPIN_FAILS	4
+
 /*
  * How long to spin for an answer: spin_us unless MUSER_SPIN_FAILS spins in
  * a row did not get theirs (a slow emulator, or one on this very CPU,
  * which the spin only delays); one miss, an emulator preempted once, does
- * not stop them. Every 16th request spins anyway, to notice an emulator
- * that got faster.
+ * not stop them. Every 16th waited request (@probe) spins anyway, to
+ * notice an emulator that got faster; counted apart from posted writes,
+ * which no pattern of them can then keep from probing.
  */
-#define MUSER_SPIN_FAILS	4
-
-static u64 muser_spin_budget(struct muser_mdev *md, u64 id)
+static u64 muser_spin_budget(struct muser_mdev *md, bool probe)
 {
-	if (READ_ONCE(md->spin_fails) < MUSER_SPIN_FAILS || !(id & 15))
+	if (READ_ONCE(md->spin_fails) < MUSER_SPIN_FAILS || probe)
 		return (u64)READ_ONCE(muser_spin_us) * NSEC_PER_USEC;
 	return 0;
 }
@@ -192,7 +196,7 @@ static void muser_note_wait(struct muser_mdev *md, bool spun)
 int muser_request(struct muser_mdev *md, struct muser_wait *w)
 {
 	u64 start = ktime_get_ns(), budget;
-	bool spun, retiring = false;
+	bool spun, probe, retiring = false;
 	unsigned long timeout;
 	long left = 1;
 
@@ -203,13 +207,14 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	spin_lock(&md->req_lock);
 	w->hdr.id = ++md->next_id;
 	w->hdr.flags = 0;
+	probe = !(++md->nr_waited & 15);
 	list_add_tail(&w->node, &md->pending);
 	muser_ring_sync(md);
 	spin_unlock(&md->req_lock);
 	muser_wake_emulator(md);
 
 	/* Settled under req_lock, which is taken below: no completion wait. */
-	budget = muser_spin_budget(md, w->hdr.id);
+	budget = muser_spin_budget(md, probe);
 	spun = muser_spin(md, w, start, budget);
 	if (budget)
 		muser_spin_outcome(md, spun);
@@ -370,7 +375,8 @@ static bool muser_is_posted(const struct muser_wait *w)
 static void muser_posted_put(struct muser_mdev *md, struct muser_wait *w)
 {
 	lockdep_assert_held(&md->req_lock);
-	if (w->data == w->inline_data)
+	/* Under KASAN, freed: a stale pointer to a wait gets reported. */
+	if (w->data == w->inline_data && !IS_ENABLED(CONFIG_KASAN))
 		list_add(&w->node, &md->posted_free);
 	else
 		kfree(w);
@@ -433,7 +439,7 @@ void muser_posted_flush(struct muser_mdev *md)
 	if (n) {
 		muser_mdev_err(md, "%u posted writes dropped: not acknowledged within %u ms of the VMM's close\n",
 			       n, timeout_ms);
-		wake_up(&md->slot_wq);
+		muser_wake_slot(md);
 		/* A takeover may be waiting for them. */
 		wake_up_all(&md->req_wq);
 	}
