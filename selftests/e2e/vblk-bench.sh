@@ -171,7 +171,7 @@ nested_wait "after $(($(date +%s) - t0)) s"
 wait "$MARKS_PID"
 
 # --- the figures ------------------------------------------------------------------
-declare -A iops=() disks=() reads=()
+declare -A iops=() disks=() reads=()	# reads: per dev.qd, and per dev
 # shellcheck disable=SC2317 # called by nested_console
 bench_line() {
 	local dev qd rest
@@ -185,6 +185,7 @@ bench_line() {
 		# reads N short 0 errors 0 bad 0 usecs U iops X
 		if [[ $rest =~ ^reads\ ([1-9][0-9]*)\ short\ 0\ errors\ 0\ bad\ 0\ .*iops\ ([0-9.]+)$ ]]; then
 			iops[$dev.$qd]=${BASH_REMATCH[2]}
+			reads[$dev.$qd]=${BASH_REMATCH[1]}
 			reads[$dev]=$((${reads[$dev]:-0} + BASH_REMATCH[1]))
 		else
 			NESTED_ERRORS+="$dev QD$qd: '$rest'; "
@@ -225,12 +226,12 @@ row "ratio muser/qemu" "${r[@]}"
 hz=$(getconf CLK_TCK)
 declare -A cpu=()
 while IFS='|' read -r line ticks; do
-	read -r kind dev qd rest <<<"$line"
+	read -r kind dev qd _ <<<"$line"
 	read -r tq ts tvm <<<"$ticks"
 	if [ "$kind" = E2E-MARK ]; then
 		start=("$tq" "$ts" "$tvm")
-	elif [[ $kind == E2E-BENCH && $rest =~ ^reads\ ([0-9]+).*usecs\ ([0-9]+) ]]; then
-		cpu[$dev.$qd]=$(awk -v n="${BASH_REMATCH[1]}" -v us="${BASH_REMATCH[2]}" -v hz="$hz" \
+	elif [ "$kind" = E2E-BENCH ] && [ -n "${reads[$dev.$qd]:-}" ]; then
+		cpu[$dev.$qd]=$(awk -v n="${reads[$dev.$qd]}" -v hz="$hz" \
 			-v q=$((tq - start[0])) -v s=$((ts - start[1])) -v vm=$((tvm - start[2])) \
 			'BEGIN { printf "%.2f %.2f %.2f", q * 1000 / hz / n, s * 1000 / hz / n, vm * 1000 / hz / n }')
 	fi
@@ -249,8 +250,9 @@ row "  the sample" "${s[@]}"
 row "  the VM, all (of $(nproc) CPUs)" "${v[@]}"
 
 # What a guest read of the sample costs in doorbells, kernel requests,
-# sleeps, interrupts and the emulator's CPU time (cpu_us): counted over the whole boot (the partition scan,
-# the warm-up, every depth), divided by the reads measured.
+# sleeps, interrupts and the emulator's CPU time (cpu_us): counted over
+# the whole boot (the partition scan, the warm-up, every depth), divided
+# by the reads measured.
 kstats=$("$MUSERCTL" show "$UUID" 2>/dev/null)
 sample_finish "the nested guest"
 stats=$(grep '^stats:' "$WORK/sample.log" || true)

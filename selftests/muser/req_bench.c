@@ -125,7 +125,7 @@ static void row_why(int row, const char *fmt, ...)
 	rows[row].us = -1;
 }
 
-/* Whether row @row is to be measured. */
+/* Whether row @row is to be measured: each measuring step asks first. */
 static bool run(int row)
 {
 	return !rows[row].off;
@@ -218,8 +218,11 @@ static void bench_floor(long n)
 	uint8_t b;
 	double t;
 	long i;
-	int zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
+	int zero;
 
+	if (!run(FLOOR))
+		return;
+	zero = open("/dev/zero", O_RDONLY | O_CLOEXEC);
 	if (zero < 0) {
 		row_fail(FLOOR, "/dev/zero: %s", strerror(errno));
 		return;
@@ -262,6 +265,8 @@ static void bench_xcpu(long n)
 	long i;
 	int ret;
 
+	if (!run(XCPU))
+		return;
 	if (ncpus < 2) {
 		row_why(XCPU, "needs 2 CPUs");
 		return;
@@ -296,6 +301,8 @@ static void bench_mtty(long n)
 	const char *step = "?";
 	int ret;
 
+	if (!run(MTTY))
+		return;
 	if (!path_exists(MTTY_TYPE "/create")) {
 		row_why(MTTY, "mtty.ko not loaded");
 		return;
@@ -370,13 +377,16 @@ static void ring_file_done(struct rig *r, int ctl)
  */
 static void bench_posted_one(int row, struct rig *r, bool ring, long n)
 {
-	int ctl = ring ? ring_file(r) : r->ctl;
 	struct emu_thread emu = { 0 };
-	int ret = ctl < 0 ? ctl : 0;
 	double t = 0, t0;
 	uint32_t v = 1;
+	int ctl, ret;
 	long i;
 
+	if (!run(row))
+		return;
+	ctl = ring ? ring_file(r) : r->ctl;
+	ret = ctl < 0 ? ctl : 0;
 	if (!ret && ring)
 		ret = emu_thread_start_ring(&emu, ctl, EMU_THREAD_SPIN, 0);
 	else if (!ret)
@@ -421,10 +431,13 @@ static void bench_posted_one(int row, struct rig *r, bool ring, long n)
 static void bench_emu(int row, struct rig *r, const struct worker *how,
 		      int threads, int cpu, unsigned int flags, long n)
 {
-	int ctl = flags & EMU_THREAD_RING ? ring_file(r) : r->ctl;
 	struct emu_thread emu = { 0 };
-	int ret = ctl < 0 ? ctl : 0;
+	int ctl, ret;
 
+	if (!run(row))
+		return;
+	ctl = flags & EMU_THREAD_RING ? ring_file(r) : r->ctl;
+	ret = ctl < 0 ? ctl : 0;
 	if (!ret && flags & EMU_THREAD_RING)
 		ret = emu_thread_start_ring(&emu, ctl, flags & ~EMU_THREAD_RING,
 					    0);
@@ -460,6 +473,8 @@ static void bench_emu_nospin(int row, struct rig *r, const struct worker *how,
 	long spin_us;
 	int ret;
 
+	if (!run(row))
+		return;
 	ret = param_get("spin_us", &spin_us);
 	if (!ret)
 		ret = param_set("spin_us", 0);
@@ -615,21 +630,14 @@ static int bench_posted(long n)
 		row_why(WRITE_POSTED_ONE_RING, "see above");
 	} else {
 		how.c = &r.c;
-		if (run(WRITE_POSTED))
-			bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
+		bench_emu(WRITE_POSTED, &r, &how, 1, other_cpu, 0, n);
 		if (ncpus > 1) {
-			if (run(WRITE_POSTED_POLL))
-				bench_emu(WRITE_POSTED_POLL, &r, &how, 1,
-					  other_cpu, EMU_THREAD_SPIN, n);
-			if (run(WRITE_POSTED_POLL_RING))
-				bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1,
-					  other_cpu,
-					  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
-			if (run(WRITE_POSTED_ONE))
-				bench_posted_one(WRITE_POSTED_ONE, &r, false, n);
-			if (run(WRITE_POSTED_ONE_RING))
-				bench_posted_one(WRITE_POSTED_ONE_RING, &r, true,
-						 n);
+			bench_emu(WRITE_POSTED_POLL, &r, &how, 1, other_cpu,
+				  EMU_THREAD_SPIN, n);
+			bench_emu(WRITE_POSTED_POLL_RING, &r, &how, 1, other_cpu,
+				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+			bench_posted_one(WRITE_POSTED_ONE, &r, false, n);
+			bench_posted_one(WRITE_POSTED_ONE_RING, &r, true, n);
 		} else {
 			row_why(WRITE_POSTED_POLL, "needs 2 CPUs");
 			row_why(WRITE_POSTED_POLL_RING, "needs 2 CPUs");
@@ -725,12 +733,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "req_bench: one CPU: the \"other vCPU\" rows run on CPU 0\n");
 	pin(pthread_self(), 0);
 
-	if (run(FLOOR))
-		bench_floor(n);
-	if (run(XCPU))
-		bench_xcpu(n);
-	if (run(MTTY))
-		bench_mtty(n);
+	bench_floor(n);
+	bench_xcpu(n);
+	bench_mtty(n);
 
 	/* BAR0 trapped, BAR2's first page device memory. */
 	layout_default(&layout);
@@ -749,45 +754,34 @@ int main(int argc, char **argv)
 	devmem.c = &r.c;
 	if (run(DEVMEM))
 		rows[DEVMEM].us = accesses(&devmem, 1, n);
-	if (run(READ_OTHER))
-		bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
-	if (run(READ_OTHER_NOSPIN))
-		bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0,
-				 n);
-	if (run(READ_OTHER_RING))
-		bench_emu(READ_OTHER_RING, &r, &trapped, 1, other_cpu,
-			  EMU_THREAD_RING, n);
-	if (run(READ_SAME))
-		bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
+	bench_emu(READ_OTHER, &r, &trapped, 1, other_cpu, 0, n);
+	bench_emu_nospin(READ_OTHER_NOSPIN, &r, &trapped, other_cpu, 0, n);
+	bench_emu(READ_OTHER_RING, &r, &trapped, 1, other_cpu, EMU_THREAD_RING,
+		  n);
+	bench_emu(READ_SAME, &r, &trapped, 1, 0, 0, n);
 	if (ncpus > 1) {
-		if (run(READ_POLL))
-			bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
-				  EMU_THREAD_SPIN, n);
-		if (run(READ_POLL_NOSPIN))
-			bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped,
-					 other_cpu, EMU_THREAD_SPIN, n);
-		if (run(READ_POLL_RING))
-			bench_emu(READ_POLL_RING, &r, &trapped, 1, other_cpu,
-				  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+		bench_emu(READ_POLL, &r, &trapped, 1, other_cpu,
+			  EMU_THREAD_SPIN, n);
+		bench_emu_nospin(READ_POLL_NOSPIN, &r, &trapped, other_cpu,
+				 EMU_THREAD_SPIN, n);
+		bench_emu(READ_POLL_RING, &r, &trapped, 1, other_cpu,
+			  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	} else {
 		row_why(READ_POLL, "needs 2 CPUs");
 		row_why(READ_POLL_NOSPIN, "needs 2 CPUs");
 		row_why(READ_POLL_RING, "needs 2 CPUs");
 	}
 	trapped.write = true;
-	if (run(WRITE))
-		bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
+	bench_emu(WRITE, &r, &trapped, 1, other_cpu, 0, n);
 	trapped.write = false;
 	if (run(WRITE_POSTED) || run(WRITE_POSTED_POLL) ||
 	    run(WRITE_POSTED_POLL_RING) || run(WRITE_POSTED_ONE) ||
 	    run(WRITE_POSTED_ONE_RING))
 		problems = bench_posted(n);
 	pin(pthread_self(), -1);
-	if (run(READ_X8))
-		bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
-	if (run(READ_X8_RING))
-		bench_emu(READ_X8_RING, &r, &trapped, THREADS, -1,
-			  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
+	bench_emu(READ_X8, &r, &trapped, THREADS, -1, 0, n);
+	bench_emu(READ_X8_RING, &r, &trapped, THREADS, -1,
+		  EMU_THREAD_SPIN | EMU_THREAD_RING, n);
 	pin(pthread_self(), 0);
 	if (run(IRQ) || run(IRQ_DIRECT))
 		bench_irq(&r, n);
