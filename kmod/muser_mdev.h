@@ -54,12 +54,14 @@ extern unsigned int muser_spin_us;
  * @node:     on muser_mdev.pending or .inflight; a settled posted write's
  *            on .posted_free (req_lock)
  * @owner:    the emulator file that read it, while on .inflight (req_lock)
- * @done:     completed by the reply
+ * @done:     completed by the reply, if @sleeping
  * @hdr:      what the emulator reads; id and flags set under req_lock
  * @data:     hdr.len bytes: the payload of a write, the result of a read
  * @error:    0 or -errno, valid once @finished
  * @finished: set under req_lock when a reply (or detach) has settled it;
  *            a spinning waiter reads it locklessly as a hint
+ * @sleeping: set under req_lock by a waiter that stopped spinning and
+ *            found it not @finished: it sleeps on @done
  * @inline_data: @data of an access of at most MUSER_INLINE_DATA bytes; a
  *            posted write whose @data points here is kept for reuse
  */
@@ -71,6 +73,7 @@ struct muser_wait {
 	void *data;
 	int error;
 	bool finished;
+	bool sleeping;
 	u8 inline_data[MUSER_INLINE_DATA];
 };
 
@@ -433,6 +436,7 @@ bool muser_ring_holds_back(struct muser_mdev *md, struct file *file);
 unsigned int muser_ring_reap(struct muser_mdev *md);
 void muser_ring_poll(struct muser_mdev *md);
 void muser_ring_wait_begin(struct muser_mdev *md);
+void muser_ring_wait_begin_locked(struct muser_mdev *md);
 void muser_ring_wait_end(struct muser_mdev *md);
 void muser_ring_wait_end_locked(struct muser_mdev *md);
 bool muser_ring_has_requests(struct file *file);

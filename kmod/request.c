@@ -169,9 +169,13 @@ static void muser_spin_outcome(struct muser_mdev *md, bool spun)
 static bool muser_spin(struct muser_mdev *md, struct muser_wait *w, u64 start,
 		       u64 budget)
 {
+	unsigned int turn = 0;
+
 	while (!READ_ONCE(w->finished)) {
-		if (need_resched() || fatal_signal_pending(current) ||
-		    ktime_get_ns() - start >= budget)
+		if (need_resched() || fatal_signal_pending(current))
+			return false;
+		/* The clock on the first turn, then every 8th: it is not free. */
+		if (!(turn++ & 7) && ktime_get_ns() - start >= budget)
 			return false;
 		muser_ring_poll(md);
 		cpu_relax();
@@ -202,6 +206,7 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 
 	init_completion(&w->done);
 	w->finished = false;
+	w->sleeping = false;
 	w->error = 0;
 
 	spin_lock(&md->req_lock);
@@ -220,8 +225,12 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 		muser_spin_outcome(md, spun);
 	if (!spun) {
 		timeout = msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
-		muser_ring_wait_begin(md);
-		if (!READ_ONCE(w->finished))
+		spin_lock(&md->req_lock);
+		muser_ring_wait_begin_locked(md);
+		/* Only a waiter that sleeps costs its answer a complete(). */
+		w->sleeping = !w->finished;
+		spin_unlock(&md->req_lock);
+		if (w->sleeping)
 			left = wait_for_completion_killable_timeout(&w->done,
 								    timeout);
 	}
@@ -305,39 +314,35 @@ bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
  * MUSER_MAX_POSTED are unanswered (or the queue is full): the caller makes
  * it an unposted write, which waits.
  */
+/*
+ * Queue @w, a posted write with header @hdr, behind every earlier
+ * request. A kept wait keeps only its
+ * list node: every field that a posted write uses is set here. @small_data,
+ * if set, holds its data (at most MUSER_INLINE_DATA bytes).
+ */
+static void muser_post_locked(struct muser_mdev *md, struct muser_wait *w,
+			      const struct muser_req *hdr, const u8 *small_data)
+{
+	lockdep_assert_held(&md->req_lock);
+	w->owner = NULL;
+	w->error = 0;
+	w->finished = false;
+	w->sleeping = false;
+	w->hdr = *hdr;
+	w->hdr.id = ++md->next_id;
+	if (small_data) {
+		w->data = w->inline_data;
+		memcpy(w->inline_data, small_data, hdr->len);
+	}
+	md->nr_posted++;
+	list_add_tail(&w->node, &md->pending);
+	muser_ring_sync(md);
+}
+
 int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 			 const char __user *buf, u32 len)
 {
-	bool small = len <= MUSER_INLINE_DATA, ok;
-	struct muser_wait *w = NULL;
-	int ret;
-
-	spin_lock(&md->req_lock);
-	ok = muser_take_slot_locked(md, true);
-	if (ok && small) {
-		w = list_first_entry_or_null(&md->posted_free,
-					     struct muser_wait, node);
-		if (w)
-			list_del(&w->node);
-	}
-	spin_unlock(&md->req_lock);
-	if (!ok)
-		return -EAGAIN;
-	if (w)
-		memset(w, 0, sizeof(*w));
-	else
-		w = kzalloc(sizeof(*w) + (small ? 0 : len), GFP_KERNEL_ACCOUNT);
-	if (!w) {
-		ret = -ENOMEM;
-		goto out_unslot;
-	}
-	/* Inline data: the wait is kept for the next one (muser_posted_put()). */
-	w->data = small ? w->inline_data : (void *)(w + 1);
-	if (copy_from_user(w->data, buf, len)) {
-		ret = -EFAULT;
-		goto out_free;
-	}
-	w->hdr = (struct muser_req) {
+	struct muser_req hdr = {
 		.type = MUSER_REQ_WRITE,
 		.flags = MUSER_REQ_F_POSTED,
 		.region = index,
@@ -345,13 +350,49 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 		.len = len,
 		.data_len = len,
 	};
+	bool small = len <= MUSER_INLINE_DATA, ok;
+	u8 bounce[MUSER_INLINE_DATA];
+	struct muser_wait *w = NULL;
+	int ret;
+
+	/*
+	 * A doorbell's bytes go through the stack, so that taking a kept
+	 * wait and queueing it is one hold of req_lock.
+	 */
+	if (small && copy_from_user(bounce, buf, len))
+		return -EFAULT;
 
 	spin_lock(&md->req_lock);
-	w->hdr.id = ++md->next_id;
-	md->nr_posted++;
-	list_add_tail(&w->node, &md->pending);
-	muser_ring_sync(md);
+	ok = muser_take_slot_locked(md, true);
+	if (ok && small) {
+		w = list_first_entry_or_null(&md->posted_free,
+					     struct muser_wait, node);
+		if (w) {
+			list_del(&w->node);
+			muser_post_locked(md, w, &hdr, bounce);
+		}
+	}
 	spin_unlock(&md->req_lock);
+	if (!ok)
+		return -EAGAIN;
+	if (w)
+		goto out_queued;
+
+	w = kzalloc(sizeof(*w) + (small ? 0 : len), GFP_KERNEL_ACCOUNT);
+	if (!w) {
+		ret = -ENOMEM;
+		goto out_unslot;
+	}
+	/* Inline data: the wait is kept for the next one (muser_posted_put()). */
+	w->data = small ? w->inline_data : (void *)(w + 1);
+	if (!small && copy_from_user(w->data, buf, len)) {
+		ret = -EFAULT;
+		goto out_free;
+	}
+	spin_lock(&md->req_lock);
+	muser_post_locked(md, w, &hdr, small ? bounce : NULL);
+	spin_unlock(&md->req_lock);
+out_queued:
 	muser_wake_emulator(md);
 	return 0;
 
@@ -734,7 +775,7 @@ static int muser_settle(struct muser_mdev *md, struct muser_wait *w,
 				       w->hdr.len, w->error);
 		muser_unslot_locked(md, true);
 		muser_posted_put(md, w);
-	} else {
+	} else if (w->sleeping) {
 		complete(&w->done);
 	}
 	return r->len != want ? -EINVAL : 0;

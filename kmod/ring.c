@@ -267,14 +267,20 @@ static void muser_ring_set_wakeup(struct muser_mdev *md, bool on)
  * the flag. The barrier pairs with the emulator's between its cq_tail
  * store and its kflags load: one of the two sides sees the other's.
  */
-void muser_ring_wait_begin(struct muser_mdev *md)
+void muser_ring_wait_begin_locked(struct muser_mdev *md)
 {
-	spin_lock(&md->req_lock);
+	lockdep_assert_held(&md->req_lock);
 	if (!md->ring_sleepers++)
 		muser_ring_set_wakeup(md, true);
 	/* The flag's store before the cq_tail load (see above). */
 	smp_mb();
 	muser_ring_reap(md);
+}
+
+void muser_ring_wait_begin(struct muser_mdev *md)
+{
+	spin_lock(&md->req_lock);
+	muser_ring_wait_begin_locked(md);
 	spin_unlock(&md->req_lock);
 }
 
