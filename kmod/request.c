@@ -174,7 +174,11 @@ static bool muser_spin(struct muser_mdev *md, struct muser_wait *w, u64 start,
 	while (!READ_ONCE(w->finished)) {
 		if (need_resched() || fatal_signal_pending(current))
 			return false;
-		/* The clock on the first turn, then every 8th: it is not free. */
+		/*
+		 * The clock on the first turn, then every 8th: it is not
+		 * free. So a spin may overrun its budget by 7 turns, each a
+		 * bounded reap of the rings.
+		 */
 		if (!(turn++ & 7) && ktime_get_ns() - start >= budget)
 			return false;
 		muser_ring_poll(md);
@@ -220,7 +224,7 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 
 	/* Settled under req_lock, which is taken below: no completion wait. */
 	budget = muser_spin_budget(md, probe);
-	spun = muser_spin(md, w, start, budget);
+	spun = budget && muser_spin(md, w, start, budget);
 	if (budget)
 		muser_spin_outcome(md, spun);
 	if (!spun) {
@@ -239,7 +243,8 @@ int muser_request(struct muser_mdev *md, struct muser_wait *w)
 	if (!spun)
 		muser_ring_wait_end_locked(md);
 	if (w->finished) {
-		muser_note_wait(md, spun);
+		/* Answered before it slept: counted with the spins. */
+		muser_note_wait(md, !w->sleeping);
 	} else {
 		list_del(&w->node);
 		/* It may have been all that was left for read(). */
@@ -309,19 +314,16 @@ bool muser_owns_inflight(struct muser_mdev *md, struct file *file)
 }
 
 /*
- * A posted write of @len bytes from @buf at @off of region @index: queued
- * in order with every other request, and left there. -EAGAIN when
- * MUSER_MAX_POSTED are unanswered (or the queue is full): the caller makes
- * it an unposted write, which waits.
+ * Queue @w, a posted write with header @hdr, behind every earlier request.
+ * A kept wait keeps only its list node: every field a posted write uses is
+ * set here, @data by the caller of a write too large for @inline_data;
+ * @small_data, if set, holds the bytes of one that fits (the caller checked
+ * hdr->len <= MUSER_INLINE_DATA).
  */
-/*
- * Queue @w, a posted write with header @hdr, behind every earlier
- * request. A kept wait keeps only its
- * list node: every field that a posted write uses is set here. @small_data,
- * if set, holds its data (at most MUSER_INLINE_DATA bytes).
- */
-static void muser_post_locked(struct muser_mdev *md, struct muser_wait *w,
-			      const struct muser_req *hdr, const u8 *small_data)
+static void muser_queue_posted_locked(struct muser_mdev *md,
+				      struct muser_wait *w,
+				      const struct muser_req *hdr,
+				      const u8 *small_data)
 {
 	lockdep_assert_held(&md->req_lock);
 	w->owner = NULL;
@@ -339,6 +341,12 @@ static void muser_post_locked(struct muser_mdev *md, struct muser_wait *w,
 	muser_ring_sync(md);
 }
 
+/*
+ * A posted write of @len bytes from @buf at @off of region @index: queued
+ * in order with every other request, and left there. -EAGAIN when
+ * MUSER_MAX_POSTED are unanswered (or the queue is full): the caller makes
+ * it an unposted write, which waits.
+ */
 int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 			 const char __user *buf, u32 len)
 {
@@ -357,7 +365,8 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 
 	/*
 	 * A doorbell's bytes go through the stack, so that taking a kept
-	 * wait and queueing it is one hold of req_lock.
+	 * wait and queueing it is one hold of req_lock. On -EAGAIN the
+	 * unposted write copies them again: only a saturated device pays.
 	 */
 	if (small && copy_from_user(bounce, buf, len))
 		return -EFAULT;
@@ -369,7 +378,7 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 					     struct muser_wait, node);
 		if (w) {
 			list_del(&w->node);
-			muser_post_locked(md, w, &hdr, bounce);
+			muser_queue_posted_locked(md, w, &hdr, bounce);
 		}
 	}
 	spin_unlock(&md->req_lock);
@@ -384,13 +393,15 @@ int muser_request_posted(struct muser_mdev *md, u32 index, u64 off,
 		goto out_unslot;
 	}
 	/* Inline data: the wait is kept for the next one (muser_posted_put()). */
-	w->data = small ? w->inline_data : (void *)(w + 1);
-	if (!small && copy_from_user(w->data, buf, len)) {
-		ret = -EFAULT;
-		goto out_free;
+	if (!small) {
+		w->data = w + 1;
+		if (copy_from_user(w->data, buf, len)) {
+			ret = -EFAULT;
+			goto out_free;
+		}
 	}
 	spin_lock(&md->req_lock);
-	muser_post_locked(md, w, &hdr, small ? bounce : NULL);
+	muser_queue_posted_locked(md, w, &hdr, small ? bounce : NULL);
 	spin_unlock(&md->req_lock);
 out_queued:
 	muser_wake_emulator(md);
