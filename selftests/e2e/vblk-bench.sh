@@ -126,14 +126,16 @@ sample_start "$UUID" "$DISK" || fail "the sample did not start"
 # cpu_marks: while the nested guest runs, at each E2E-MARK (a measurement
 # begins) and E2E-BENCH (it ended) line of its console, one line in
 # $WORK/cpu.log: the line, then the CPU time so far (clock ticks) of the
-# nested QEMU, of the sample, and of the whole VM (busy, all CPUs).
+# nested QEMU and of the sample (each as all, then in the kernel: the
+# nested QEMU's vfio-pci path is system calls), and of the whole VM (busy,
+# all CPUs).
 # Builtins only but the poll's timeout: a fork costs milliseconds here.
-cpu_ticks() {	# /proc/PID/stat: utime + stime
+cpu_ticks() {	# /proc/PID/stat: utime + stime, then stime alone
 	local st
-	read -r st 2>/dev/null <"/proc/$1/stat" || { echo 0; return; }
+	read -r st 2>/dev/null <"/proc/$1/stat" || { echo 0 0; return; }
 	# shellcheck disable=SC2086 # the fields, split
 	set -- ${st##*) }
-	echo $((${12} + ${13}))
+	echo $((${12} + ${13})) "${13}"
 }
 cpu_marks() {
 	local qemu="" line seen=0 n vm fd
@@ -227,25 +229,28 @@ hz=$(getconf CLK_TCK)
 declare -A cpu=()
 while IFS='|' read -r line ticks; do
 	read -r kind dev qd _ <<<"$line"
-	read -r tq ts tvm <<<"$ticks"
+	read -r tq tqsys ts _ tvm <<<"$ticks"
 	if [ "$kind" = E2E-MARK ]; then
-		start=("$tq" "$ts" "$tvm")
+		start=("$tq" "$tqsys" "$ts" "$tvm")
 	elif [ "$kind" = E2E-BENCH ] && [ -n "${reads[$dev.$qd]:-}" ]; then
 		cpu[$dev.$qd]=$(awk -v n="${reads[$dev.$qd]}" -v hz="$hz" \
-			-v q=$((tq - start[0])) -v s=$((ts - start[1])) -v vm=$((tvm - start[2])) \
-			'BEGIN { printf "%.2f %.2f %.2f", q * 1000 / hz / n, s * 1000 / hz / n, vm * 1000 / hz / n }')
+			-v q=$((tq - start[0])) -v qsys=$((tqsys - start[1])) \
+			-v s=$((ts - start[2])) -v vm=$((tvm - start[3])) \
+			'BEGIN { printf "%.2f %.2f %.2f %.2f", q * 1000 / hz / n,
+				 qsys * 1000 / hz / n, s * 1000 / hz / n, vm * 1000 / hz / n }')
 	fi
 done <"$WORK/cpu.log"
-hdr=() q=() s=() v=()
+hdr=() q=() qsys=() s=() v=()
 for qd in $QDS; do
 	for dev in muser qemu; do
 		hdr+=("$dev QD$qd")
-		read -r a b c <<<"${cpu[$dev.$qd]:-? ? ?}"
-		q+=("$a") s+=("$b") v+=("$c")
+		read -r a b c d <<<"${cpu[$dev.$qd]:-? ? ? ?}"
+		q+=("$a") qsys+=("$b") s+=("$c") v+=("$d")
 	done
 done
 row "CPU ms per read" "${hdr[@]}"
 row "  the nested guest's QEMU" "${q[@]}"
+row "    of it in the VM's kernel" "${qsys[@]}"
 row "  the sample" "${s[@]}"
 row "  the VM, all (of $(nproc) CPUs)" "${v[@]}"
 
