@@ -933,6 +933,79 @@ MUSER_EXPORT int muser_irq_guest_state(const struct muser_dev *dev,
 				       unsigned int vector);
 
 /* ---------------------------------------------------------------------- */
+/* Live migration                                                          */
+
+/*
+ * muser_setup_migration() makes the device migratable: with QEMU 7.2
+ * (-device vfio-pci,x-enable-migration=on: migration v1) and with QEMU 8.0
+ * and later (enable-migration=on: v2, which muser.ko translates). What
+ * travels, without a line of device code: the library's state (config
+ * space, capabilities, the MSI-X table and pending bits, interrupt state),
+ * the device's part of the state area (muser_state()) and its device
+ * memory (muser_setup_bar_mmap()). A device with more state adds its own
+ * bytes with the save and load callbacks below.
+ *
+ * The stream has a magic number, a version, the device description's
+ * hash, every part's length and a checksum; the destination checks all of
+ * it before anything is applied, and refuses a stream of another device
+ * or version (the VMM's migration fails, the source keeps running).
+ * Guest memory the device writes through muser_dma_map() is pinned, and
+ * the VFIO container reports pinned pages dirty.
+ */
+
+/* What the device is told: muser_migration_ops.state. */
+enum muser_mig_state {
+	MUSER_MIG_RUNNING = 0,	/* run as usual (also after a migration failed) */
+	MUSER_MIG_STOPPED = 1,	/* the VM is stopped: no DMA, no interrupts */
+	MUSER_MIG_RESUMING = 2,	/* a stream is about to be loaded */
+};
+
+/**
+ * struct muser_migration_ops - a device's part in migration; every member
+ * may be NULL.
+ * @version: version of the device's own bytes (@save); the destination's
+ *           @load gets the source's, to accept or refuse
+ * @state:   the device is told it runs, is stopped or resumes. When told
+ *           MUSER_MIG_STOPPED it must quiesce (finish or stop in-flight
+ *           work) before returning: the stream is taken right after.
+ *           Returns 0, or -1 with errno: the VMM's state change fails.
+ * @save:    with @buf NULL, the size of the device's own bytes; else
+ *           write them into @buf (@size bytes, as returned just before).
+ *           Returns that size, or -1 with errno.
+ * @load:    accept the source's bytes (@len, of its @version): check them
+ *           all before applying any. Called after the library's state,
+ *           the state area and device memory are in place, before the
+ *           recover callback (muser_set_recover_cb()), which is called
+ *           next so that the device rebuilds from the loaded state as
+ *           after a restart. Returns 0, or -1 with errno: the migration
+ *           fails.
+ */
+struct muser_migration_ops {
+	uint32_t version;
+	int (*state)(struct muser_dev *dev, void *priv,
+		     enum muser_mig_state state);
+	ssize_t (*save)(struct muser_dev *dev, void *priv, void *buf,
+			size_t size);
+	int (*load)(struct muser_dev *dev, void *priv, const void *buf,
+		    size_t len, uint32_t version);
+};
+
+/**
+ * muser_setup_migration - make the device migratable.
+ * @ops:  the device's part, copied; NULL: the library's state, the state
+ *        area and device memory only
+ * @priv: passed to @ops' callbacks
+ *
+ * Adds the migration region (a device-specific region, index 9). An
+ * emulator restarted during a migration carries on with it when the
+ * device was stopped (saving), and fails it cleanly when it was loading.
+ * Returns 0, or -1 with errno EBUSY (realized).
+ */
+MUSER_EXPORT int muser_setup_migration(struct muser_dev *dev,
+				       const struct muser_migration_ops *ops,
+				       void *priv);
+
+/* ---------------------------------------------------------------------- */
 /* Guest memory (DMA)                                                      */
 
 /*

@@ -58,4 +58,33 @@
 	.detach_ioas = vfio_iommufd_emulated_detach_ioas,
 #endif
 
+/*
+ * 6.2: PRE_COPY, VFIO_MIG_GET_PRECOPY_INFO and VFIO_DEVICE_FEATURE_MIG_DATA_SIZE
+ * (which the core answers through migration_get_data_size). Before, the
+ * core's state machine has no PRE_COPY states: muser offers STOP_COPY
+ * alone, and answers the data size as a device feature of its own, which
+ * QEMU 10 asks for. The uapi values are fixed: defined here for 6.1.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+#define VFIO_DEVICE_STATE_PRE_COPY	6
+#define VFIO_MIG_GET_PRECOPY_INFO	_IO(VFIO_TYPE, VFIO_BASE + 21)
+struct vfio_precopy_info {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 initial_bytes;
+	__aligned_u64 dirty_bytes;
+};
+#define VFIO_DEVICE_FEATURE_MIG_DATA_SIZE	9
+struct vfio_device_feature_mig_data_size {
+	__aligned_u64 stop_copy_length;
+};
+#define MUSER_MIG_FLAGS		VFIO_MIGRATION_STOP_COPY
+#define MUSER_MIG_DATA_SIZE_OP
+#define MUSER_DEVICE_FEATURE_OP	.device_feature = muser_mig_device_feature,
+#else
+#define MUSER_MIG_FLAGS		(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY)
+#define MUSER_MIG_DATA_SIZE_OP	.migration_get_data_size = muser_mig_get_data_size,
+#define MUSER_DEVICE_FEATURE_OP
+#endif
+
 #endif /* MUSER_COMPAT_H */

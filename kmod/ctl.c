@@ -100,7 +100,9 @@ static bool muser_same_layout(const struct muser_device_info *a,
 	       !memcmp(a->regions, b->regions, sizeof(a->regions)) &&
 	       !memcmp(a->irqs, b->irqs, sizeof(a->irqs)) &&
 	       !memcmp(a->mmap_areas, b->mmap_areas,
-		       a->num_mmap_areas * sizeof(a->mmap_areas[0]));
+		       a->num_mmap_areas * sizeof(a->mmap_areas[0])) &&
+	       a->num_dev_regions == b->num_dev_regions &&
+	       !memcmp(a->dev_regions, b->dev_regions, sizeof(a->dev_regions));
 }
 
 static void muser_ctl_file_put(struct muser_ctl_file *cf)
@@ -229,6 +231,7 @@ static int muser_attach(struct muser_mdev *md, struct file *file,
 	if (!md->has_info ||
 	    (!md->open_count && !muser_same_layout(&md->info, &info))) {
 		muser_devmem_set_layout(md, &info);
+		muser_mig_set_layout(md, &info);
 		/* Publish info before the flag lockless readers test. */
 		smp_store_release(&md->has_info, true);
 	}

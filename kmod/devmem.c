@@ -323,6 +323,19 @@ int muser_region_caps(const struct muser_device_info *info, u32 index,
 	size_t size;
 	int ret;
 
+	/* Callers pass an index muser_region() found. */
+	if (index >= MUSER_NUM_REGIONS) {
+		const struct muser_dev_region *d =
+			&info->dev_regions[index - MUSER_NUM_REGIONS];
+		struct vfio_region_info_cap_type type = {
+			.header.id = VFIO_REGION_INFO_CAP_TYPE,
+			.header.version = 1,
+			.type = d->type,
+			.subtype = d->subtype,
+		};
+
+		return vfio_info_add_capability(caps, &type.header, sizeof(type));
+	}
 	for (i = 0; i < info->num_mmap_areas; i++) {
 		if (info->mmap_areas[i].region == index) {
 			mapped += info->mmap_areas[i].size;

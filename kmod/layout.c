@@ -103,6 +103,45 @@ bad:
 	return -EINVAL;
 }
 
+static int muser_dev_regions_validate(struct muser_mdev *md,
+				      const struct muser_device_info *info)
+{
+	const u32 rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+	unsigned int i, nr_mig = 0;
+
+	if (info->num_dev_regions > MUSER_MAX_DEV_REGIONS || info->pad) {
+		muser_mdev_err(md, "attach: %u device-specific regions\n",
+			       info->num_dev_regions);
+		return -EINVAL;
+	}
+	for (i = 0; i < MUSER_MAX_DEV_REGIONS; i++) {
+		const struct muser_dev_region *d = &info->dev_regions[i];
+		const struct muser_region *r = &d->region;
+
+		if (i >= info->num_dev_regions) {
+			if (memchr_inv(d, 0, sizeof(*d)))
+				goto bad;
+			continue;
+		}
+		if (r->flags & ~rw || !r->flags || r->pad || !r->size ||
+		    r->size > MUSER_OFFSET_MASK + 1 || !d->type)
+			goto bad;
+		if (muser_is_mig_region(d)) {
+			if (r->flags != rw || r->size <= MUSER_MIG_HDR_SIZE ||
+			    nr_mig++)
+				goto bad;
+		}
+	}
+	return 0;
+
+bad:
+	muser_mdev_err(md, "attach: device-specific region %u is invalid (flags 0x%x, size 0x%llx, type %u/%u)\n",
+		       i, info->dev_regions[i].region.flags,
+		       info->dev_regions[i].region.size,
+		       info->dev_regions[i].type, info->dev_regions[i].subtype);
+	return -EINVAL;
+}
+
 /* Check everything in an attach request; log why it is refused. */
 int muser_layout_validate(struct muser_mdev *md,
 			  const struct muser_device_info *info)
@@ -140,6 +179,9 @@ int muser_layout_validate(struct muser_mdev *md,
 		return -EINVAL;
 	}
 	ret = muser_areas_validate(md, info);
+	if (ret)
+		return ret;
+	ret = muser_dev_regions_validate(md, info);
 	if (ret)
 		return ret;
 	for (i = 0; i < MUSER_NUM_IRQS; i++) {

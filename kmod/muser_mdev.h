@@ -2,8 +2,9 @@
 /*
  * muser.ko internals shared between its files.
  *
- * Lock order: muser_mdev.lock, then muser_mdev.irq_lock, then
- * muser_mdev.req_lock (a spinlock: nothing sleeps under it).
+ * Lock order: muser_mdev.mig.lock (held across requests to the emulator),
+ * then muser_mdev.lock, then muser_mdev.irq_lock, then muser_mdev.req_lock
+ * (a spinlock: nothing sleeps under it).
  */
 #ifndef MUSER_MDEV_H
 #define MUSER_MDEV_H
@@ -200,6 +201,24 @@ struct muser_dma {
 };
 
 /**
+ * struct muser_mig - migration v2 (migration.c).
+ * @region:     VFIO index of the emulator's migration region, 0 if none;
+ *              set with the layout (muser_mdev.lock), while no VMM has the
+ *              device open
+ *
+ * @lock guards (held across the requests a state change or a data fd
+ * access makes):
+ * @state:      the v2 state, enum vfio_device_mig_state
+ * @file:       the current save or resume session, NULL if none
+ */
+struct muser_mig {
+	u32 region;
+	struct mutex lock;		/* see above */
+	u32 state;
+	struct muser_mig_file *file;
+};
+
+/**
  * struct muser_mdev - one mediated device.
  * @vdev:       must be first (vfio_alloc_device); its refcount is the
  *              lifetime of this structure, and @cdev holds one reference
@@ -229,6 +248,7 @@ struct muser_dma {
  * @devmem_pages: pages of @devmem backing regions (the state area's are
  *              not counted), at most @devmem_budget_pages (sysfs)
  * @dma:        pinned guest memory, with its own locks
+ * @mig:        migration, with its own lock
  *
  * @irq_lock guards:
  * @irqs:       per-index eventfds set by the VMM
@@ -295,6 +315,7 @@ struct muser_mdev {
 	atomic_long_t devmem_pages;
 	unsigned long devmem_budget_pages;
 	struct muser_dma dma;
+	struct muser_mig mig;
 
 	struct mutex irq_lock;		/* see above */
 	struct muser_irq_ctx irqs[MUSER_NUM_IRQS];
@@ -364,6 +385,30 @@ static inline struct muser_mdev *vdev_to_muser(struct vfio_device *vdev)
 static inline struct muser_mdev *dev_to_muser(struct device *dev)
 {
 	return dev_get_drvdata(dev);
+}
+
+/* Regions the VMM sees: the vfio-pci ones, then the device-specific ones. */
+static inline u32 muser_vmm_regions(const struct muser_device_info *info)
+{
+	return info->num_dev_regions ?
+	       MUSER_NUM_REGIONS + info->num_dev_regions : info->num_regions;
+}
+
+/* A region by its VFIO index, NULL if the VMM does not see it. */
+static inline const struct muser_region *
+muser_region(const struct muser_device_info *info, u32 index)
+{
+	if (index >= muser_vmm_regions(info))
+		return NULL;
+	if (index < MUSER_NUM_REGIONS)
+		return &info->regions[index];
+	return &info->dev_regions[index - MUSER_NUM_REGIONS].region;
+}
+
+static inline bool muser_is_mig_region(const struct muser_dev_region *d)
+{
+	return d->type == VFIO_REGION_TYPE_MIGRATION_DEPRECATED &&
+	       d->subtype == VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED;
 }
 
 /* main.c: the budget_mb attributes of dma/ and devmem/, in MiB of pages. */
@@ -489,7 +534,20 @@ void muser_nl_del_device(struct muser_mdev *md);
 void muser_nl_event(struct muser_mdev *md, u32 event, u32 pid, u64 iova,
 		    u64 size);
 
+/* migration.c */
+struct muser_mig_file;
+void muser_mig_init(struct muser_mdev *md);
+void muser_mig_destroy(struct muser_mdev *md);
+void muser_mig_set_layout(struct muser_mdev *md,
+			  const struct muser_device_info *info);
+void muser_mig_reset(struct muser_mdev *md);
+int muser_mig_get_data_size(struct vfio_device *vdev, unsigned long *len);
+int muser_mig_device_feature(struct vfio_device *vdev, u32 flags,
+			     void __user *arg, size_t argsz);
+
 /* vfio.c */
 extern const struct vfio_device_ops muser_vfio_ops;
+int muser_request_rw(struct muser_mdev *md, u32 index, u64 off, void *data,
+		     u32 len, bool write);
 
 #endif /* MUSER_MDEV_H */

@@ -25,6 +25,7 @@ static int muser_vfio_init(struct vfio_device *vdev)
 	INIT_LIST_HEAD(&md->rings);
 	muser_devmem_init(md);
 	muser_dma_init(md);
+	muser_mig_init(md);
 	return 0;
 }
 
@@ -36,6 +37,7 @@ static void muser_vfio_release(struct vfio_device *vdev)
 	muser_posted_free(md);
 	muser_dma_destroy(md);
 	muser_inode_destroy(md);
+	muser_mig_destroy(md);
 	mutex_destroy(&md->lock);
 	mutex_destroy(&md->irq_lock);
 	muser_vfio_free_device(vdev);
@@ -48,6 +50,7 @@ static int muser_vfio_open(struct vfio_device *vdev)
 	mutex_lock(&md->lock);
 	md->open_count++;
 	mutex_unlock(&md->lock);
+	muser_mig_reset(md);
 	muser_dma_open(md);
 	muser_nl_event(md, MUSER_EVENT_VMM_OPENED, 0, 0, 0);
 	return 0;
@@ -60,6 +63,7 @@ static void muser_vfio_close(struct vfio_device *vdev)
 
 	/* The emulator may need guest memory for what the VMM posted. */
 	muser_posted_flush(md);
+	muser_mig_reset(md);
 	muser_dma_close(md);
 	muser_irq_release_all(md);
 	mutex_lock(&md->lock);
@@ -69,9 +73,12 @@ static void muser_vfio_close(struct vfio_device *vdev)
 	muser_nl_event(md, MUSER_EVENT_VMM_CLOSED, 0, 0, 0);
 }
 
-/* One request of at most MUSER_MAX_DATA bytes. */
-static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
-				   u32 index, u64 off, u32 len, bool write)
+/*
+ * One request of at most MUSER_MAX_DATA bytes, its data in @data (the
+ * kernel's): a write's payload, a read's result.
+ */
+int muser_request_rw(struct muser_mdev *md, u32 index, u64 off, void *data,
+		     u32 len, bool write)
 {
 	struct muser_wait w = {
 		.hdr = {
@@ -81,32 +88,39 @@ static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
 			.len = len,
 			.data_len = write ? len : 0,
 		},
+		.data = data,
 	};
 	int ret;
 
 	ret = muser_request_slot(md);
 	if (ret)
 		return ret;
-	w.data = w.inline_data;
-	if (len > sizeof(w.inline_data)) {
-		w.data = kmalloc(len, GFP_KERNEL_ACCOUNT);
-		if (!w.data) {
-			muser_request_unslot(md);
-			return -ENOMEM;
-		}
-	}
-	if (write && copy_from_user(w.data, buf, len)) {
-		muser_request_unslot(md);
-		ret = -EFAULT;
-		goto out_free;
-	}
 	/* It gives the slot back. */
-	ret = muser_request(md, &w);
-	if (!ret && !write && copy_to_user(buf, w.data, len))
+	return muser_request(md, &w);
+}
+
+/* One request of at most MUSER_MAX_DATA bytes, for the VMM's buffer. */
+static ssize_t muser_vfio_rw_chunk(struct muser_mdev *md, char __user *buf,
+				   u32 index, u64 off, u32 len, bool write)
+{
+	u8 small[MUSER_INLINE_DATA];
+	void *data = small;
+	int ret;
+
+	if (len > sizeof(small)) {
+		data = kmalloc(len, GFP_KERNEL_ACCOUNT);
+		if (!data)
+			return -ENOMEM;
+	}
+	ret = -EFAULT;
+	if (write && copy_from_user(data, buf, len))
+		goto out_free;
+	ret = muser_request_rw(md, index, off, data, len, write);
+	if (!ret && !write && copy_to_user(buf, data, len))
 		ret = -EFAULT;
 out_free:
-	if (w.data != w.inline_data)
-		kfree(w.data);
+	if (data != small)
+		kfree(data);
 	return ret ? ret : (ssize_t)len;
 }
 
@@ -124,9 +138,9 @@ static ssize_t muser_vfio_rw(struct vfio_device *vdev, char __user *buf,
 	info = muser_wait_layout(md);
 	if (IS_ERR(info))
 		return PTR_ERR(info);
-	if (index >= info->num_regions)
+	region = muser_region(info, index);
+	if (!region)
 		return -EINVAL;
-	region = &info->regions[index];
 	if (!(region->flags & (write ? VFIO_REGION_INFO_FLAG_WRITE :
 					VFIO_REGION_INFO_FLAG_READ)))
 		return -EINVAL;
@@ -193,7 +207,7 @@ static int muser_get_info(struct muser_mdev *md, unsigned long arg)
 	di.flags = VFIO_DEVICE_FLAGS_PCI;
 	if (info->flags & MUSER_DEV_F_RESET)
 		di.flags |= VFIO_DEVICE_FLAGS_RESET;
-	di.num_regions = info->num_regions;
+	di.num_regions = muser_vmm_regions(info);
 	di.num_irqs = info->num_irqs;
 	return copy_to_user((void __user *)arg, &di, minsz) ? -EFAULT : 0;
 }
@@ -207,6 +221,7 @@ static int muser_get_region_info(struct muser_mdev *md, unsigned long arg)
 	const unsigned long minsz = offsetofend(struct vfio_region_info, offset);
 	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
 	const struct muser_device_info *info;
+	const struct muser_region *region;
 	struct vfio_region_info ri;
 	u64 avail;
 	int ret;
@@ -219,14 +234,14 @@ static int muser_get_region_info(struct muser_mdev *md, unsigned long arg)
 	info = muser_wait_layout(md);
 	if (IS_ERR(info))
 		return PTR_ERR(info);
-	if (ri.index >= info->num_regions)
+	region = muser_region(info, ri.index);
+	if (!region)
 		return -EINVAL;
 
 	ri.offset = MUSER_REGION_OFFSET(ri.index);
-	ri.size = info->regions[ri.index].size;
-	ri.flags = ri.size ? info->regions[ri.index].flags &
-			     (VFIO_REGION_INFO_FLAG_READ |
-			      VFIO_REGION_INFO_FLAG_WRITE) : 0;
+	ri.size = region->size;
+	ri.flags = ri.size ? region->flags & (VFIO_REGION_INFO_FLAG_READ |
+					      VFIO_REGION_INFO_FLAG_WRITE) : 0;
 	ri.cap_offset = 0;
 	if (ri.size && (muser_area_at(info, ri.index, 0, &avail) ||
 			avail < ri.size))
@@ -268,7 +283,11 @@ static int muser_vfio_reset(struct muser_mdev *md)
 	ret = muser_request_slot(md);
 	if (ret)
 		return ret;
-	return muser_request(md, &w);
+	ret = muser_request(md, &w);
+	/* A reset device runs, with no migration session (the emulator's too). */
+	if (!ret)
+		muser_mig_reset(md);
+	return ret;
 }
 
 static long muser_vfio_ioctl(struct vfio_device *vdev, unsigned int cmd,
@@ -328,5 +347,6 @@ const struct vfio_device_ops muser_vfio_ops = {
 	.mmap = muser_vfio_mmap,
 	.request = muser_vfio_request,
 	.dma_unmap = muser_vfio_dma_unmap,
+	MUSER_DEVICE_FEATURE_OP
 	MUSER_VFIO_IOMMUFD_OPS
 };

@@ -150,6 +150,7 @@ MUSER_EXPORT void muser_dev_destroy(struct muser_dev *dev)
 	muser_dma_free(dev);
 	muser_state_free(dev);
 	muser_ring_free(dev);
+	muser_mig_free(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	close(dev->stop_fd);
@@ -198,6 +199,11 @@ static int realize(struct muser_dev *dev, unsigned long attach)
 	if (dev->recovered && dev->recover_cb &&
 	    dev->recover_cb(dev, dev->recover_priv) < 0) {
 		muser_err(dev, "recover callback: %s", strerror(errno));
+		dev->realized = false;
+		goto err_detach;
+	}
+	if (dev->recovered && muser_mig_recover(dev) < 0) {
+		muser_err(dev, "migration: recovering: %s", strerror(errno));
 		dev->realized = false;
 		goto err_detach;
 	}

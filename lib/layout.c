@@ -71,4 +71,5 @@ void muser_build_device_info(const struct muser_dev *dev,
 	info->num_mmap_areas = dev->nr_mmap_areas;
 	memcpy(info->mmap_areas, dev->mmap_areas,
 	       dev->nr_mmap_areas * sizeof(dev->mmap_areas[0]));
+	muser_mig_layout(dev, info);
 }

@@ -166,6 +166,9 @@ int muser_reset(struct muser_dev *dev, enum muser_reset_reason reason)
 	};
 
 	muser_pcicfg_reset(dev);
+	/* The VMM's reset ends a migration session, as in vfio-pci. */
+	if (reason != MUSER_RESET_FLR)
+		muser_mig_reset(dev);
 	muser_dbg(dev, "reset (%s)", why[reason]);
 	if (dev->reset_cb && dev->reset_cb(dev, dev->reset_priv, reason) < 0)
 		return -1;

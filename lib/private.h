@@ -127,6 +127,24 @@ struct muser_msix {
 	uint16_t ctrl;			/* Message Control as last applied */
 };
 
+/* Migration (migration.c); @state and the stream positions are saved. */
+struct muser_mig {
+	bool enabled;			/* muser_setup_migration() */
+	struct muser_migration_ops ops;
+	void *priv;
+	uint32_t state;			/* VFIO_DEVICE_STATE_V1_* */
+	bool broken;			/* the stream being loaded was refused or lost */
+	bool applied;			/* it was complete, and is loaded */
+	uint8_t *out;			/* the stream being saved */
+	uint64_t out_len;
+	uint64_t consumed;		/* of it, read by the VMM */
+	uint64_t offered;		/* in the window after that */
+	uint8_t *in;			/* the stream being loaded */
+	size_t in_len;
+	uint64_t in_total;		/* its length, once its header came */
+	uint8_t *window;		/* the data window while resuming */
+};
+
 struct muser_dev {
 	int fd;				/* control node, O_NONBLOCK */
 	int stop_fd;			/* eventfd written by muser_stop() */
@@ -189,6 +207,7 @@ struct muser_dev {
 
 	unsigned int ring_entries;	/* asked for; 0: no ring */
 	struct muser_ring ring;
+	struct muser_mig mig;
 };
 
 /* dev.c */
@@ -230,6 +249,21 @@ int muser_state_attach(struct muser_dev *dev);
 void muser_state_save(struct muser_dev *dev);
 void muser_state_free(struct muser_dev *dev);
 
+size_t muser_state_lib_size(void);
+void muser_state_lib_export(const struct muser_dev *dev, void *buf);
+int muser_state_lib_check(const struct muser_dev *dev, const void *buf);
+void muser_state_lib_import(struct muser_dev *dev, const void *buf);
+uint64_t muser_state_hash(const struct muser_dev *dev);
+
+/* migration.c */
+int muser_mig_access(struct muser_dev *dev, uint8_t *buf, size_t count,
+		     uint64_t offset, bool is_write);
+void muser_mig_reset(struct muser_dev *dev);
+int muser_mig_recover(struct muser_dev *dev);
+void muser_mig_free(struct muser_dev *dev);
+void muser_mig_layout(const struct muser_dev *dev,
+		      struct muser_device_info *info);
+
 /* dma.c */
 struct muser_dma_cache;
 void muser_dma_revoked(struct muser_dev *dev, uint64_t iova, uint64_t size);
@@ -259,6 +293,17 @@ bool muser_msix_trapped(const struct muser_dev *dev, int bar, uint64_t off,
 			size_t *len);
 void muser_msix_access(struct muser_dev *dev, int bar, uint8_t *buf,
 		       size_t len, uint64_t off, bool is_write);
+
+/* A region of the layout by its VFIO index, NULL if there is none. */
+static inline const struct muser_region *
+muser_layout_region(const struct muser_device_info *info, uint32_t index)
+{
+	if (index < MUSER_NUM_REGIONS)
+		return &info->regions[index];
+	if (index - MUSER_NUM_REGIONS < info->num_dev_regions)
+		return &info->dev_regions[index - MUSER_NUM_REGIONS].region;
+	return NULL;
+}
 
 /* region.c */
 int muser_region_access(struct muser_dev *dev, unsigned int region,

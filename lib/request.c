@@ -48,9 +48,9 @@ static int check_access(const struct muser_dev *dev,
 		return EINVAL;
 	if (req->data_len != (req->type == MUSER_REQ_WRITE ? req->len : 0))
 		return EINVAL;
-	if (req->region >= MUSER_NUM_REGIONS)
+	r = muser_layout_region(&dev->info, req->region);
+	if (!r)
 		return EINVAL;
-	r = &dev->info.regions[req->region];
 	if (req->offset > r->size || req->len > r->size - req->offset)
 		return EINVAL;
 	need = req->type == MUSER_REQ_WRITE ? VFIO_REGION_INFO_FLAG_WRITE :
@@ -73,6 +73,9 @@ static int do_access(struct muser_dev *dev, const struct muser_req *req,
 	if (req->region == VFIO_PCI_CONFIG_REGION_INDEX)
 		err = muser_pcicfg_access(dev, buf, req->len, req->offset,
 					  is_write);
+	else if (req->region >= MUSER_NUM_REGIONS)
+		err = muser_mig_access(dev, buf, req->len, req->offset,
+				       is_write);
 	else
 		err = muser_region_access(dev, req->region, buf, req->len,
 					  req->offset, is_write);

@@ -17,7 +17,7 @@
 #include "private.h"
 
 #define STATE_MAGIC	0x4c53554dU	/* "MUSL" */
-#define STATE_VERSION	1
+#define STATE_VERSION	2
 #define PAGE		4096u
 
 /* One copy of the library's state. */
@@ -29,6 +29,11 @@ struct saved {
 	uint32_t msi_mask;
 	uint8_t pm_state;
 	uint8_t intx_disabled, intx_held, msix_table_written;
+	uint8_t pad[3];
+	/* Where a migration is: zero in a migration stream. */
+	uint32_t mig_state;
+	uint8_t mig_broken, mig_applied, mig_pad[2];
+	uint64_t mig_consumed, mig_offered;
 };
 
 struct state_hdr {
@@ -84,16 +89,8 @@ static size_t msix_pba_len(const struct muser_dev *dev)
 	return dev->msix.off ? (dev->msix.nvec + 63) / 64 * 8 : 0;
 }
 
-void muser_state_save(struct muser_dev *dev)
+static void fill(const struct muser_dev *dev, struct saved *s)
 {
-	struct state_hdr *h = hdr(dev);
-	unsigned int next;
-	struct saved *s;
-
-	if (!h)
-		return;
-	next = h->current == 0 ? 1 : 0;
-	s = copy(dev, next);
 	memcpy(s->cfg, dev->pcicfg.cfg, dev->pcicfg.size);
 	memcpy(s->msix_table, dev->msix.table, msix_table_len(dev));
 	memcpy(s->msix_pba, dev->msix.pba, msix_pba_len(dev));
@@ -104,6 +101,22 @@ void muser_state_save(struct muser_dev *dev)
 	s->intx_disabled = dev->intx_disabled;
 	s->intx_held = dev->intx_held;
 	s->msix_table_written = dev->msix.table_written;
+	s->mig_state = dev->mig.state;
+	s->mig_broken = dev->mig.broken;
+	s->mig_applied = dev->mig.applied;
+	s->mig_consumed = dev->mig.consumed;
+	s->mig_offered = dev->mig.offered;
+}
+
+void muser_state_save(struct muser_dev *dev)
+{
+	struct state_hdr *h = hdr(dev);
+	unsigned int next;
+
+	if (!h)
+		return;
+	next = h->current == 0 ? 1 : 0;
+	fill(dev, copy(dev, next));
 	/* The copy is complete before it becomes the current one. */
 	__atomic_store_n(&h->current, next, __ATOMIC_RELEASE);
 }
@@ -120,6 +133,68 @@ static void restore(struct muser_dev *dev, const struct saved *s)
 	dev->intx_disabled = s->intx_disabled;
 	dev->intx_held = s->intx_held;
 	dev->msix.table_written = s->msix_table_written;
+	dev->mig.state = s->mig_state;
+	dev->mig.broken = s->mig_broken;
+	dev->mig.applied = s->mig_applied;
+	dev->mig.consumed = s->mig_consumed;
+	dev->mig.offered = s->mig_offered;
+}
+
+/* The library's state as a migration stream carries it. */
+size_t muser_state_lib_size(void)
+{
+	return sizeof(struct saved);
+}
+
+void muser_state_lib_export(const struct muser_dev *dev, void *buf)
+{
+	struct saved s;
+
+	memset(&s, 0, sizeof(s));
+	fill(dev, &s);
+	s.mig_state = 0;
+	s.mig_broken = 0;
+	s.mig_applied = 0;
+	s.mig_consumed = 0;
+	s.mig_offered = 0;
+	memcpy(buf, &s, sizeof(s));
+}
+
+/* Whether a stream's library state holds only values this device takes. */
+int muser_state_lib_check(const struct muser_dev *dev, const void *buf)
+{
+	struct saved s;
+
+	memcpy(&s, buf, sizeof(s));
+	if (s.pm_state > 3 || s.intx_disabled > 1 || s.intx_held > 1 ||
+	    s.msix_table_written > 1 || s.mig_state || s.mig_broken ||
+	    s.mig_applied || s.mig_pad[0] || s.mig_pad[1] ||
+	    s.mig_consumed || s.mig_offered ||
+	    (!dev->msi.off && (s.msi_ctrl || s.msi_mask)) ||
+	    (!dev->msix.off && s.msix_ctrl)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Load it, keeping where this device's own migration is. */
+void muser_state_lib_import(struct muser_dev *dev, const void *buf)
+{
+	struct saved s;
+
+	memcpy(&s, buf, sizeof(s));
+	s.mig_state = dev->mig.state;
+	s.mig_broken = dev->mig.broken;
+	s.mig_applied = dev->mig.applied;
+	s.mig_consumed = dev->mig.consumed;
+	s.mig_offered = dev->mig.offered;
+	restore(dev, &s);
+}
+
+uint64_t muser_state_hash(const struct muser_dev *dev)
+{
+	return desc_hash(dev);
 }
 
 /*

@@ -98,11 +98,13 @@ static void on_signal(int sig)
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [-v] [--takeover] UUID\n"
+		"usage: %s [-v] [--takeover] [--migration] UUID\n"
 		"Emulate an ACCES PCI-IDIO-16 on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached; SIGINT or SIGTERM stop it.\n"
 		"  -v, --verbose   log every request\n"
 		"  --takeover      replace the emulator running on UUID\n"
+		"  --migration     make the device migratable (its counters are in\n"
+		"                  the state area, which travels: no code of its own)\n"
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		"  --bad-reply     answer wrongly on purpose (BAR2 offsets 0 and 1\n"
 		"                  read their counter + 1), to check that tests\n"
@@ -120,11 +122,12 @@ int main(int argc, char *argv[])
 		{ "bad-reply", no_argument, NULL, 'b' },
 #endif
 		{ "takeover", no_argument, NULL, 't' },
+		{ "migration", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	bool verbose = false, takeover = false;
+	bool verbose = false, takeover = false, migration = false;
 	int opt;
 
 #ifdef MUSER_SAMPLE_TEST_HOOKS
@@ -144,6 +147,9 @@ int main(int argc, char *argv[])
 #endif
 		case 't':
 			takeover = true;
+			break;
+		case 'm':
+			migration = true;
 			break;
 		case 'h':
 			usage(stdout, argv[0]);
@@ -173,6 +179,8 @@ int main(int argc, char *argv[])
 	if (muser_setup_bar(dev, IDIO16_BAR, IDIO16_BAR_SIZE, MUSER_BAR_MEM32,
 			    bar2_access, NULL) < 0)
 		err(EXIT_FAILURE, "muser_setup_bar");
+	if (migration && muser_setup_migration(dev, NULL, NULL) < 0)
+		err(EXIT_FAILURE, "muser_setup_migration");
 	if ((takeover ? muser_takeover(dev) : muser_realize(dev)) < 0)
 		err(EXIT_FAILURE, "attaching");
 

@@ -69,9 +69,10 @@
 /*
  * Checked at attach: an emulator built for another version is refused
  * (EINVAL) rather than having its ioctls land on other handlers. 2: the
- * ioctl numbers in order (1 had TAKEOVER at 0x07).
+ * ioctl numbers in order (1 had TAKEOVER at 0x07). 3: device-specific
+ * regions in struct muser_device_info.
  */
-#define MUSER_API_VERSION	2
+#define MUSER_API_VERSION	3
 
 /* Directory holding the control nodes, one per mdev, named by UUID. */
 #define MUSER_DEV_DIR		"/dev/muser"
@@ -170,6 +171,52 @@ struct muser_mmap_area {
 #define MUSER_STATE_OFFSET	MUSER_REGION_OFFSET(MUSER_STATE_INDEX)
 #define MUSER_STATE_SIZE	(4u << 20)
 
+/*
+ * Device-specific regions: the VMM sees them at VFIO indexes
+ * MUSER_NUM_REGIONS (9) and up, each with a VFIO_REGION_INFO_CAP_TYPE
+ * capability, as vfio-pci reports its own. Their accesses are trapped:
+ * requests with region = that index.
+ */
+#define MUSER_MAX_DEV_REGIONS	4
+
+/**
+ * struct muser_dev_region - one device-specific region.
+ * @region:  flags (VFIO_REGION_INFO_FLAG_READ and/or _WRITE) and size
+ *           (nonzero, within MUSER_REGION_OFFSET(1))
+ * @type:    VFIO_REGION_TYPE_*, nonzero
+ * @subtype: the type's subtype
+ */
+struct muser_dev_region {
+	struct muser_region region;
+	__u32 type;
+	__u32 subtype;
+};
+
+/*
+ * Migration. A device-specific region of type
+ * VFIO_REGION_TYPE_MIGRATION_DEPRECATED, subtype
+ * VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED (linux/vfio.h, both kept by
+ * every kernel muser supports) makes the device migratable:
+ *  - QEMU 7.2 (migration v1) drives the region itself: a struct
+ *    vfio_device_migration_info at offset 0, VFIO_DEVICE_STATE_V1_* states,
+ *    the data section at data_offset.
+ *  - For migration v2 (QEMU 8.0 and later), muser.ko offers
+ *    VFIO_MIGRATION_STOP_COPY (and PRE_COPY on kernels that have it) and
+ *    drives the same region on the VMM's behalf: each arc of the v2 state
+ *    machine writes the v1 state it maps to (RUNNING 1, STOP 0, STOP_COPY 2,
+ *    PRE_COPY 3, RESUMING 4); the data fd reads the data section chunk by
+ *    chunk as v1 does (pending_bytes, data_offset, data_size, the data) and
+ *    writes it (data_offset, the data, data_size).
+ *    VFIO_DEVICE_FEATURE_MIG_DATA_SIZE reads the __u64 at
+ *    MUSER_MIG_STOP_COPY_SIZE: the emulator's estimate of what STOP_COPY
+ *    will produce (not 0).
+ * The region must be readable and writable and larger than
+ * MUSER_MIG_HDR_SIZE. Guest memory the emulator writes through its DMA
+ * mappings is pinned, and reported dirty by the VFIO container.
+ */
+#define MUSER_MIG_STOP_COPY_SIZE	32
+#define MUSER_MIG_HDR_SIZE		40
+
 /* muser_device_info.flags */
 #define MUSER_DEV_F_RESET	(1u << 0)	/* VFIO_DEVICE_RESET reaches the emulator */
 
@@ -181,6 +228,8 @@ struct muser_mmap_area {
  * @num_regions: regions reported to the VMM, 8 (no VGA) or 9
  * @num_irqs:    must be MUSER_NUM_IRQS
  * @num_mmap_areas: entries used in @mmap_areas
+ * @num_dev_regions: entries used in @dev_regions; when nonzero the VMM
+ *               sees MUSER_NUM_REGIONS + @num_dev_regions regions
  */
 struct muser_device_info {
 	__u32 argsz;
@@ -192,6 +241,9 @@ struct muser_device_info {
 	struct muser_region regions[MUSER_NUM_REGIONS];
 	struct muser_irq irqs[MUSER_NUM_IRQS];
 	struct muser_mmap_area mmap_areas[MUSER_MAX_MMAP_AREAS];
+	__u32 num_dev_regions;
+	__u32 pad;
+	struct muser_dev_region dev_regions[MUSER_MAX_DEV_REGIONS];
 };
 
 /* muser_req.type */
