@@ -104,7 +104,7 @@ qemu-hmp)
 	;;
 qemu-hmp-msix)
 	e2e_init qemu-hmp-msix-bite 360 "$@"
-	need_cmd "$QEMU"
+	need_qemu
 	need_muser
 	bite_e2e qemu-hmp-msix 'capabilities: 0x34 -> 0x40 PM \(0x01\) -> 0x48 MSI-X \(0x11\)' \
 		"FAIL: no mmap of BAR0's doorbell page" 'FAIL|PASS|SKIP|capabilities|mtree' \

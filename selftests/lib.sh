@@ -19,7 +19,9 @@
 # MUSER_KO (default ROOT/build/kmod/$(uname -r)/muser.ko), SAMPLE (default
 # the gpio-pci-idio-16 sample), SAMPLE_ARGS (more arguments for it, after the
 # UUID), SAMPLE_HOOKS (the same sample built with its test hooks, for the
-# bite tests), QEMU, PYTHON; for the e2e tests also:
+# bite tests), QEMU (the binary of MUSER_QEMU=7.2), MUSER_QEMU (the QEMU
+# the e2e tests start: 7.2 or 10.0, see qemu_select), PYTHON; for the e2e
+# tests also:
 #   E2E_TIMEOUT  hard limit for the whole test, seconds
 #   E2E_KEEP=1   keep the work directory (logs) after the test
 #   E2E_RESULTS  directory to copy the logs into (default: VM_RUN_RESULTS, the
@@ -35,7 +37,6 @@ MUSER_KO=${MUSER_KO:-$ROOT/build/kmod/$KVER/muser.ko}
 SAMPLE=${SAMPLE:-$BUILD_DIR/samples/gpio-pci-idio-16}
 SAMPLE_ARGS=${SAMPLE_ARGS:-}
 SAMPLE_HOOKS=${SAMPLE_HOOKS:-$BUILD_DIR/selftests/gpio-pci-idio-16-hooks}
-QEMU=${QEMU:-qemu-system-x86_64}
 PYTHON=${PYTHON:-/usr/bin/python3}
 TEST_BIN_DIR=${TEST_BIN_DIR:-$BUILD_DIR/selftests/muser}
 MUSERCTL=${MUSERCTL:-$BUILD_DIR/tools/muserctl/muserctl}
@@ -46,6 +47,63 @@ MUSER_PARAMS=/sys/module/muser/parameters
 KSFT_PASS=0
 KSFT_FAIL=1
 KSFT_SKIP=4
+
+# --- the QEMUs: the one place that names them ---------------------------------
+# MUSER_QEMU=7.2 (the default): Debian 12's own, /usr/bin/qemu-system-x86_64
+# (or QEMU from the environment). MUSER_QEMU=10.0: bookworm-backports' QEMU
+# 10.0, never installed, only unpacked into QEMU10_PREFIX by
+# tools/dev/install-deps.sh (which names the same prefix), beside 7.2; the test
+# VM sees it there, as it sees the host's whole /.
+# qemu_select VERSION sets QEMU (the binary), QEMU_ARGS (its firmware path:
+# every QEMU command line of the tests starts with them), QEMU_TAG (a suffix
+# for test names: "" or -q10) and exports MUSER_QEMU. Every script that
+# sources this file starts with MUSER_QEMU from the environment; qemu-hmp.sh
+# and qemu-hmp-msix.sh also take --qemu VERSION (selftests/TESTS).
+QEMU10_PREFIX=/opt/muser/qemu-10.0
+_qemu_72=${QEMU:-qemu-system-x86_64}
+QEMU="" QEMU_ARGS=() QEMU_TAG="" QEMU_VERSION=""
+
+qemu_select() {
+	case ${1:-} in
+	7.2)
+		QEMU=$_qemu_72 QEMU_ARGS=() QEMU_TAG=""
+		;;
+	10.0)
+		QEMU=$QEMU10_PREFIX/usr/bin/qemu-system-x86_64 QEMU_TAG=-q10
+		QEMU_ARGS=(-L "$QEMU10_PREFIX/usr/share/qemu" -L /usr/share/seabios)
+		;;
+	*)
+		echo "unknown QEMU '${1:-}' (MUSER_QEMU or --qemu): 7.2 or 10.0" >&2
+		return 1
+		;;
+	esac
+	export MUSER_QEMU=$1
+}
+qemu_select "${MUSER_QEMU:-7.2}" || exit 2
+
+# need_qemu: the selected QEMU must be there, or the test skips (7.2, as
+# need_cmd) or fails (10.0: tools/dev/install-deps.sh unpacks it, as it
+# installs everything else the tests need, and CI runs it first). Logs which
+# QEMU runs; sets QEMU_VERSION (MAJOR.MINOR, for qemu_at_least).
+need_qemu() {
+	local v
+	if [ "$MUSER_QEMU" = 10.0 ]; then
+		[ -x "$QEMU" ] || fail "QEMU 10.0 not installed: no $QEMU (tools/dev/install-deps.sh unpacks it)"
+	else
+		need_cmd "$QEMU"
+	fi
+	v=$("$QEMU" --version 2>&1 | head -n1)
+	QEMU_VERSION=$(sed -nE 's/^QEMU emulator version ([0-9]+\.[0-9]+).*/\1/p' <<<"$v")
+	[ -n "$QEMU_VERSION" ] || fail "$QEMU does not run: $v"
+	[ "$MUSER_QEMU" = 7.2 ] || [ "$QEMU_VERSION" = "$MUSER_QEMU" ] ||
+		fail "$QEMU is QEMU $QEMU_VERSION, not $MUSER_QEMU"
+	log "QEMU $MUSER_QEMU: $QEMU${QEMU_ARGS[*]:+ ${QEMU_ARGS[*]}} ($v)"
+}
+
+# qemu_at_least MAJOR.MINOR: the QEMU need_qemu found is that version or newer.
+qemu_at_least() {
+	[ "$(printf '%s\n' "$1" "$QEMU_VERSION" | sort -V | head -n1)" = "$1" ]
+}
 
 # Kernel log lines that fail any test: one list for every test.
 KERNEL_BAD_FILE=$SELFTESTS_DIR/kernel-log-bad
@@ -387,7 +445,7 @@ nested_start() {
 	shift
 	for try in 1 2; do
 		: >"$console"
-		timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "$@" -serial "file:$console" \
+		timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" "$@" -serial "file:$console" \
 			>"$WORK/qemu.log" 2>&1 &
 		QEMU_PID=$!
 		while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-BEGIN "$console"; do

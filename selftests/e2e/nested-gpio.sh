@@ -34,7 +34,7 @@
 #   NESTED_APPEND (extra kernel arguments for the nested guest, e.g. loglevel=7).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init nested-gpio 420 "$@"
+e2e_init "nested-gpio$QEMU_TAG" 420 "$@"
 
 MODE=muser
 [ "${1:-}" = "--no-device" ] && MODE=nodevice
@@ -45,7 +45,8 @@ RAW=6
 COUNT=12
 BDF=0000:00:04.0
 
-need_cmd "$QEMU" timeout cpio gzip xz
+need_qemu
+need_cmd timeout cpio gzip xz
 [ -r "$KERNEL" ] || skip "cannot read $KERNEL"
 if [ "$MODE" = muser ]; then
 	need_muser

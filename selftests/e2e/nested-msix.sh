@@ -11,7 +11,7 @@
 # QEMU arguments, e.g. "-trace vfio_msi* -D FILE").
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init nested-msix 420 "$@"
+e2e_init "nested-msix$QEMU_TAG" 420 "$@"
 # shellcheck source=selftests/e2e/initramfs.sh
 . "$E2E_DIR/initramfs.sh"
 
@@ -23,7 +23,8 @@ BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-330}
 RINGS=3
 NVEC=4
 
-need_cmd "$QEMU" timeout cpio gzip
+need_qemu
+need_cmd timeout cpio gzip
 [ -r "$KERNEL" ] || skip "cannot read $KERNEL"
 [ -r "$GUEST_KO" ] || skip "guest driver not built: $GUEST_KO"
 need_muser

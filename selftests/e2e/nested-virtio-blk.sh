@@ -47,7 +47,7 @@
 # writes posted, the sample polling, through every SIGKILL and takeover).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init nested-virtio-blk 720 "$@"
+e2e_init "nested-virtio-blk$QEMU_TAG" 720 "$@"
 
 MODE=muser
 [ "${1:-}" = "--qemu-device" ] && MODE=qemu
@@ -69,7 +69,8 @@ STRESS_SLOTS=32			# per worker
 RESTARTS=${RESTARTS:-8}
 [ "$MODE" = qemu ] && RESTARTS=0
 
-need_cmd "$QEMU" timeout cpio gzip xz md5sum
+need_qemu
+need_cmd timeout cpio gzip xz md5sum
 [ -r "$KERNEL" ] || skip "cannot read $KERNEL"
 if [ "$MODE" = muser ]; then
 	need_muser

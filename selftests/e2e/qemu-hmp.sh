@@ -13,19 +13,30 @@
 # Then QEMU quits, the sample stops, the mdev is removed, and the kernel log
 # must be clean.
 #
-# Usage: qemu-hmp.sh [--plumbing]
+# Usage: qemu-hmp.sh [--plumbing] [--qemu 7.2|10.0]
 #   --plumbing  no muser: run the same QMP/HMP flow against QEMU's emulated
 #               "edu" device (checks the test machinery itself)
+#   --qemu V    the QEMU to start (default MUSER_QEMU, else 7.2; see
+#               qemu_select in ../lib.sh); with 10.0 the test is qemu-hmp-q10
 # Environment: see ../lib.sh; also MACHINE (pc or q35, default pc),
 #   HMP_READS (BAR2 reads, default 12).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source=selftests/e2e/qmp.sh
 . "$(dirname "$0")/qmp.sh"
-e2e_init qemu-hmp 300 "$@"
 
+args=("$@")
 MODE=muser
-[ "${1:-}" = "--plumbing" ] && MODE=plumbing
+while [ $# -gt 0 ]; do
+	case $1 in
+	--plumbing) MODE=plumbing ;;
+	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+	*) echo "usage: $0 [--plumbing] [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	esac
+	shift
+done
+e2e_init "qemu-hmp$QEMU_TAG" 300 "${args[@]}"
+
 MACHINE=${MACHINE:-pc}
 READS=${HMP_READS:-12}
 SLOT=4
@@ -33,7 +44,8 @@ BDF=00:04.0
 MMIO_ADDR=0xe0000000
 IO_ADDR=0xc000
 
-need_cmd "$QEMU" timeout
+need_qemu
+need_cmd timeout
 [ -x "$PYTHON" ] || skip "$PYTHON not found"
 
 if [ "$MODE" = muser ]; then

@@ -69,9 +69,10 @@ qmp_close() {
 qemu_start_stopped() {
 	local machine=$1 dev=$2
 	shift 2
-	log "starting $QEMU -machine $machine -S -device $dev${*:+ $*}"
-	timeout -k 10 240 "$QEMU" -S -nodefaults -display none -machine "$machine" -accel tcg \
-		-m 128 -qmp "unix:$WORK/qmp.sock,server=on,wait=off" -device "$dev" "$@" \
+	log "starting $QEMU${QEMU_ARGS[*]:+ ${QEMU_ARGS[*]}} -machine $machine -S -device $dev${*:+ $*}"
+	timeout -k 10 240 "$QEMU" "${QEMU_ARGS[@]}" -S -nodefaults -display none \
+		-machine "$machine" -accel tcg -m 128 \
+		-qmp "unix:$WORK/qmp.sock,server=on,wait=off" -device "$dev" "$@" \
 		>"$WORK/qemu.log" 2>&1 &
 	QEMU_PID=$!
 	qmp_open "$WORK/qmp.sock" 120 "$QEMU_PID"

@@ -40,7 +40,7 @@ esac
 QDS=${VBLK_QDS:-1 16}
 # the whole run: the boot (a few minutes), warm-ups, every point
 npoints=$(($(wc -w <<<"$QDS") * 2))
-e2e_init vblk-bench $((600 + npoints * ${SECS%.*} + npoints * 10)) "$@"
+e2e_init "vblk-bench$QEMU_TAG" $((600 + npoints * ${SECS%.*} + npoints * 10)) "$@"
 
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
@@ -52,7 +52,8 @@ SMP=${NESTED_SMP:-2}
 DISK_MB=64
 WARMUP=1			# seconds per device, not counted
 
-need_cmd "$QEMU" timeout cpio gzip xz perl
+need_qemu
+need_cmd timeout cpio gzip xz perl
 [ -r "$KERNEL" ] || skip "cannot read $KERNEL"
 [ -x "$RANDREAD" ] || skip "not built: $RANDREAD"
 need_muser
