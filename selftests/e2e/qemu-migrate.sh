@@ -1,0 +1,125 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Live migration of a muser device between two unmodified QEMUs on one host,
+# with their CPUs stopped (-S), over QMP/HMP:
+#   - two mdevs, each with its own gpio-pci-idio-16 sample (--migration);
+#   - the source's BAR2 is programmed by config cycles and read 6 times
+#     (its counter: 0 0 0 1 1 1);
+#   - a destination QEMU waits (-incoming), the source migrates to it over a
+#     UNIX socket: QEMU 7.2 with migration v1 (x-enable-migration=on, the
+#     sample's migration region driven by QEMU), QEMU 10.0 with v2
+#     (enable-migration=on, muser.ko driving the same region);
+#   - the destination's BAR2 must be where the source's was, and its counter
+#     must carry on (2 2 2 3 3 3): the state crossed;
+#   - the source's device stays stopped, its sample alive; both QEMUs quit
+#     cleanly, the kernel log stays clean.
+#
+# Usage: qemu-migrate.sh [--qemu 7.2|10.0]
+# shellcheck source=selftests/lib.sh
+. "$(dirname "$0")/../lib.sh"
+# shellcheck source=selftests/e2e/qmp.sh
+. "$(dirname "$0")/qmp.sh"
+
+args=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+	*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	esac
+	shift
+done
+e2e_init "qemu-migrate$QEMU_TAG" 600 "${args[@]}"
+
+SLOT=4
+BDF=00:04.0
+BAR=2
+MMIO_ADDR=0xe0000000
+
+need_qemu
+need_cmd timeout
+[ -x "$PYTHON" ] || skip "$PYTHON not found"
+need_muser
+need_sample
+
+if [ "$MUSER_QEMU" = 7.2 ]; then
+	MIGPROP=x-enable-migration=on
+else
+	MIGPROP=enable-migration=on
+fi
+
+# The destination: its own mdev, sample, QEMU and QMP socket.
+DST_UUID=$(new_uuid)
+DST_PID=""
+DST_QEMU_PID=""
+# shellcheck disable=SC2317 # run by on_exit
+dst_cleanup() {
+	stop_pid "$DST_QEMU_PID" 10
+	stop_pid "$DST_PID" 5
+	if mdev_exists "$DST_UUID"; then
+		mdev_remove "$DST_UUID" || _cleanup_failed=1
+	fi
+}
+on_exit dst_cleanup
+
+e2e_mdev_create
+SAMPLE_ARGS="--migration" sample_start "$UUID" || fail "the source's sample did not start"
+mdev_create "$DST_UUID" || fail "cannot create the destination's mdev"
+wait_for 5 test -e "/dev/muser/$DST_UUID" || fail "/dev/muser/$DST_UUID did not appear"
+"$SAMPLE" --migration "$DST_UUID" >"$WORK/sample-dst.log" 2>&1 &
+DST_PID=$!
+wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
+
+dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=$SLOT.0,$MIGPROP"; }
+
+qemu_start_stopped pc "$(dev_arg "$UUID")"
+bar_set $BAR $MMIO_ADDR
+cmd_enable 2
+vals=$(qmp xp $MMIO_ADDR 6 1) || fail "source: BAR$BAR reads failed"
+src=$(for v in $vals; do printf ' %d' "$v"; done)
+log "source: BAR$BAR offset 0 read$src"
+[ "$src" = " 0 0 0 1 1 1" ] || fail "source: the counter read$src, expected 0 0 0 1 1 1"
+
+log "starting the destination QEMU (-incoming unix:$WORK/mig.sock)"
+timeout -k 10 240 "$QEMU" "${QEMU_ARGS[@]}" -S -nodefaults -display none -machine pc \
+	-accel tcg -m 128 -qmp "unix:$WORK/dst.sock,server=on,wait=off" \
+	-device "$(dev_arg "$DST_UUID")" -incoming "unix:$WORK/mig.sock" \
+	>"$WORK/qemu-dst.log" 2>&1 &
+DST_QEMU_PID=$!
+qmp_cli "$WORK/dst.sock" wait 120 >/dev/null ||
+	fail "the destination QEMU did not come up: $(tail -n 5 "$WORK/qemu-dst.log")"
+
+hmp "migrate -d unix:$WORK/mig.sock" >/dev/null
+status=""
+for _ in $(seq 120); do
+	status=$(qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p')
+	case $status in
+	completed|failed|cancelled) break ;;
+	esac
+	sleep 1
+done
+qmp hmp "info migrate" | tr -d '\r' | sed 's/^/#   /'
+[ "$status" = completed ] || fail "migration $status: $(tail -n 3 "$WORK/qemu-dst.log")"
+log "migration completed"
+
+dst_qmp() { qmp_cli "$WORK/dst.sock" "$@"; }
+state=$(dst_qmp hmp "info status" | tr -d '\r')
+log "destination: $state"
+bar=$(dst_qmp cfg-read $BDF $((0x10 + 4 * BAR))) || fail "destination: config read failed"
+[ $((bar & ~0xf)) -eq $((MMIO_ADDR)) ] || fail "destination: BAR$BAR is $bar, expected $MMIO_ADDR"
+vals=$(dst_qmp xp $MMIO_ADDR 6 1) || fail "destination: BAR$BAR reads failed"
+dst=$(for v in $vals; do printf ' %d' "$v"; done)
+log "destination: BAR$BAR offset 0 read$dst"
+[ "$dst" = " 2 2 2 3 3 3" ] || fail "destination: the counter read$dst, expected 2 2 2 3 3 3 (it did not carry on from the source)"
+
+# Both QEMUs quit cleanly; both samples survived.
+dst_qmp quit >/dev/null
+wait_pid "$DST_QEMU_PID" 30 || fail "the destination QEMU did not exit"
+wait "$DST_QEMU_PID" || fail "the destination QEMU exited with status $?"
+DST_QEMU_PID=""
+bad=$(grep -v 'warning:' "$WORK/qemu-dst.log")
+[ -z "$bad" ] || fail "the destination QEMU reported: $(head -n 3 <<<"$bad")"
+qemu_quit
+pid_gone "$DST_PID" && fail "the destination's sample died"
+sample_finish
+exit 0
