@@ -15,8 +15,15 @@
 # since its start must be free of warnings (selftests/kernel-log-bad),
 # leftover mdevs are removed and timeout_ms is restored. Output: one
 # "ok N - name", "not ok N - name" or "ok N - name # SKIP reason" line per
-# test, everything else prefixed with "#", and last exactly one line
-# "N passed, N failed, N skipped". Exit status 0 iff nothing failed.
+# test, everything else prefixed with "#" (among it "# NAME: N s", the
+# wall time of each test but insmod and rmmod, and "# all tests: N s"), and
+# last exactly one line "N passed, N failed, N skipped". Exit status 0 iff
+# nothing failed.
+#
+# Environment: passed on to every test. tools/run-tests.sh sets the CI
+# budgets there (MUSER_FUZZ_SECONDS for the fuzzers, STRESS_SECS and
+# RESTARTS for e2e/nested-virtio-blk); without them each test runs its own
+# defaults, which are longer.
 #
 # Options:
 #   --results DIR   write per-test logs, the TAP lines and the kernel log there
@@ -113,6 +120,12 @@ emit() {	# emit ok|fail|skip NAME [REASON]
 	[ -z "$tap" ] || echo "$line" >>"$tap"
 }
 
+# A TAP diagnostic line, on stdout and in the TAP file.
+diag() {
+	echo "# $*"
+	[ -z "$tap" ] || echo "# $*" >>"$tap"
+}
+
 # Between tests: no mdev left, timeout_ms back to the default.
 tidy() {
 	local d left=0
@@ -130,17 +143,20 @@ tidy() {
 }
 
 # run_logged NAME TIMEOUT CMD...: run CMD under TIMEOUT, its output in
-# LOG (and printed), its exit status in RC, the kernel log marked at MARK.
+# LOG (and printed), its exit status in RC, the kernel log marked at MARK;
+# then the diagnostic "# NAME: N s", its wall time (in the TAP file too).
 run_logged() {
-	local name=$1 limit=$2
+	local name=$1 limit=$2 t0
 	shift 2
 	LOG="$logdir/${name//\//_}.log"
 	echo "# ---- $name"
 	kmsg_mark "$name"
 	MARK=$KMSG_MARK
+	t0=$SECONDS
 	timeout -k 10 "$limit" "$@" >"$LOG" 2>&1 </dev/null
 	RC=$?
 	sed 's/^/#   /' "$LOG"
+	diag "$name: $((SECONDS - t0)) s"
 	tidy
 }
 
@@ -296,6 +312,7 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	esac
 fi
 
+diag "all tests: $SECONDS s"
 kmsg "selftests end (passed=$passed failed=$failed skipped=$skipped)"
 [ -z "$results" ] || dmesg >"$results/dmesg.txt" 2>&1
 echo "$passed passed, $failed failed, $skipped skipped"

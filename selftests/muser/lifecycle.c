@@ -81,6 +81,7 @@
 #define RMMOD_EVERY_MS	3000		/* at most one rmmod try in this */
 #endif
 #define FUZZ_SECONDS	60
+#define WARMUP_MS	6000	/* at least, before the first idle point */
 
 #define BAR0		VFIO_PCI_BAR0_REGION_INDEX
 #define BAR2		VFIO_PCI_BAR2_REGION_INDEX
@@ -2548,7 +2549,7 @@ TEST(races)
 	unsigned long long calls = lc_env("MUSER_FUZZ_CALLS", 0);
 	char listed[8][UUID_LEN + 1], why[256];
 	struct kmem_snap first = { 0 }, last = { 0 };
-	int64_t t0, next_check, next_idle, idle_every;
+	int64_t t0, next_check, next_idle, idle_every, warmup;
 	pthread_t req, listener;
 	pid_t watchdog, pid;
 	pthread_rwlockattr_t ra;
@@ -2635,14 +2636,20 @@ TEST(races)
 	/*
 	 * The first idle point comes after a warm-up, so that the threads'
 	 * stacks and arenas and the module's first allocations are in both
-	 * snapshots. Idle points split the run in three or so.
+	 * snapshots: a tenth of the run, but at least WARMUP_MS (half of a
+	 * short run, such as CI's 10 s). Idle points split the run in three
+	 * or so.
 	 */
 	t0 = now_ms();
 	idle_every = seconds * 1000 / 3;
 	if (idle_every < 10000)
 		idle_every = 10000;
 	next_check = t0 + CHECK_MS;
-	next_idle = t0 + (calls ? 3000 : (int64_t)(seconds * 1000 / 10));
+	warmup = (int64_t)seconds * 100;
+	if (warmup < WARMUP_MS)
+		warmup = (int64_t)seconds * 500 < WARMUP_MS ?
+			 (int64_t)seconds * 500 : WARMUP_MS;
+	next_idle = t0 + (calls ? 3000 : warmup);
 	while (!LOAD(g->stop)) {
 		int64_t now = now_ms();
 
