@@ -123,14 +123,14 @@ static int muser_dev_regions_validate(struct muser_mdev *md,
 				goto bad;
 			continue;
 		}
-		if (r->flags & ~rw || !r->flags || r->pad || !r->size ||
-		    r->size > MUSER_OFFSET_MASK + 1 || !d->type)
+		/*
+		 * The types QEMU knows steer it into their own code (EDID,
+		 * IGD OpRegion...): only those muser serves are allowed.
+		 */
+		if (r->flags != rw || r->pad || r->size <= MUSER_MIG_HDR_SIZE ||
+		    r->size > MUSER_OFFSET_MASK + 1 || !muser_is_mig_region(d) ||
+		    nr_mig++)
 			goto bad;
-		if (muser_is_mig_region(d)) {
-			if (r->flags != rw || r->size <= MUSER_MIG_HDR_SIZE ||
-			    nr_mig++)
-				goto bad;
-		}
 	}
 	return 0;
 

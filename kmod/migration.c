@@ -15,6 +15,25 @@
 
 #define MIG_FIELD(f)	offsetof(struct vfio_device_migration_info, f)
 
+/* The most a session moves: what libmuser takes, at most. */
+#define MUSER_MIG_MAX_STREAM	(4ULL << 30)
+
+/*
+ * Whether a data fd access must stop: a signal, the deadline (the whole
+ * read() or write() gets timeout_ms, however the emulator answers), or a
+ * reset or close waiting (md->mig.abort) to end the session.
+ */
+static int muser_mig_must_stop(struct muser_mdev *md, unsigned long deadline)
+{
+	if (signal_pending(current))
+		return -EINTR;
+	if (atomic_read(&md->mig.abort))
+		return -ENODEV;
+	if (time_after(jiffies, deadline))
+		return -ETIMEDOUT;
+	return 0;
+}
+
 /*
  * struct muser_mig_file - one save or resume session: the data fd. Holds
  * a reference on the device, whose memory it reaches until it is freed;
@@ -23,15 +42,21 @@
  *
  * md->mig.lock guards:
  * @disabled:   the session is over: reads and writes fail with ENODEV
+ * @failed:     a request failed midway: where the stream is, is unknown,
+ *              so reads and writes fail with EIO
  * @chunk_off:  saving: region offset of the next byte of the chunk
  * @chunk_left: saving: bytes of the chunk not read yet
+ * @moved:      bytes read or written in the session, at most
+ *              MUSER_MIG_MAX_STREAM
  */
 struct muser_mig_file {
 	struct muser_mdev *md;
 	struct file *filp;
 	bool disabled;
+	bool failed;
 	u64 chunk_off;
 	u64 chunk_left;
+	u64 moved;
 };
 
 /* What the emulator's region is told for each v2 state. */
@@ -81,6 +106,14 @@ static void muser_mig_disable_locked(struct muser_mdev *md)
 	fput(mf->filp);
 }
 
+static int muser_mig_usable(struct muser_mig_file *mf)
+{
+	lockdep_assert_held(&mf->md->mig.lock);
+	if (mf->disabled)
+		return -ENODEV;
+	return mf->failed ? -EIO : 0;
+}
+
 static u64 muser_mig_region_size(struct muser_mdev *md)
 {
 	return muser_region(&md->info, md->mig.region)->size;
@@ -111,6 +144,12 @@ static int muser_mig_next_chunk(struct muser_mdev *md,
 			       off, size);
 		return -EIO;
 	}
+	if (size > MUSER_MIG_MAX_STREAM - mf->moved) {
+		muser_mdev_err(md, "migration: the emulator's stream is longer than %llu bytes\n",
+			       MUSER_MIG_MAX_STREAM);
+		return -EIO;
+	}
+	mf->moved += size;
 	mf->chunk_off = off;
 	mf->chunk_left = size;
 	return 1;
@@ -119,6 +158,8 @@ static int muser_mig_next_chunk(struct muser_mdev *md,
 static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 			      size_t len, loff_t *pos)
 {
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
 	struct muser_mig_file *mf = filp->private_data;
 	struct muser_mdev *md = mf->md;
 	size_t done = 0;
@@ -132,25 +173,28 @@ static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 		kfree(kbuf);
 		return -EINTR;
 	}
-	if (mf->disabled)
-		ret = -ENODEV;
+	ret = muser_mig_usable(mf);
 	while (!ret && done < len) {
 		u32 n;
 
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
+		ret = muser_mig_must_stop(md, deadline);
+		if (ret)
 			break;
-		}
 		if (!mf->chunk_left) {
 			ret = muser_mig_next_chunk(md, mf);
-			if (ret <= 0)
+			if (ret <= 0) {
+				/* The stream's position is unknown now. */
+				mf->failed = ret < 0;
 				break;
+			}
 			ret = 0;
 		}
 		n = min3(len - done, mf->chunk_left, (u64)MUSER_MAX_DATA);
 		ret = muser_mig_rw(md, mf->chunk_off, kbuf, n, false);
-		if (ret)
+		if (ret) {
+			mf->failed = true;
 			break;
+		}
 		if (copy_to_user(buf + done, kbuf, n)) {
 			ret = -EFAULT;
 			break;
@@ -171,6 +215,8 @@ static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 			       size_t len, loff_t *pos)
 {
+	unsigned long deadline = jiffies +
+				 msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
 	struct muser_mig_file *mf = filp->private_data;
 	struct muser_mdev *md = mf->md;
 	u64 off, room, fill = 0;
@@ -185,8 +231,13 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 		kfree(kbuf);
 		return -EINTR;
 	}
-	if (mf->disabled) {
-		ret = -ENODEV;
+	ret = muser_mig_usable(mf);
+	if (ret)
+		goto out;
+	if (len > MUSER_MIG_MAX_STREAM - mf->moved) {
+		muser_mdev_err(md, "migration: the VMM's stream is longer than %llu bytes\n",
+			       MUSER_MIG_MAX_STREAM);
+		ret = -EFBIG;
 		goto out;
 	}
 	ret = muser_mig_read_u64(md, MIG_FIELD(data_offset), &off);
@@ -203,10 +254,9 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 	while (done < len) {
 		u32 n = min3(len - done, room - fill, (u64)MUSER_MAX_DATA);
 
-		if (fatal_signal_pending(current)) {
-			ret = -EINTR;
+		ret = muser_mig_must_stop(md, deadline);
+		if (ret)
 			break;
-		}
 		if (copy_from_user(kbuf, buf + done, n)) {
 			ret = -EFAULT;
 			break;
@@ -218,9 +268,13 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 		done += n;
 		if (fill == room || done == len) {
 			ret = muser_mig_write_u64(md, MIG_FIELD(data_size), fill);
-			if (ret)
+			/* Refused, or lost: the emulator's stream is not the VMM's. */
+			if (ret) {
+				mf->failed = true;
 				break;
+			}
 			committed = done;
+			mf->moved += fill;
 			fill = 0;
 		}
 	}
@@ -248,8 +302,9 @@ static long muser_mig_ioctl(struct file *filp, unsigned int cmd,
 		return -EINVAL;
 	if (mutex_lock_killable(&md->mig.lock))
 		return -EINTR;
-	if (mf->disabled)
-		ret = -ENODEV;
+	ret = muser_mig_usable(mf);
+	if (ret)
+		;
 	else if (md->mig.state != VFIO_DEVICE_STATE_PRE_COPY)
 		ret = -EINVAL;
 	else if (mf->chunk_left)
@@ -357,6 +412,15 @@ static struct file *muser_mig_set_state(struct vfio_device *vdev,
 		return ERR_PTR(-ENOTTY);
 	if (mutex_lock_killable(&md->mig.lock))
 		return ERR_PTR(-EINTR);
+	/*
+	 * The core refuses this arc, but 6.12 kernels before the stable fix
+	 * "Terminate the skip loop on the ERROR sentinel" loop on it forever.
+	 */
+	if (md->mig.state == VFIO_DEVICE_STATE_STOP_COPY &&
+	    new_state == VFIO_DEVICE_STATE_PRE_COPY) {
+		mutex_unlock(&md->mig.lock);
+		return ERR_PTR(-EINVAL);
+	}
 	while (md->mig.state != new_state) {
 		ret = vfio_mig_get_next_state(vdev, md->mig.state, new_state,
 					      &next);
@@ -367,7 +431,7 @@ static struct file *muser_mig_set_state(struct vfio_device *vdev,
 		filp = muser_mig_step(md, next);
 		if (IS_ERR(filp))
 			break;
-		md->mig.state = next;
+		WRITE_ONCE(md->mig.state, next);
 		/* Only the last arc of a request opens a session. */
 		if (filp && next != new_state) {
 			fput(filp);
@@ -382,11 +446,8 @@ static struct file *muser_mig_set_state(struct vfio_device *vdev,
 static int muser_mig_get_state(struct vfio_device *vdev,
 			       enum vfio_device_mig_state *state)
 {
-	struct muser_mdev *md = vdev_to_muser(vdev);
-
-	mutex_lock(&md->mig.lock);
-	*state = md->mig.state;
-	mutex_unlock(&md->mig.lock);
+	/* Without mig.lock: a data fd access may hold it for timeout_ms. */
+	*state = READ_ONCE(vdev_to_muser(vdev)->mig.state);
 	return 0;
 }
 
@@ -440,22 +501,33 @@ void muser_mig_init(struct muser_mdev *md)
 {
 	mutex_init(&md->mig.lock);
 	md->mig.state = VFIO_DEVICE_STATE_RUNNING;
-	md->vdev.mig_ops = &muser_mig_ops;
 }
 
-/* A new layout, while no VMM has the device open (md->lock). */
+/*
+ * A new layout (md->lock), while no VMM has the device open, or the first
+ * one. A device is migratable, as vfio-pci's are, only with a migration
+ * region: the VFIO core answers the migration features for a device with
+ * mig_ops, and ENOTTY without. So mig_ops follows the layout, set last:
+ * a VMM that opened before the first layout may look at it meanwhile
+ * (the core reads it unlocked), and must then find flags and region set.
+ */
 void muser_mig_set_layout(struct muser_mdev *md,
 			  const struct muser_device_info *info)
 {
 	unsigned int i;
+	u32 region = 0;
 
 	lockdep_assert_held(&md->lock);
-	md->mig.region = 0;
 	for (i = 0; i < info->num_dev_regions; i++)
 		if (muser_is_mig_region(&info->dev_regions[i]))
-			md->mig.region = MUSER_NUM_REGIONS + i;
-	WRITE_ONCE(md->vdev.migration_flags,
-		   md->mig.region ? MUSER_MIG_FLAGS : 0);
+			region = MUSER_NUM_REGIONS + i;
+	if (!region)
+		WRITE_ONCE(md->vdev.mig_ops, NULL);
+	WRITE_ONCE(md->mig.region, region);
+	WRITE_ONCE(md->vdev.migration_flags, region ? MUSER_MIG_FLAGS : 0);
+	/* Pairs with the core's load of mig_ops: flags and region first. */
+	if (region)
+		smp_store_release(&md->vdev.mig_ops, &muser_mig_ops);
 }
 
 /*
@@ -464,9 +536,12 @@ void muser_mig_set_layout(struct muser_mdev *md,
  */
 void muser_mig_reset(struct muser_mdev *md)
 {
+	/* A data fd access in progress stops at its next request. */
+	atomic_inc(&md->mig.abort);
 	mutex_lock(&md->mig.lock);
+	atomic_dec(&md->mig.abort);
 	muser_mig_disable_locked(md);
-	md->mig.state = VFIO_DEVICE_STATE_RUNNING;
+	WRITE_ONCE(md->mig.state, VFIO_DEVICE_STATE_RUNNING);
 	mutex_unlock(&md->mig.lock);
 }
 

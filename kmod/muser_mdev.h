@@ -205,14 +205,17 @@ struct muser_dma {
  * @region:     VFIO index of the emulator's migration region, 0 if none;
  *              set with the layout (muser_mdev.lock), while no VMM has the
  *              device open
+ * @abort:      resets and closes waiting for @lock: data fd accesses stop
  *
  * @lock guards (held across the requests a state change or a data fd
  * access makes):
- * @state:      the v2 state, enum vfio_device_mig_state
+ * @state:      the v2 state, enum vfio_device_mig_state (also read
+ *              locklessly by migration_get_state)
  * @file:       the current save or resume session, NULL if none
  */
 struct muser_mig {
 	u32 region;
+	atomic_t abort;
 	struct mutex lock;		/* see above */
 	u32 state;
 	struct muser_mig_file *file;

@@ -284,9 +284,11 @@ static int muser_vfio_reset(struct muser_mdev *md)
 	if (ret)
 		return ret;
 	ret = muser_request(md, &w);
-	/* A reset device runs, with no migration session (the emulator's too). */
-	if (!ret)
-		muser_mig_reset(md);
+	/*
+	 * A reset device runs, with no migration session: the emulator has
+	 * ended its own, even if its device's reset failed.
+	 */
+	muser_mig_reset(md);
 	return ret;
 }
 

@@ -31,6 +31,8 @@
 #define MIG_VERSION	1
 /* Largest stream a destination takes. */
 #define MIG_MAX_STREAM	(1ull << 32)
+/* Device bytes a destination takes whatever its device saves itself. */
+#define MIG_MIN_DEV_BYTES	(1u << 20)
 
 #define V1_RUNNING	VFIO_DEVICE_STATE_V1_RUNNING
 #define V1_SAVING	VFIO_DEVICE_STATE_V1_SAVING
@@ -195,6 +197,18 @@ static int refuse(struct muser_dev *dev, const char *why,
 	return -1;
 }
 
+/*
+ * The most device bytes a stream may carry: a few times what this device
+ * saves (a newer version may save more), at least MIG_MIN_DEV_BYTES.
+ */
+static uint64_t max_dev_len(struct muser_dev *dev)
+{
+	ssize_t n = dev_save(dev, NULL, 0);
+	uint64_t max = n > 0 ? 4 * (uint64_t)n : 0;
+
+	return max > MIG_MIN_DEV_BYTES ? max : MIG_MIN_DEV_BYTES;
+}
+
 /* The header, as soon as it has come: refuse early what will not load. */
 static int check_hdr(struct muser_dev *dev, const struct mig_hdr *h)
 {
@@ -219,9 +233,9 @@ static int check_hdr(struct muser_dev *dev, const struct mig_hdr *h)
 	if (h->devmem_len != devmem_len(dev))
 		return refuse(dev, "device memory length", h->devmem_len,
 			      devmem_len(dev));
-	if (h->dev_len > MIG_MAX_STREAM)
+	if (h->dev_len > max_dev_len(dev))
 		return refuse(dev, "device bytes length", h->dev_len,
-			      MIG_MAX_STREAM);
+			      max_dev_len(dev));
 	parts = sizeof(*h) + h->lib_len + h->state_len + h->devmem_len +
 		h->dev_len + sizeof(uint64_t);
 	if (h->total_len != parts || h->total_len > MIG_MAX_STREAM)
@@ -362,20 +376,22 @@ static void offer(struct muser_dev *dev)
 	dev->mig.offered = left < MIG_WINDOW ? left : MIG_WINDOW;
 }
 
-static int receive(struct muser_dev *dev, uint64_t size)
+/* Append a chunk of the window to the stream being loaded. */
+static int append(struct muser_dev *dev, uint64_t size)
 {
 	struct mig_hdr h;
 	uint8_t *in;
 
 	if (dev->mig.state != V1_RESUMING || size > MIG_WINDOW ||
-	    dev->mig.broken) {
+	    dev->mig.broken || dev->mig.applied || !dev->mig.window) {
 		muser_err(dev, "migration: %llu bytes of data out of place%s",
 			  (unsigned long long)size,
-			  dev->mig.broken ? " (the stream was lost by a restart)" : "");
+			  dev->mig.broken ? " (the stream was refused or lost)" : "");
 		errno = dev->mig.broken ? EIO : EINVAL;
 		return -1;
 	}
-	if (dev->mig.in_total && size > dev->mig.in_total - dev->mig.in_len)
+	if (size > (dev->mig.in_total ? dev->mig.in_total : sizeof(h) + MIG_WINDOW) -
+		   dev->mig.in_len)
 		return refuse(dev, "more bytes than the stream has",
 			      dev->mig.in_len + size, dev->mig.in_total);
 	in = realloc(dev->mig.in, dev->mig.in_len + size);
@@ -386,14 +402,24 @@ static int receive(struct muser_dev *dev, uint64_t size)
 	dev->mig.in_len += size;
 	if (!dev->mig.in_total && dev->mig.in_len >= sizeof(h)) {
 		memcpy(&h, in, sizeof(h));
-		if (check_hdr(dev, &h) < 0) {
-			dev->mig.broken = true;
+		if (check_hdr(dev, &h) < 0)
 			return -1;
-		}
 		if (dev->mig.in_len > h.total_len)
 			return refuse(dev, "more bytes than the stream has",
 				      dev->mig.in_len, h.total_len);
 		dev->mig.in_total = h.total_len;
+	}
+	return 0;
+}
+
+/* data_size written while resuming: a chunk has come. */
+static int receive(struct muser_dev *dev, uint64_t size)
+{
+	if (append(dev, size) < 0) {
+		/* Nothing more is taken: no growth, no second chance. */
+		if (dev->mig.state == V1_RESUMING)
+			dev->mig.broken = true;
+		return -1;
 	}
 	/*
 	 * Applied as soon as it is complete: the VMM's own config writes and

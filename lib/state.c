@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <linux/pci_regs.h>
+
 #include "private.h"
 
 #define STATE_MAGIC	0x4c53554dU	/* "MUSL" */
@@ -163,9 +165,23 @@ void muser_state_lib_export(const struct muser_dev *dev, void *buf)
 /* Whether a stream's library state holds only values this device takes. */
 int muser_state_lib_check(const struct muser_dev *dev, const void *buf)
 {
+	/* What identifies the device, and where its capabilities start. */
+	static const struct { uint8_t off, len; } fixed[] = {
+		{ PCI_VENDOR_ID, 4 }, { PCI_CLASS_REVISION, 4 },
+		{ PCI_HEADER_TYPE, 1 }, { PCI_SUBSYSTEM_VENDOR_ID, 4 },
+		{ PCI_CAPABILITY_LIST, 1 },
+	};
 	struct saved s;
+	unsigned int i;
 
 	memcpy(&s, buf, sizeof(s));
+	for (i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		if (memcmp(&s.cfg[fixed[i].off], &dev->pcicfg.init[fixed[i].off],
+			   fixed[i].len)) {
+			errno = EINVAL;
+			return -1;
+		}
+	}
 	if (s.pm_state > 3 || s.intx_disabled > 1 || s.intx_held > 1 ||
 	    s.msix_table_written > 1 || s.mig_state || s.mig_broken ||
 	    s.mig_applied || s.mig_pad[0] || s.mig_pad[1] ||

@@ -42,6 +42,62 @@ static struct muser_dev *dev;
  * answer on purpose, to check that the tests catch it.
  */
 static int bad_reply;
+
+/*
+ * Migration: --mig-version V adds 4 bytes of the device's own to the
+ * stream, of version V, and refuses another version; --mig-pause stop|load
+ * stops the process (SIGSTOP) when told the VM stopped, or while loading
+ * its bytes, for the tests to kill it there.
+ */
+static uint32_t mig_version;
+static const char *mig_pause;
+
+static void pause_if(const char *where)
+{
+	if (mig_pause && !strcmp(mig_pause, where)) {
+		fprintf(stderr, "pausing in %s\n", where);
+		raise(SIGSTOP);
+	}
+}
+
+static int mig_state(struct muser_dev *d, void *priv, enum muser_mig_state state)
+{
+	(void)d;
+	(void)priv;
+	if (state == MUSER_MIG_STOPPED)
+		pause_if("stop");
+	return 0;
+}
+
+static ssize_t mig_save(struct muser_dev *d, void *priv, void *buf, size_t size)
+{
+	(void)d;
+	(void)priv;
+	if (buf && size == 4)
+		memcpy(buf, "IDIO", 4);
+	return 4;
+}
+
+static int mig_load(struct muser_dev *d, void *priv, const void *buf,
+		    size_t len, uint32_t version)
+{
+	(void)d;
+	(void)priv;
+	pause_if("load");
+	if (version != mig_version || len != 4 || memcmp(buf, "IDIO", 4)) {
+		fprintf(stderr, "refusing the device's bytes of version %u (%zu bytes): this is version %u\n",
+			version, len, mig_version);
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+static const struct muser_migration_ops mig_ops = {
+	.state = mig_state,
+	.save = mig_save,
+	.load = mig_load,
+};
 #else
 #define bad_reply 0
 #endif
@@ -110,6 +166,10 @@ static void usage(FILE *f, const char *prog)
 		"                  read their counter + 1), to check that tests\n"
 		"                  catch it;\n"
 		"                  also set by the environment MUSER_IDIO16_BROKEN=1\n"
+		"  --mig-version V add 4 bytes of the device's own, version V, to\n"
+		"                  the migration stream (refuse other versions)\n"
+		"  --mig-pause stop|load  SIGSTOP itself when the VM stops for a\n"
+		"                  migration, or while loading its bytes\n"
 #endif
 		"  -h, --help      this help\n", prog);
 }
@@ -120,6 +180,8 @@ int main(int argc, char *argv[])
 		{ "verbose", no_argument, NULL, 'v' },
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		{ "bad-reply", no_argument, NULL, 'b' },
+		{ "mig-version", required_argument, NULL, 'V' },
+		{ "mig-pause", required_argument, NULL, 'P' },
 #endif
 		{ "takeover", no_argument, NULL, 't' },
 		{ "migration", no_argument, NULL, 'm' },
@@ -143,6 +205,12 @@ int main(int argc, char *argv[])
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		case 'b':
 			bad_reply = 1;
+			break;
+		case 'V':
+			mig_version = (uint32_t)strtoul(optarg, NULL, 0);
+			break;
+		case 'P':
+			mig_pause = optarg;
 			break;
 #endif
 		case 't':
@@ -179,8 +247,20 @@ int main(int argc, char *argv[])
 	if (muser_setup_bar(dev, IDIO16_BAR, IDIO16_BAR_SIZE, MUSER_BAR_MEM32,
 			    bar2_access, NULL) < 0)
 		err(EXIT_FAILURE, "muser_setup_bar");
-	if (migration && muser_setup_migration(dev, NULL, NULL) < 0)
-		err(EXIT_FAILURE, "muser_setup_migration");
+	if (migration) {
+		const struct muser_migration_ops *ops = NULL;
+#ifdef MUSER_SAMPLE_TEST_HOOKS
+		struct muser_migration_ops hook_ops = mig_ops;
+
+		hook_ops.version = mig_version;
+		if (!mig_version)
+			hook_ops.save = NULL;
+		if (mig_version || mig_pause)
+			ops = &hook_ops;
+#endif
+		if (muser_setup_migration(dev, ops, NULL) < 0)
+			err(EXIT_FAILURE, "muser_setup_migration");
+	}
 	if ((takeover ? muser_takeover(dev) : muser_realize(dev)) < 0)
 		err(EXIT_FAILURE, "attaching");
 

@@ -243,6 +243,16 @@ static int fake_attach(struct fake_kernel *fk,
 		return EINVAL;
 	if (!irqs_ok(info))
 		return EINVAL;
+	/* Device-specific regions, as muser.ko checks them. */
+	if (info->num_dev_regions > MUSER_MAX_DEV_REGIONS || info->pad)
+		return EINVAL;
+	for (i = 0; i < (int)info->num_dev_regions; i++) {
+		const struct muser_dev_region *d = &info->dev_regions[i];
+
+		if (!d->region.flags || d->region.flags & ~rw || d->region.pad ||
+		    !d->region.size || !d->type)
+			return EINVAL;
+	}
 	fk->info = *info;
 	fk->attached = true;
 	return 0;

@@ -15,21 +15,40 @@
 #   - the source's device stays stopped, its sample alive; both QEMUs quit
 #     cleanly, the kernel log stays clean.
 #
-# Usage: qemu-migrate.sh [--qemu 7.2|10.0]
+# With --fail MODE the migration is made to fail, or to survive a crash
+# (the samples' test hooks, gpio-pci-idio-16-hooks):
+#   refuse    the destination's device refuses the source's bytes (their
+#             versions differ): the migration fails
+#   kill-src  the source's sample is SIGKILLed as the VM stops for the
+#             switchover, and replaced: the migration completes
+#   kill-dst  the destination's sample is SIGKILLed while it loads, and
+#             replaced: the stream is lost, the migration fails
+#   cancel    the migration is cancelled while it copies RAM (bandwidth
+#             throttled)
+# After a failure the source must carry on: its counter goes on from where
+# it was (2 2 2), its sample alive, and its QEMU quits cleanly.
+#
+# Usage: qemu-migrate.sh [--qemu 7.2|10.0] [--fail MODE]
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
 # shellcheck source=selftests/e2e/qmp.sh
 . "$(dirname "$0")/qmp.sh"
 
 args=("$@")
+FAIL=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
-	*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	--fail) FAIL=${2:-}; shift ;;
+	*) echo "usage: $0 [--qemu 7.2|10.0] [--fail refuse|kill-src|kill-dst|cancel]" >&2; exit 2 ;;
 	esac
 	shift
 done
-e2e_init "qemu-migrate$QEMU_TAG" 600 "${args[@]}"
+case $FAIL in
+''|refuse|kill-src|kill-dst|cancel) ;;
+*) echo "$0: unknown --fail $FAIL" >&2; exit 2 ;;
+esac
+e2e_init "qemu-migrate${FAIL:+-$FAIL}$QEMU_TAG" 600 "${args[@]}"
 
 SLOT=4
 BDF=00:04.0
@@ -62,13 +81,35 @@ dst_cleanup() {
 }
 on_exit dst_cleanup
 
+# The samples' arguments: the test hooks' copy for the failures.
+SRC_ARGS=--migration DST_ARGS=--migration
+case $FAIL in
+refuse) SRC_ARGS+=" --mig-version 1" DST_ARGS+=" --mig-version 2" ;;
+kill-src) SRC_ARGS+=" --mig-pause stop" ;;
+kill-dst) SRC_ARGS+=" --mig-version 1" DST_ARGS+=" --mig-version 1 --mig-pause load" ;;
+esac
+if [ -n "$FAIL" ]; then
+	[ -x "$SAMPLE_HOOKS" ] || fail "no $SAMPLE_HOOKS (the sample with its test hooks)"
+	SAMPLE=$SAMPLE_HOOKS
+fi
+
+# dst_sample_start: the destination's sample ($DST_ARGS), in the background.
+dst_sample_start() {
+	# shellcheck disable=SC2086 # the arguments are words
+	"$SAMPLE" $DST_ARGS "$DST_UUID" >>"$WORK/sample-dst.log" 2>&1 &
+	DST_PID=$!
+	wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
+}
+
+# stopped PID: the process is stopped (SIGSTOP).
+# shellcheck disable=SC2317 # run by wait_for
+stopped() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = T ]; }
+
 e2e_mdev_create
-SAMPLE_ARGS="--migration" sample_start "$UUID" || fail "the source's sample did not start"
+SAMPLE_ARGS=$SRC_ARGS sample_start "$UUID" || fail "the source's sample did not start"
 mdev_create "$DST_UUID" || fail "cannot create the destination's mdev"
 wait_for 5 test -e "/dev/muser/$DST_UUID" || fail "/dev/muser/$DST_UUID did not appear"
-"$SAMPLE" --migration "$DST_UUID" >"$WORK/sample-dst.log" 2>&1 &
-DST_PID=$!
-wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
+dst_sample_start
 
 dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=$SLOT.0,$MIGPROP"; }
 
@@ -89,18 +130,76 @@ DST_QEMU_PID=$!
 qmp_cli "$WORK/dst.sock" wait 120 >/dev/null ||
 	fail "the destination QEMU did not come up: $(tail -n 5 "$WORK/qemu-dst.log")"
 
+mig_status() { qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p'; }
+
+# mig_wait STATUS...: wait (at most 4 minutes) until the migration's
+# status, in $status, is one of them.
+mig_wait() {
+	local want=" $* "
+	for _ in $(seq 960); do
+		status=$(mig_status)
+		case $want in *" $status "*) return 0 ;; esac
+		sleep 0.25
+	done
+	return 1
+}
+
+# kill_stopped PID NAME: PID must stop itself (its hook): SIGKILL it there.
+kill_stopped() {
+	wait_for 120 stopped "$1" || fail "the $2's sample did not stop at its hook"
+	log "the $2's sample stopped at its hook: SIGKILL, and a new one"
+	kill -KILL "$1"
+	wait_pid "$1" 10
+}
+
+[ "$FAIL" = cancel ] && hmp "migrate_set_parameter max-bandwidth 4k" >/dev/null
 hmp "migrate -d unix:$WORK/mig.sock" >/dev/null
 status=""
-for _ in $(seq 120); do
-	status=$(qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p')
-	case $status in
-	completed|failed|cancelled) break ;;
-	esac
+case $FAIL in
+kill-src)
+	kill_stopped "$SAMPLE_PID" source
+	SAMPLE_ARGS=--migration sample_start "$UUID" || fail "the source's new sample did not start"
+	grep -q "ready (recovered)" "$SAMPLE_LOG" || fail "the source's new sample did not recover the state"
+	;;
+kill-dst)
+	kill_stopped "$DST_PID" destination
+	DST_ARGS="--migration --mig-version 1"
+	dst_sample_start
+	;;
+cancel)
+	mig_wait active || fail "the migration did not start: $status"
 	sleep 1
-done
+	hmp migrate_cancel >/dev/null
+	;;
+esac
+mig_wait completed failed cancelled || fail "the migration did not end: $status"
 qmp hmp "info migrate" | tr -d '\r' | sed 's/^/#   /'
-[ "$status" = completed ] || fail "migration $status: $(tail -n 3 "$WORK/qemu-dst.log")"
-log "migration completed"
+case $FAIL in
+''|kill-src)
+	[ "$status" = completed ] || fail "migration $status: $(tail -n 3 "$WORK/qemu-dst.log")"
+	log "migration completed"
+	;;
+*)
+	[ "$status" != completed ] || fail "the migration completed, and should not have"
+	log "migration $status, as it should"
+	# The source carries on: its device answers as before, its counter
+	# where it was.
+	vals=$(qmp xp $MMIO_ADDR 3 1) || fail "source: BAR$BAR reads failed after the failed migration"
+	src=$(for v in $vals; do printf ' %d' "$v"; done)
+	log "source: BAR$BAR offset 0 read$src"
+	[ "$src" = " 2 2 2" ] || fail "source: the counter read$src after the failed migration, expected 2 2 2"
+	wait_pid "$DST_QEMU_PID" 30 || fail "the destination QEMU did not exit after the failed migration"
+	wait "$DST_QEMU_PID"
+	log "the destination QEMU exited (status $?): $(grep -v '^$' "$WORK/qemu-dst.log" | tail -n 1)"
+	DST_QEMU_PID=""
+	[ "$FAIL" = refuse ] && { grep -q "refusing the device's bytes of version 1" "$WORK/sample-dst.log" ||
+		fail "the destination's sample did not say why it refused"; }
+	qemu_quit
+	pid_gone "$DST_PID" && fail "the destination's sample died"
+	sample_finish
+	exit 0
+	;;
+esac
 
 dst_qmp() { qmp_cli "$WORK/dst.sock" "$@"; }
 state=$(dst_qmp hmp "info status" | tr -d '\r')

@@ -79,12 +79,12 @@ hmp() { virsh qemu-monitor-command --hmp "$DOM" "$1" 2>&1 | tr -d '\r'; }
 # Config cycles (ports 0xcf8/0xcfc) to 00:04.0, the hostdev's address.
 cfg_select() { hmp "o /w 0xcf8 $(printf '0x%x' $((0x80000000 | 4 << 11 | ($1 & 0xfc))))"; }
 cfg_read() {	# cfg_read OFFSET: the 32-bit register there
-	cfg_select "$1"
+	cfg_select "$1" >/dev/null
 	hmp "i /w 0xcfc" | sed -n 's/.*= *\(0x[0-9a-fA-F][0-9a-fA-F]*\).*/\1/p'
 }
 cfg_write() {	# cfg_write OFFSET h|w VALUE: a 16- or 32-bit write
-	cfg_select "$1"
-	hmp "o /$2 0xcfc $3"
+	cfg_select "$1" >/dev/null
+	hmp "o /$2 0xcfc $3" >/dev/null
 }
 
 # --- what the VM lacks, given until the test exits ---
