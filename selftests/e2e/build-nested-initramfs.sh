@@ -17,6 +17,10 @@
 #                    (default 6, 0 to skip)
 #   e2e_count=N      reads per GPIO line (default 12)
 #   e2e_lines=0,16   GPIO lines to read (default 0)
+#   e2e_delay_ms=N   pause between two line reads (default 0), for reads
+#                    that last (across a migration)
+#   e2e_after=N      then N raw reads of register 1 (default 0): its
+#                    counter, i.e. how many reads the device saw
 #
 # nested-gpio.sh runs this inside the test VM (output under /tmp), so no
 # host-side step is needed; it also works on the host.
@@ -56,11 +60,15 @@ initramfs_add_module "$DRIVER"
 raw=6
 count=12
 lines=0
+delay=0
+after=0
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	e2e_raw=*) raw=${arg#*=} ;;
 	e2e_count=*) count=${arg#*=} ;;
 	e2e_lines=*) lines=$(echo "${arg#*=}" | tr , ' ') ;;
+	e2e_delay_ms=*) delay=${arg#*=} ;;
+	e2e_after=*) after=${arg#*=} ;;
 	esac
 done
 
@@ -95,9 +103,18 @@ if [ -z "$chip" ]; then
 	echo "E2E-NOCHIP"
 else
 	echo "E2E-CHIP $chip of $(basename "$(dirname "$(readlink -f "/sys/bus/gpio/devices/$chip")")")"
-	/gpio-read "/dev/$chip" "$count" $lines >/tmp.out 2>&1 || rc=1
+	echo "E2E-READING"
+	GPIO_READ_DELAY_MS=$delay /gpio-read "/dev/$chip" "$count" $lines >/tmp.out 2>&1 || rc=1
 	sed 's/^/E2E-OUT /' /tmp.out
 	stamp gpio-read
+	# Register 1's counter itself, after the line reads: how many there were.
+	if [ "$after" -gt 0 ]; then
+		for d in /sys/bus/pci/devices/*; do
+			[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x494f:0x0dc8 ] || continue
+			/gpio-read --raw "$d/resource2" 1 "$after" >/tmp.out 2>&1 || rc=1
+			sed "s/^/E2E-OUT $(basename "$d") /" /tmp.out
+		done
+	fi
 fi
 dmesg | grep -E '[Ii][Dd][Ii][Oo]|gpio|regmap|BUG:|WARNING:|Oops|Call Trace' | sed 's/^/E2E-DMESG /'
 echo "E2E-END rc=$rc"

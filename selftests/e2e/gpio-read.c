@@ -77,6 +77,15 @@ static int open_chip(const char *spec, struct gpiochip_info *info)
 	return -1;
 }
 
+/* GPIO_READ_DELAY_MS: a pause between reads, for a read that lasts. */
+static void pause_between_reads(void)
+{
+	const char *ms = getenv("GPIO_READ_DELAY_MS");
+
+	if (ms && *ms)
+		usleep((useconds_t)strtoul(ms, NULL, 0) * 1000);
+}
+
 static int read_line(int chip, unsigned int line, int count)
 {
 	struct gpio_v2_line_request req;
@@ -104,6 +113,7 @@ static int read_line(int chip, unsigned int line, int count)
 			return -1;
 		}
 		printf(" %u", (unsigned int)(vals.bits & 1));
+		pause_between_reads();
 	}
 	printf("\n");
 	fflush(stdout);

@@ -9,7 +9,9 @@
 #   - a destination QEMU waits (-incoming), the source migrates to it over a
 #     UNIX socket: QEMU 7.2 with migration v1 (x-enable-migration=on, the
 #     sample's migration region driven by QEMU), QEMU 10.0 with v2
-#     (enable-migration=on, muser.ko driving the same region);
+#     (enable-migration=on, muser.ko driving the same region); the return
+#     path is on, as libvirt has it: a destination that fails to load fails
+#     the migration on the source too;
 #   - the destination's BAR2 must be where the source's was, and its counter
 #     must carry on (2 2 2 3 3 3): the state crossed;
 #   - the source's device stays stopped, its sample alive; both QEMUs quit
@@ -121,14 +123,20 @@ src=$(for v in $vals; do printf ' %d' "$v"; done)
 log "source: BAR$BAR offset 0 read$src"
 [ "$src" = " 0 0 0 1 1 1" ] || fail "source: the counter read$src, expected 0 0 0 1 1 1"
 
-log "starting the destination QEMU (-incoming unix:$WORK/mig.sock)"
+log "starting the destination QEMU (-incoming defer)"
 timeout -k 10 240 "$QEMU" "${QEMU_ARGS[@]}" -S -nodefaults -display none -machine pc \
 	-accel tcg -m 128 -qmp "unix:$WORK/dst.sock,server=on,wait=off" \
-	-device "$(dev_arg "$DST_UUID")" -incoming "unix:$WORK/mig.sock" \
+	-device "$(dev_arg "$DST_UUID")" -incoming defer \
 	>"$WORK/qemu-dst.log" 2>&1 &
 DST_QEMU_PID=$!
 qmp_cli "$WORK/dst.sock" wait 120 >/dev/null ||
 	fail "the destination QEMU did not come up: $(tail -n 5 "$WORK/qemu-dst.log")"
+# The return path, as libvirt sets it: a destination that fails to load
+# fails the migration on the source too, which then carries on.
+qmp_cli "$WORK/dst.sock" hmp "migrate_set_capability return-path on" \
+	"migrate_incoming unix:$WORK/mig.sock" >/dev/null ||
+	fail "the destination QEMU would not listen"
+hmp "migrate_set_capability return-path on" >/dev/null
 
 mig_status() { qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p'; }
 

@@ -106,7 +106,9 @@ static bool same_layout(const struct muser_device_info *a,
 	       !memcmp(a->irqs, b->irqs, sizeof(a->irqs)) &&
 	       (a->num_mmap_areas > MUSER_MAX_MMAP_AREAS ||
 		!memcmp(a->mmap_areas, b->mmap_areas,
-			a->num_mmap_areas * sizeof(a->mmap_areas[0])));
+			a->num_mmap_areas * sizeof(a->mmap_areas[0]))) &&
+	       a->num_dev_regions == b->num_dev_regions &&
+	       !memcmp(a->dev_regions, b->dev_regions, sizeof(a->dev_regions));
 }
 
 static int xioctl(int fd, unsigned long cmd, void *arg)
@@ -1126,6 +1128,32 @@ EDGE(msix_flag_automasked, -EINVAL, IQ(MSIX).count = 8;
 EDGE(err_flag_maskable, -EINVAL, IQ(ERR).count = 1;
      IQ(ERR).flags = VFIO_IRQ_INFO_MASKABLE);
 EDGE(err_max, -EINVAL, IQ(ERR).count = U32_MAX);
+/* Device-specific regions: one migration region, read-write, past its header. */
+#define DR(i)	(info->dev_regions[i])
+#define ONE_MIG(sz) do {						\
+	info->num_dev_regions = 1;					\
+	DR(0).region.flags = RWF;					\
+	DR(0).region.size = (sz);					\
+	DR(0).type = VFIO_REGION_TYPE_MIGRATION_DEPRECATED;		\
+	DR(0).subtype = VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED;	\
+} while (0)
+EDGE(dev_region_mig, 0, ONE_MIG(8192));
+EDGE(dev_region_mig_no_vga, 0, info->num_regions = 8; ONE_MIG(8192));
+EDGE(dev_region_hdr_only, -EINVAL, ONE_MIG(MUSER_MIG_HDR_SIZE));
+EDGE(dev_region_hdr_plus_one, 0, ONE_MIG(MUSER_MIG_HDR_SIZE + 1));
+EDGE(dev_region_window_max, 0, ONE_MIG(1ull << 40));
+EDGE(dev_region_past_window, -EINVAL, ONE_MIG((1ull << 40) + 1));
+EDGE(dev_region_size_0, -EINVAL, ONE_MIG(0));
+EDGE(dev_region_read_only, -EINVAL, ONE_MIG(8192); DR(0).region.flags = VFIO_REGION_INFO_FLAG_READ);
+EDGE(dev_region_posted, -EINVAL, ONE_MIG(8192); DR(0).region.flags |= MUSER_REGION_F_POSTED_WRITES);
+EDGE(dev_region_pad, -EINVAL, ONE_MIG(8192); DR(0).region.pad = 1);
+EDGE(dev_region_other_type, -EINVAL, ONE_MIG(8192); DR(0).type = VFIO_REGION_TYPE_GFX);
+EDGE(dev_region_other_subtype, -EINVAL, ONE_MIG(8192); DR(0).subtype = 2);
+EDGE(dev_region_two_mig, -EINVAL, ONE_MIG(8192); info->num_dev_regions = 2; DR(1) = DR(0));
+EDGE(dev_region_count_max, -EINVAL, info->num_dev_regions = U32_MAX);
+EDGE(dev_region_count_past, -EINVAL, info->num_dev_regions = MUSER_MAX_DEV_REGIONS + 1);
+EDGE(dev_region_unused_set, -EINVAL, DR(2).region.size = 8192);
+EDGE(dev_region_info_pad, -EINVAL, info->pad = 1);
 
 ATTACH_TEST(edge)
 
@@ -3969,6 +3997,24 @@ static bool fz_layout_ok(const struct muser_device_info *l)
 		    (i == VFIO_PCI_MSI_IRQ_INDEX && q->count & (q->count - 1)))
 			return false;
 	}
+	/* Device-specific regions: one migration region at most, nothing else. */
+	if (l->num_dev_regions > MUSER_MAX_DEV_REGIONS || l->pad)
+		return false;
+	for (i = 0; i < MUSER_MAX_DEV_REGIONS; i++) {
+		const struct muser_dev_region *d = &l->dev_regions[i];
+		static const struct muser_dev_region zero;
+
+		if (i >= l->num_dev_regions) {
+			if (memcmp(d, &zero, sizeof(zero)))
+				return false;
+			continue;
+		}
+		if (d->region.flags != rw || d->region.pad ||
+		    d->region.size <= MUSER_MIG_HDR_SIZE || d->region.size > 1ull << 40 ||
+		    d->type != VFIO_REGION_TYPE_MIGRATION_DEPRECATED ||
+		    d->subtype != VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED || i > 0)
+			return false;
+	}
 	return true;
 }
 
@@ -3984,7 +4030,7 @@ static void fz_rand_layout(struct fz *f, struct muser_device_info *l)
 	*l = f->l;
 	while (n--) {
 		a = &l->mmap_areas[below(r, 3)];
-		switch (below(r, 14)) {
+		switch (below(r, 17)) {
 		case 0: l->argsz = edge32(r, sizeof(*l)); break;
 		case 1: l->version = edge32(r, MUSER_API_VERSION); break;
 		case 2: l->flags = edge32(r, MUSER_DEV_F_RESET); break;
@@ -4002,7 +4048,21 @@ static void fz_rand_layout(struct fz *f, struct muser_device_info *l)
 		case 10: l->irqs[below(r, MUSER_NUM_IRQS)].count = edge32(r, 1u << below(r, 12)); break;
 		case 11: a->region = chance(r, 80) ? below(r, 10) : edge32(r, 16); break;
 		case 12: a->offset = chance(r, 50) ? below(r, 32) * PG : edge64(r, 0x10000); break;
-		default: a->size = chance(r, 50) ? below(r, 32) * PG : edge64(r, AREA_SIZE); break;
+		case 13: a->size = chance(r, 50) ? below(r, 32) * PG : edge64(r, AREA_SIZE); break;
+		case 14: l->num_dev_regions = chance(r, 60) ? below(r, 3) : edge32(r, 4); break;
+		case 15: l->pad = edge32(r, 0); break;
+		default: {
+			struct muser_dev_region *d = &l->dev_regions[below(r, MUSER_MAX_DEV_REGIONS)];
+
+			switch (below(r, 5)) {
+			case 0: d->region.flags = chance(r, 50) ? 3 : edge32(r, 3); break;
+			case 1: d->region.size = chance(r, 50) ? 8192 : edge64(r, MUSER_MIG_HDR_SIZE); break;
+			case 2: d->region.pad = edge32(r, 0); break;
+			case 3: d->type = chance(r, 60) ? VFIO_REGION_TYPE_MIGRATION_DEPRECATED : edge32(r, 3); break;
+			default: d->subtype = chance(r, 60) ? 1 : edge32(r, 1); break;
+			}
+			break;
+		}
 		}
 	}
 }

@@ -20,6 +20,8 @@
  *   hostile_region   an emulator answering offsets and sizes outside its
  *                    region, errors and a zero size: EIO or its error, a
  *                    log line, no hang
+ *   fuzz             seeded random features, states, data fd calls, resets
+ *                    and reopens (MUSER_FUZZ_SECONDS/CALLS/SEED)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -430,6 +432,107 @@ TEST_F(mig, two_threads)
 	ASSERT_EQ(0, get_state(dev, &state));
 	ASSERT_EQ(VFIO_DEVICE_STATE_RUNNING, state);
 	TH_LOG("%lu reads raced 20 sessions", r.reads);
+}
+
+/*
+ * A seeded fuzzer (MUSER_FUZZ_SECONDS/CALLS/SEED): the migration features
+ * with random flags, argsz and states, random reads, writes and
+ * PRECOPY_INFO on whatever data fds it holds, resets, and VMM closes and
+ * reopens. Every call must come back (the harness's timeout), and the
+ * device must still work and migrate afterwards.
+ */
+TEST_F_TIMEOUT(mig, fuzz, 600)
+{
+	static const char *const names[] = { "feature", "set_state", "read",
+					     "write", "precopy_info", "reset",
+					     "reopen" };
+	unsigned long n[7] = { 0 }, calls = 0;
+	struct fuzz_budget b;
+	int fds[4] = { -1, -1, -1, -1 };
+	uint8_t buf[8192];
+	const char *step;
+	uint8_t *stream;
+	uint64_t s;
+	int i, fd;
+
+	fuzz_budget_init(&b, "migration", 10);
+	s = b.seed;
+	while (fuzz_done(&b, calls, now_ms() - b.t0) < 1) {
+		int dev = self->src.c.device, op = below(&s, 20), *slot = &fds[below(&s, 4)];
+		struct feat f;
+
+		calls++;
+		if (op < 5) {	/* any feature, any flags, any argsz */
+			uint32_t id = chance(&s, 80) ? below(&s, 12) : edge32(&s, 9);
+			uint32_t ops = (uint32_t)below(&s, 8) << 16;
+
+			memset(&f, 0, sizeof(f));
+			f.hdr.argsz = chance(&s, 70) ? sizeof(f.hdr) + 8 * below(&s, 3) :
+						       edge32(&s, sizeof(f));
+			if (f.hdr.argsz > sizeof(f))
+				f.hdr.argsz = sizeof(f);
+			f.hdr.flags = chance(&s, 90) ? ops | id : edge32(&s, ops | id);
+			f.data[0] = chance(&s, 50) ? below(&s, 9) : rnd(&s);
+			f.data[1] = rnd(&s);
+			if (!ioctl(dev, VFIO_DEVICE_FEATURE, &f) &&
+			    (f.hdr.flags & ~VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_SET &&
+			    (f.hdr.flags & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE) {
+				struct vfio_device_feature_mig_state *m = (void *)f.data;
+
+				if (m->data_fd >= 0) {
+					if (*slot >= 0)
+						close(*slot);
+					*slot = m->data_fd;
+				}
+			}
+			n[0]++;
+		} else if (op < 9) {
+			if (!set_state(dev, chance(&s, 90) ? 1 + below(&s, 6) : edge32(&s, 4), &fd) &&
+			    fd >= 0) {
+				if (*slot >= 0)
+					close(*slot);
+				*slot = fd;
+			}
+			n[1]++;
+		} else if (op < 13) {
+			if (*slot >= 0)
+				(void)!read(*slot, buf, chance(&s, 50) ? below(&s, 64) : below(&s, sizeof(buf)));
+			n[2]++;
+		} else if (op < 16) {
+			if (*slot >= 0) {
+				for (i = 0; i < 64; i++)
+					buf[i] = rnd(&s);
+				(void)!write(*slot, buf, chance(&s, 50) ? below(&s, 64) : below(&s, sizeof(buf)));
+			}
+			n[3]++;
+		} else if (op < 18) {
+			struct vfio_precopy_info pi = { .argsz = edge32(&s, sizeof(pi)) };
+
+			if (*slot >= 0)
+				(void)!ioctl(*slot, VFIO_MIG_GET_PRECOPY_INFO, &pi);
+			n[4]++;
+		} else if (op < 19) {
+			(void)!ioctl(dev, VFIO_DEVICE_RESET);
+			n[5]++;
+		} else {
+			vfio_client_close(&self->src.c);
+			ASSERT_EQ(0, vfio_client_open(&self->src.c, self->src.uuid, &step)) TH_LOG("%s", step);
+			n[6]++;
+		}
+	}
+	fuzz_report("migration", names, n, 7, calls, calls, now_ms() - b.t0);
+	for (i = 0; i < 4; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	/* still a device, and still migratable */
+	ASSERT_EQ(0, ioctl(self->src.c.device, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, set_state(self->src.c.device, VFIO_DEVICE_STATE_STOP_COPY, &fd));
+	ASSERT_LT(100, read_all(fd, &stream));
+	close(fd);
+	free(stream);
+	ASSERT_EQ(0, set_state(self->src.c.device, VFIO_DEVICE_STATE_RUNNING, NULL));
+	set_bar2(&self->src.c);
+	ASSERT_LE(0, counter(&self->src.c));
 }
 
 TEST(no_region)
