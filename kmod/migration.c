@@ -25,8 +25,11 @@
  */
 static int muser_mig_must_stop(struct muser_mdev *md, unsigned long deadline)
 {
-	if (signal_pending(current))
+	if (fatal_signal_pending(current))
 		return -EINTR;
+	/* Restarted where it stopped: nothing moved is lost (see the callers). */
+	if (signal_pending(current))
+		return -ERESTARTSYS;
 	if (atomic_read(&md->mig.abort))
 		return -ENODEV;
 	if (time_after(jiffies, deadline))

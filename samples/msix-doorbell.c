@@ -14,7 +14,7 @@
  * page and raises vector V through the kernel when its doorbell is rung.
  * selftests/e2e/guest/muser_doorbell_guest.c is a guest driver for it.
  *
- *   msix-doorbell [-v] [--stamp VALUE] UUID
+ *   msix-doorbell [-v] [--stamp VALUE] [--migration] UUID
  *
  * -v logs every request and each change of the MSI-X setup (the guest's
  * MSI-X Enable, the VMM's eventfds); --stamp lets a test see device memory
@@ -120,11 +120,12 @@ int main(int argc, char *argv[])
 	static const struct option opts[] = {
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "stamp", required_argument, NULL, 's' },
+		{ "migration", no_argument, NULL, 'm' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
 	unsigned long stamp = 0;
-	bool verbose = false;
+	bool verbose = false, migration = false;
 	volatile uint32_t *db;
 	struct pollfd pfd;
 	int opt, bad = 0;
@@ -134,11 +135,13 @@ int main(int argc, char *argv[])
 			verbose = true;
 		else if (opt == 's')
 			stamp = strtoul(optarg, NULL, 0);
+		else if (opt == 'm')
+			migration = true;
 		else
 			bad = 1;
 	}
 	if (bad || optind != argc - 1) {
-		fprintf(stderr, "usage: %s [-v] [--stamp VALUE] UUID\n", argv[0]);
+		fprintf(stderr, "usage: %s [-v] [--stamp VALUE] [--migration] UUID\n", argv[0]);
 		return EXIT_FAILURE;
 	}
 	dev = muser_dev_create(argv[optind], 0);
@@ -164,6 +167,9 @@ int main(int argc, char *argv[])
 		err(EXIT_FAILURE, "muser_add_cap_msix");
 	if (muser_set_irq_state_cb(dev, irq_state, NULL) < 0)
 		err(EXIT_FAILURE, "muser_set_irq_state_cb");
+	/* Migratable as it is: its doorbell page and MSI-X state travel. */
+	if (migration && muser_setup_migration(dev, NULL, NULL) < 0)
+		err(EXIT_FAILURE, "muser_setup_migration");
 	if (muser_realize(dev) < 0)
 		err(EXIT_FAILURE, "muser_realize");
 	db = muser_bar_map(dev, DB_BAR, DB_PAGE, DB_BAR_SIZE - DB_PAGE);

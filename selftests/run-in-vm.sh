@@ -22,8 +22,8 @@
 #
 # Environment: passed on to every test. tools/run-tests.sh sets the CI
 # budgets there (MUSER_FUZZ_SECONDS for the fuzzers, STRESS_SECS and
-# RESTARTS for e2e/nested-virtio-blk); without them each test runs its own
-# defaults, which are longer.
+# RESTARTS for e2e/nested-virtio-blk-migrate-q10); without them each test
+# runs its own defaults, which are longer.
 #
 # Options:
 #   --results DIR   write per-test logs, the TAP lines and the kernel log there

@@ -7,8 +7,8 @@
 #
 # On the Debian kernels the selftests run with the CI budgets (CI_BUDGETS
 # below: the fuzzers 10 s each instead of their 20-60 s, the restart phase
-# of e2e/nested-virtio-blk 40 s with 4 SIGKILLs instead of 60 s with 8), so
-# that the whole suite fits CI's hour. Each of these variables set in the
+# of e2e/nested-virtio-blk-migrate-q10 40 s with 4 SIGKILLs instead of 60 s
+# with 8), so that the whole suite fits CI's hour. Each of these variables set in the
 # environment wins, e.g. MUSER_FUZZ_SECONDS=300 tools/run-tests.sh for a
 # longer fuzz; MUSER_FUZZ_SEED and MUSER_FUZZ_CALLS pass through too. The
 # debug kernel gets only what the environment sets (the tests' defaults).

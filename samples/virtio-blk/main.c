@@ -49,7 +49,7 @@ static void on_signal(int sig)
 static void usage(FILE *f, const char *prog)
 {
 	fprintf(f,
-		"usage: %s [-v] [--takeover] [--posted] [--poll US] UUID FILE\n"
+		"usage: %s [-v] [--takeover] [--posted] [--poll US] [--migration] UUID FILE\n"
 		"Emulate a virtio-blk PCI device backed by FILE on the muser mdev UUID.\n"
 		"Prints \"ready\" once attached (\"ready (recovered)\" when it carries\n"
 		"on from a previous emulator); SIGINT or SIGTERM stop it and print\n"
@@ -63,6 +63,9 @@ static void usage(FILE *f, const char *prog)
 		"                  and the queues' avail rings, doorbells off, for US\n"
 		"                  microseconds after their last request (a CPU for\n"
 		"                  lower latency; 0, the default: sleep)\n"
+		"  --migration     make the device migratable: its state is in its\n"
+		"                  state area; it serves nothing while the VM is\n"
+		"                  stopped for a migration\n"
 		"  -h, --help      this help\n"
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 		"Environment: VBLK_DIE_IN_REQUEST=N (testing) SIGKILLs itself in the\n"
@@ -96,12 +99,33 @@ static void attach(struct vblk *v, bool takeover)
 	vblk_unlock(v);
 }
 
+/*
+ * Migration: nothing is served while the VM is stopped (the stream is
+ * taken then, and guest memory is no longer followed); back to running,
+ * every queue is looked at, as after a restart. Requests are served one
+ * at a time in this thread, so none is halfway when this is told.
+ */
+static int mig_state(struct muser_dev *dev, void *priv, enum muser_mig_state state)
+{
+	struct vblk *v = priv;
+	unsigned int i;
+
+	(void)dev;
+	v->stopped = state != MUSER_MIG_RUNNING;
+	if (!v->stopped)
+		for (i = 0; i < VBLK_NQ; i++)
+			v->q[i].notified = v->q[i].enabled;
+	return 0;
+}
+
+static const struct muser_migration_ops mig_ops = { .state = mig_state };
+
 /* Serves the notified queues, unless taken over. Returns true if work is left. */
 static bool process(struct vblk *v)
 {
 	bool more;
 
-	if (!vblk_pending(v))
+	if (v->stopped || !vblk_pending(v))
 		return false;
 	if (vblk_lock(v) < 0)
 		err(EXIT_FAILURE, "flock");
@@ -117,11 +141,12 @@ int main(int argc, char *argv[])
 		{ "takeover", no_argument, NULL, 't' },
 		{ "posted", no_argument, NULL, 'p' },
 		{ "poll", required_argument, NULL, 'P' },
+		{ "migration", no_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_handler = on_signal };
-	bool verbose = false, takeover = false, more = false;
+	bool verbose = false, takeover = false, more = false, migration = false;
 	static struct vblk v;
 	unsigned long poll_us = 0;
 	unsigned int i;
@@ -138,6 +163,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'p':
 			v.posted = true;
+			break;
+		case 'm':
+			migration = true;
 			break;
 		case 'P':
 			errno = 0;
@@ -174,6 +202,8 @@ int main(int argc, char *argv[])
 #endif
 	if (vblk_describe(&v) < 0)
 		err(EXIT_FAILURE, "describing the device");
+	if (migration && muser_setup_migration(v.dev, &mig_ops, &v) < 0)
+		err(EXIT_FAILURE, "muser_setup_migration");
 	attach(&v, takeover);
 	v.poll_us = poll_us;
 

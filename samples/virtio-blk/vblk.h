@@ -85,6 +85,7 @@ struct vblk {
 	uint64_t poll_until;		/* polled till then (µs, CLOCK_MONOTONIC) */
 	uint32_t owner;			/* see vblk_claim() */
 	bool gone;			/* taken over: touch nothing */
+	bool stopped;			/* the VM is stopped for a migration */
 };
 
 /* virtio-pci.c */

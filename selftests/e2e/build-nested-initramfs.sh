@@ -19,8 +19,8 @@
 #   e2e_lines=0,16   GPIO lines to read (default 0)
 #   e2e_delay_ms=N   pause between two line reads (default 0), for reads
 #                    that last (across a migration)
-#   e2e_after=N      then N raw reads of register 1 (default 0): its
-#                    counter, i.e. how many reads the device saw
+#   e2e_after=N      then, the driver unbound, N raw reads of register 1
+#                    (default 0): its counter, how many reads the device saw
 #
 # nested-gpio.sh runs this inside the test VM (output under /tmp), so no
 # host-side step is needed; it also works on the host.
@@ -107,10 +107,12 @@ else
 	GPIO_READ_DELAY_MS=$delay /gpio-read "/dev/$chip" "$count" $lines >/tmp.out 2>&1 || rc=1
 	sed 's/^/E2E-OUT /' /tmp.out
 	stamp gpio-read
-	# Register 1's counter itself, after the line reads: how many there were.
+	# Register 1's counter itself, after the line reads: how many there
+	# were (the driver unbound first: its BAR is not mappable while bound).
 	if [ "$after" -gt 0 ]; then
 		for d in /sys/bus/pci/devices/*; do
 			[ "$(cat "$d/vendor"):$(cat "$d/device")" = 0x494f:0x0dc8 ] || continue
+			echo "$(basename "$d")" >"$d/driver/unbind"
 			/gpio-read --raw "$d/resource2" 1 "$after" >/tmp.out 2>&1 || rc=1
 			sed "s/^/E2E-OUT $(basename "$d") /" /tmp.out
 		done

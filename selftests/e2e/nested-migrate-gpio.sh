@@ -82,24 +82,21 @@ DST_PID=$!
 wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
 
 # The same machine on both sides, but for the device and the console.
-guest_args() {
-	echo -accel tcg -machine pc -m 256M -smp 1 -nodefaults -display none -no-reboot \
-		-kernel "$KERNEL" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet panic=-1 e2e_raw=0 e2e_count=$READS e2e_lines=16 e2e_delay_ms=$DELAY e2e_after=$AFTER ${NESTED_APPEND:-}" \
-		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=04.0,$MIGPROP"
-}
+MACHINE=(-accel tcg -machine pc -m 256M -smp 1 -nodefaults -display none -no-reboot
+	 -kernel "$KERNEL" -initrd "$INITRD"
+	 -append "console=ttyS0 quiet panic=-1 e2e_raw=0 e2e_count=$READS e2e_lines=16 e2e_delay_ms=$DELAY e2e_after=$AFTER ${NESTED_APPEND:-}")
+dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=04.0,$MIGPROP"; }
 SRC_CONSOLE=$WORK/console-src.log
 DST_CONSOLE=$WORK/console-dst.log
 
 log "booting the nested guest on the source"
-# shellcheck disable=SC2046 # words on purpose; no path has a space
-nested_start "$SRC_CONSOLE" $(guest_args "$UUID") -qmp "unix:$WORK/src.sock,server=on,wait=off"
+nested_start "$SRC_CONSOLE" "${MACHINE[@]}" -device "$(dev_arg "$UUID")" \
+	-qmp "unix:$WORK/src.sock,server=on,wait=off"
 grep -qs E2E-BEGIN "$SRC_CONSOLE" || fail "the nested guest did not start: $(tail -n 3 "$WORK/qemu.log")"
 wait_for 240 grep -qs E2E-READING "$SRC_CONSOLE" || fail "the nested guest did not start reading its line"
 log "the guest reads line 16 ($READS reads, $DELAY ms apart): migrating it"
 
-# shellcheck disable=SC2046
-timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" $(guest_args "$DST_UUID") \
+timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" "${MACHINE[@]}" -device "$(dev_arg "$DST_UUID")" \
 	-serial "file:$DST_CONSOLE" -qmp "unix:$WORK/dst.sock,server=on,wait=off" \
 	-incoming defer >"$WORK/qemu-dst.log" 2>&1 &
 DST_QEMU_PID=$!

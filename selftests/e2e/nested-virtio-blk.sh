@@ -34,10 +34,18 @@
 # state area) reads, writes, flushes, GET_ID and discards without an I/O
 # error, and recovered as many times as there were restarts.
 #
-# Usage: nested-virtio-blk.sh [--qemu-device]
+# Usage: nested-virtio-blk.sh [--qemu-device | --migrate] [--qemu 7.2|10.0]
 #   --qemu-device  no muser: QEMU's own virtio-blk-pci on the same backing
 #                  file instead (checks the test itself; the muser-only
 #                  checks are skipped)
+#   --migrate      a few seconds into the stress phase (40 s longer) the
+#                  running guest live-migrates to a second QEMU on this host
+#                  (its own mdev and sample, the same backing file); the
+#                  restarts then happen there, where the guest finishes and
+#                  every check is made (its sample counts the source's
+#                  requests and recoveries too: the state came along); the
+#                  source's sample must have survived
+#   --qemu V       the QEMU (default MUSER_QEMU, else 7.2)
 # Environment: see ../lib.sh; also VBLK_SAMPLE (default
 # BUILD_DIR/selftests/virtio-blk-hooks: the sample with its test hook), NESTED_KERNEL, NESTED_BOOT_TIMEOUT (seconds
 # for the nested guest, default 480), NESTED_SMP (its vCPUs, default 2: as
@@ -47,10 +55,21 @@
 # writes posted, the sample polling, through every SIGKILL and takeover).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init "nested-virtio-blk$QEMU_TAG" 720 "$@"
-
+# shellcheck source=selftests/e2e/qmp.sh
+. "$(dirname "$0")/qmp.sh"
+args=("$@")
 MODE=muser
-[ "${1:-}" = "--qemu-device" ] && MODE=qemu
+MIGRATE=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--qemu-device) MODE=qemu ;;
+	--migrate) MIGRATE=1 ;;
+	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+	*) echo "usage: $0 [--qemu-device | --migrate] [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	esac
+	shift
+done
+e2e_init "nested-virtio-blk${MIGRATE:+-migrate}$QEMU_TAG" 720 "${args[@]}"
 KVER=$(uname -r)
 KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/selftests/virtio-blk-hooks}	# VBLK_DIE_IN_REQUEST
@@ -68,6 +87,16 @@ STRESS_AT=576			# in 64 KiB blocks: 36 MiB, beyond the rest
 STRESS_SLOTS=32			# per worker
 RESTARTS=${RESTARTS:-8}
 [ "$MODE" = qemu ] && RESTARTS=0
+if [ -n "$MIGRATE" ]; then
+	# A live migration as the stress begins, then the restarts: time for both.
+	STRESS_SECS=$((STRESS_SECS + 40))
+	SAMPLE_ARGS+=" --migration"
+	if [ "$MUSER_QEMU" = 7.2 ]; then
+		MIGPROP=,x-enable-migration=on
+	else
+		MIGPROP=,enable-migration=on
+	fi
+fi
 
 need_qemu
 need_cmd timeout cpio gzip xz md5sum
@@ -223,7 +252,7 @@ if [ "$MODE" = muser ]; then
 	e2e_mdev_create
 	sample_start "$UUID" "$DISK" || fail "the sample did not start"
 	PINNED=/sys/bus/mdev/devices/$UUID/dma/pinned_pages
-	DEVARGS=(-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0")
+	DEVARGS=(-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$UUID,addr=04.0${MIGPROP:-}")
 else
 	DEVARGS=(-drive "file=$DISK,if=none,id=disk,format=raw,discard=unmap"
 		-device "virtio-blk-pci,drive=disk,disable-legacy=on,serial=disk.img,addr=04.0")
@@ -232,12 +261,91 @@ fi
 CONSOLE=$WORK/console.log
 log "booting the nested guest ($KVER, TCG inside TCG: a few minutes)"
 t0=$(date +%s)
+MACHINE=(-accel tcg -machine pc -m 256M -smp "$SMP" -nodefaults -display none -no-reboot
+	 -kernel "$KERNEL" -initrd "$INITRD"
+	 -append "console=ttyS0 quiet panic=-1 ${NESTED_APPEND:-}")
 # shellcheck disable=SC2086
-nested_start "$CONSOLE" -accel tcg -machine pc -m 256M -smp "$SMP" \
-	-nodefaults -display none -no-reboot \
-	-kernel "$KERNEL" -initrd "$INITRD" \
-	-append "console=ttyS0 quiet panic=-1 ${NESTED_APPEND:-}" \
-	"${DEVARGS[@]}" ${QEMU_EXTRA:-}
+nested_start "$CONSOLE" "${MACHINE[@]}" "${DEVARGS[@]}" ${QEMU_EXTRA:-} \
+	${MIGRATE:+-qmp unix:$WORK/src.sock,server=on,wait=off}
+
+# --- a live migration, as the stress begins -------------------------------------
+# The destination: its own mdev and sample on the same backing file, its
+# QEMU waiting (-incoming defer); the return path on both sides, as libvirt
+# has it. A few seconds into the stress the running guest migrates; the
+# restarts then happen on the destination, where the guest finishes and
+# every check below is made.
+SRC_UUID="" SRC_PID="" DST_UUID="" DST_PID="" DST_QEMU_PID=""
+# shellcheck disable=SC2317 # run by on_exit
+src_cleanup() {
+	stop_pid "$DST_QEMU_PID" 10
+	stop_pid "$SRC_PID" 5
+	stop_pid "$DST_PID" 5
+	local u
+	for u in "$SRC_UUID" "$DST_UUID"; do
+		if [ -n "$u" ] && [ "$u" != "$UUID" ] && mdev_exists "$u"; then
+			mdev_remove "$u" || _cleanup_failed=1
+		fi
+	done
+}
+# prepare_destination: set it up while the guest boots; UUID and
+# SAMPLE_PID stay the source's (the restarts are the source's).
+prepare_destination() {
+	local uuid=$UUID pid=$SAMPLE_PID slog=$SAMPLE_LOG
+	on_exit src_cleanup
+	e2e_mdev_create
+	SAMPLE_NAME=sample-dst SAMPLE_QUIET=1 sample_start "$UUID" "$DISK" || fail "the destination's sample did not start"
+	DST_UUID=$UUID DST_PID=$SAMPLE_PID
+	UUID=$uuid SAMPLE_PID=$pid SAMPLE_LOG=$slog
+	# shellcheck disable=SC2086
+	timeout -k 10 "$BOOT_TIMEOUT" "$QEMU" "${QEMU_ARGS[@]}" "${MACHINE[@]}" \
+		-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$DST_UUID,addr=04.0$MIGPROP" ${QEMU_EXTRA:-} \
+		-serial "file:$WORK/console-dst.log" -qmp "unix:$WORK/dst.sock,server=on,wait=off" \
+		-incoming defer >"$WORK/qemu-dst.log" 2>&1 &
+	DST_QEMU_PID=$!
+	qmp_cli "$WORK/dst.sock" wait 240 >/dev/null ||
+		fail "the destination QEMU did not come up: $(tail -n 3 "$WORK/qemu-dst.log")"
+	qmp_cli "$WORK/dst.sock" hmp "migrate_set_capability return-path on" \
+		"migrate_incoming unix:$WORK/mig.sock" >/dev/null ||
+		fail "the destination QEMU would not listen: $(tail -n 3 "$WORK/qemu-dst.log")"
+	log "the destination waits: mdev $DST_UUID, its sample, QEMU -incoming"
+}
+migrate_now() {
+	SRC_UUID=$UUID SRC_PID=$SAMPLE_PID SRC_CONSOLE=$CONSOLE
+	log "the guest is under I/O: migrating it"
+	# A guest under I/O in TCG dirties memory fast: let it converge.
+	qmp_cli "$WORK/src.sock" hmp "migrate_set_capability return-path on" \
+		"migrate_set_parameter downtime-limit 2000" \
+		"migrate -d unix:$WORK/mig.sock" >/dev/null || fail "migrate failed"
+	status=""
+	for _ in $(seq 600); do
+		status=$(qmp_cli "$WORK/src.sock" hmp "info migrate" | tr -d '\r' |
+			 sed -nE 's/^Migration status: *//p')
+		case $status in completed|failed|cancelled) break ;; esac
+		sleep 0.5
+	done
+	qmp_cli "$WORK/src.sock" hmp "info migrate" | tr -d '\r' |
+		grep -E "status|total time|downtime|transferred ram" | sed 's/^/#   /'
+	[ "$status" = completed ] || fail "migration $status: $(tail -n 3 "$WORK/qemu-dst.log")"
+	grep -q E2E-STRESS-END "$SRC_CONSOLE" && fail "the stress ended before the switchover: nothing was tested"
+	qmp_cli "$WORK/src.sock" quit >/dev/null
+	nested_wait "on the source (migrated)"
+	pid_gone "$SRC_PID" && fail "the source's sample died"
+	# From here on, the test's device is the destination's.
+	QEMU_PID=$DST_QEMU_PID UUID=$DST_UUID SAMPLE_PID=$DST_PID DST_PID=""
+	SLOG=sample-dst CONSOLE=$WORK/console-dst.log
+	PINNED=/sys/bus/mdev/devices/$UUID/dma/pinned_pages
+	log "migration completed under I/O; the guest goes on on the destination"
+}
+
+if [ -n "$MIGRATE" ]; then
+	prepare_destination
+	while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-STRESS-BEGIN "$CONSOLE"; do
+		sleep 0.5
+	done
+	kill -0 "$QEMU_PID" 2>/dev/null || fail "the nested guest ended before its stress phase"
+	sleep 3
+	migrate_now
+fi
 
 # --- restarts during the stress phase ------------------------------------------
 SLOG=sample			# the running sample's log
@@ -287,7 +395,9 @@ restart() {
 	pins+=" $p/$(cat "$PINNED")"
 }
 if [ "$RESTARTS" -gt 0 ]; then
-	while kill -0 "$QEMU_PID" 2>/dev/null && ! grep -qs E2E-STRESS-BEGIN "$CONSOLE"; do
+	# (after a migration the stress began on the source's console)
+	while kill -0 "$QEMU_PID" 2>/dev/null &&
+	      ! grep -qs E2E-STRESS-BEGIN "$CONSOLE" "${SRC_CONSOLE:-/dev/null}"; do
 		sleep 0.5
 	done
 	if kill -0 "$QEMU_PID" 2>/dev/null; then
@@ -311,6 +421,10 @@ if [ "$RESTARTS" -gt 0 ]; then
 fi
 
 nested_wait "after $(($(date +%s) - t0)) s"
+if [ -n "$MIGRATE" ]; then
+	cat "$SRC_CONSOLE" "$CONSOLE" >"$WORK/console.log"
+	CONSOLE=$WORK/console.log
+fi
 
 # --- what the guest saw -----------------------------------------------------
 declare -A direct=() iterations=()
@@ -441,8 +555,10 @@ for k in in out flush get_id discard; do
 	fi
 done
 [[ $stats == *" ioerr 0 "* ]] || fail "the sample reported I/O errors: $stats"
-[[ $stats == *" recoveries $((kills + takeovers + dies)) "* ]] ||
-	fail "the sample should have recovered $((kills + takeovers + dies)) times: $stats"
+# A migration loads the state as a restart does: one more recovery.
+recovered=$((kills + takeovers + dies + ${MIGRATE:-0}))
+[[ $stats == *" recoveries $recovered "* ]] ||
+	fail "the sample should have recovered $recovered times: $stats"
 redone=-1
 [[ $stats =~ \ redone\ ([0-9]+) ]] && redone=${BASH_REMATCH[1]}
 [ "$redone" -ge "$dies" ] ||
