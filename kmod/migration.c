@@ -528,9 +528,10 @@ void muser_mig_set_layout(struct muser_mdev *md,
 		WRITE_ONCE(md->vdev.mig_ops, NULL);
 	WRITE_ONCE(md->mig.region, region);
 	WRITE_ONCE(md->vdev.migration_flags, region ? MUSER_MIG_FLAGS : 0);
-	/* Pairs with the core's load of mig_ops: flags and region first. */
-	if (region)
+	if (region) {
+		/* Pairs with the core's load of mig_ops: flags and region first. */
 		smp_store_release(&md->vdev.mig_ops, &muser_mig_ops);
+	}
 }
 
 /*

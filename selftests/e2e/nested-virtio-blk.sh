@@ -422,8 +422,8 @@ fi
 
 nested_wait "after $(($(date +%s) - t0)) s"
 if [ -n "$MIGRATE" ]; then
-	cat "$SRC_CONSOLE" "$CONSOLE" >"$WORK/console.log"
-	CONSOLE=$WORK/console.log
+	cat "$SRC_CONSOLE" "$CONSOLE" >"$WORK/console-both.log"
+	CONSOLE=$WORK/console-both.log
 fi
 
 # --- what the guest saw -----------------------------------------------------

@@ -180,6 +180,21 @@ cancel)
 	hmp migrate_cancel >/dev/null
 	;;
 esac
+# A destination that failed to load says so on the return path; QEMU 10's
+# then stays up, and its source waits for the return path to close: the
+# management (libvirt) kills the failed destination. So does this test.
+if [ "$FAIL" = refuse ] || [ "$FAIL" = kill-dst ]; then
+	for _ in $(seq 120); do
+		pid_gone "$DST_QEMU_PID" && break
+		if qmp_cli "$WORK/dst.sock" hmp "info migrate" 2>/dev/null | tr -d '\r' |
+		   grep -q "^Migration status: *failed"; then
+			log "the destination failed to load: it is stopped, as libvirt would"
+			kill -TERM "$DST_QEMU_PID"
+			break
+		fi
+		sleep 0.5
+	done
+fi
 mig_wait completed failed cancelled || fail "the migration did not end: $status"
 qmp hmp "info migrate" | tr -d '\r' | sed 's/^/#   /'
 case $FAIL in
