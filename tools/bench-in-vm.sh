@@ -9,10 +9,12 @@
 # to the syscall floor, and says so. With --nested SECONDS, then the
 # nested-guest rows in the same boot: selftests/e2e/vblk-bench.sh SECONDS,
 # the virtio-blk sample as it starts by default and with --posted --poll 20,
-# each next to QEMU's own virtio-blk-pci.
+# each next to QEMU's own virtio-blk-pci. With --migrate MEM, then the
+# migration rows: selftests/e2e/migrate-bench.sh MEM.
 #
-#   tools/bench-in-vm.sh [--count N] [--nested SECONDS]
-#   (N accesses per row, default 20000; SECONDS per point, default 0: none)
+#   tools/bench-in-vm.sh [--count N] [--nested SECONDS] [--migrate MEM]
+#   (N accesses per row, default 20000; SECONDS per point, default 0: none;
+#   MEM default 0: none)
 set -u
 top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 # shellcheck source=selftests/lib.sh
@@ -20,11 +22,13 @@ top=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
 
 count=20000
 nested=0
+migrate=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--count) count=$2; shift 2 ;;
 	--nested) nested=$2; shift 2 ;;
-	*) echo "usage: $0 [--count N] [--nested SECONDS]" >&2; exit 2 ;;
+	--migrate) migrate=$2; shift 2 ;;
+	*) echo "usage: $0 [--count N] [--nested SECONDS] [--migrate MEM]" >&2; exit 2 ;;
 	esac
 done
 MTTY_KO=${MTTY_KO:-$ROOT/build/mtty/$KVER/mtty.ko}
@@ -56,6 +60,9 @@ if [ "$nested" != 0 ]; then
 	for args in "" "--posted --poll 20"; do
 		VBLK_ARGS=$args "$top/selftests/e2e/vblk-bench.sh" "$nested" || rc=1
 	done
+fi
+if [ "$migrate" != 0 ]; then
+	"$top/selftests/e2e/migrate-bench.sh" "$migrate" || rc=1
 fi
 if [ -n "$loaded_mtty" ] && ! rmmod mtty; then
 	echo "bench: cannot unload mtty" >&2

@@ -9,11 +9,16 @@
 # nested-guest rows: 4 KiB random-read IOPS of the virtio-blk sample (as
 # it is, and with --posted --poll 20) next to QEMU's own virtio-blk-pci on
 # the same file, at queue depths 1 and 16 (selftests/e2e/vblk-bench.sh).
+# Then the migration rows: each sample device migrating with MEM of guest
+# memory, QEMU 7.2 and 10.0: total time, downtime, the device's stop-copy
+# data (selftests/e2e/migrate-bench.sh).
 #
 #   tools/bench.sh [--kernel 6.1|6.12]... [--count N] [--nested SECONDS]
+#                  [--migrate MEM]
 #
 # Default: 6.12, then 6.1; N accesses per row (default 20000); SECONDS per
-# nested point (default 10; 0 skips the nested rows). Builds what it needs
+# nested point (default 10; 0 skips the nested rows); MEM (default 1G; 0
+# skips the migration rows). Builds what it needs
 # first. Figures from the TCG VM (no KVM) are slow in absolute terms: read
 # the ratios. The VM boots without the allocator checkers the tests boot
 # with (vm-run --no-checkers): slub_debug's stack trace on every kmalloc
@@ -25,12 +30,14 @@ cd "$top" || exit 1
 kernels=()
 count=20000
 nested=10
+migrate=1G
 while [ $# -gt 0 ]; do
 	case $1 in
 	--kernel) kernels+=("$2"); shift 2 ;;
 	--count) count=$2; shift 2 ;;
 	--nested) nested=$2; shift 2 ;;
-	*) echo "usage: $0 [--kernel 6.1|6.12]... [--count N] [--nested SECONDS]" >&2; exit 2 ;;
+	--migrate) migrate=$2; shift 2 ;;
+	*) echo "usage: $0 [--kernel 6.1|6.12]... [--count N] [--nested SECONDS] [--migrate MEM]" >&2; exit 2 ;;
 	esac
 done
 [ ${#kernels[@]} -gt 0 ] || kernels=(6.12 6.1)
@@ -53,6 +60,6 @@ for k in "${kernels[@]}"; do
 	# whose every read is an emulated MMIO (the spins read the clock).
 	tools/vm/vm-run --kernel "$k" --mem 6G --timeout 3600 --no-checkers \
 		--append tsc=reliable -- \
-		tools/bench-in-vm.sh --count "$count" --nested "$nested" || rc=1
+		tools/bench-in-vm.sh --count "$count" --nested "$nested" --migrate "$migrate" || rc=1
 done
 exit $rc

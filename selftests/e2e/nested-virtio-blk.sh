@@ -38,7 +38,7 @@
 #   --qemu-device  no muser: QEMU's own virtio-blk-pci on the same backing
 #                  file instead (checks the test itself; the muser-only
 #                  checks are skipped)
-#   --migrate      a few seconds into the stress phase (40 s longer) the
+#   --migrate      a few seconds into the stress phase (25 s longer) the
 #                  running guest live-migrates to a second QEMU on this host
 #                  (its own mdev and sample, the same backing file); the
 #                  restarts then happen there, where the guest finishes and
@@ -89,7 +89,7 @@ RESTARTS=${RESTARTS:-8}
 [ "$MODE" = qemu ] && RESTARTS=0
 if [ -n "$MIGRATE" ]; then
 	# A live migration as the stress begins, then the restarts: time for both.
-	STRESS_SECS=$((STRESS_SECS + 40))
+	STRESS_SECS=$((STRESS_SECS + 25))
 	SAMPLE_ARGS+=" --migration"
 	if [ "$MUSER_QEMU" = 7.2 ]; then
 		MIGPROP=,x-enable-migration=on
