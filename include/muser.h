@@ -973,12 +973,15 @@ enum muser_mig_state {
  *           write them into @buf (@size bytes, as returned just before).
  *           Returns that size, or -1 with errno.
  * @load:    accept the source's bytes (@len, of its @version): check them
- *           all before applying any. Called after the library's state,
- *           the state area and device memory are in place, before the
- *           recover callback (muser_set_recover_cb()), which is called
- *           next so that the device rebuilds from the loaded state as
- *           after a restart. Returns 0, or -1 with errno: the migration
- *           fails.
+ *           all before applying any. Called once the whole stream has
+ *           been checked, before any of it is applied: the library's
+ *           state, the state area and device memory come right after,
+ *           then the recover callback (muser_set_recover_cb()), so that
+ *           the device rebuilds from the loaded state as after a restart
+ *           (keep what @load takes outside the state area). Returns 0, or
+ *           -1 with errno: the migration fails, nothing applied.
+ * @save's size query (@buf NULL) may come at any time, also while a
+ *           stream is loaded: it must have no side effect.
  */
 struct muser_migration_ops {
 	uint32_t version;

@@ -136,6 +136,8 @@ static int muser_mig_next_chunk(struct muser_mdev *md,
 	ret = muser_mig_read_u64(md, MIG_FIELD(pending_bytes), &pending);
 	if (ret || !pending)
 		return ret;
+	if (atomic_read(&md->mig.abort))
+		return -ENODEV;
 	ret = muser_mig_read_u64(md, MIG_FIELD(data_offset), &off);
 	if (!ret)
 		ret = muser_mig_read_u64(md, MIG_FIELD(data_size), &size);
@@ -234,7 +236,7 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 		kfree(kbuf);
 		return -EINTR;
 	}
-	ret = muser_mig_usable(mf);
+	ret = muser_mig_usable(mf) ?: muser_mig_must_stop(md, deadline);
 	if (ret)
 		goto out;
 	if (len > MUSER_MIG_MAX_STREAM - mf->moved) {
@@ -308,6 +310,8 @@ static long muser_mig_ioctl(struct file *filp, unsigned int cmd,
 	ret = muser_mig_usable(mf);
 	if (ret)
 		;
+	else if (atomic_read(&md->mig.abort))
+		ret = -ENODEV;
 	else if (md->mig.state != VFIO_DEVICE_STATE_PRE_COPY)
 		ret = -EINVAL;
 	else if (mf->chunk_left)

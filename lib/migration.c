@@ -12,10 +12,12 @@
  * many bytes of the window to the stream; the stream is checked and
  * applied once complete, and the device may leave RESUMING only then.
  *
- * Restarts: the v1 state and how far the stream was consumed are in the
- * library's saved state. A stopped device's stream is taken again, the
- * same bytes, and the migration carries on; a stream being loaded is lost
- * with the process, so the migration fails (the source keeps running).
+ * Restarts: the v1 state, how far the stream was consumed, its length and
+ * checksum are in the library's saved state. A stopped device's stream is
+ * taken again and, if it is the same (a recover callback that changes the
+ * state area makes it differ), the migration carries on; otherwise the
+ * VMM's reads fail. A stream being loaded is lost with the process, so
+ * the migration fails. Either way the source keeps running.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -182,6 +184,7 @@ static int stream_take(struct muser_dev *dev)
 	free(dev->mig.out);
 	dev->mig.out = buf;
 	dev->mig.out_len = h.total_len;
+	dev->mig.out_sum = sum;
 	return 0;
 err:
 	free(buf);
@@ -294,6 +297,7 @@ static void drop_streams(struct muser_dev *dev)
 	free(dev->mig.out);
 	dev->mig.out = NULL;
 	dev->mig.out_len = 0;
+	dev->mig.out_sum = 0;
 	dev->mig.consumed = 0;
 	dev->mig.offered = 0;
 	free(dev->mig.in);
@@ -456,6 +460,12 @@ static int header_access(struct muser_dev *dev, uint8_t *buf, size_t count,
 #define FIELD_HIT(f)	(offset < offsetof(struct vfio_device_migration_info, f) + \
 			 sizeof(((struct vfio_device_migration_info *)0)->f) && \
 			 offset + count > offsetof(struct vfio_device_migration_info, f))
+	/* A stream lost while saving: the VMM's reads fail, not end short. */
+	if (!is_write && STOP_COPY(dev->mig.state) && dev->mig.broken &&
+	    offset + count > offsetof(struct vfio_device_migration_info, pending_bytes)) {
+		errno = EIO;
+		return -1;
+	}
 	if (is_write) {
 		if (offset == 0 && count == 4) {
 			memcpy(&v, buf, 4);
@@ -560,9 +570,12 @@ int muser_mig_recover(struct muser_dev *dev)
 	}
 	if (STOP_COPY(dev->mig.state)) {
 		uint64_t consumed = dev->mig.consumed, offered = dev->mig.offered;
+		uint64_t len = dev->mig.out_len, sum = dev->mig.out_sum;
 
-		if (stream_take(dev) < 0 || consumed + offered > dev->mig.out_len) {
-			muser_err(dev, "migration: restarted while saving, and the stream cannot be taken again: this migration fails");
+		/* The same bytes, or the VMM would get half of each stream. */
+		if (stream_take(dev) < 0 || dev->mig.out_len != len ||
+		    dev->mig.out_sum != sum) {
+			muser_err(dev, "migration: restarted while saving, and the stream taken again differs: this migration fails");
 			drop_streams(dev);
 			dev->mig.broken = true;
 			return 0;

@@ -137,6 +137,7 @@ struct muser_mig {
 	bool applied;			/* it was complete, and is loaded */
 	uint8_t *out;			/* the stream being saved */
 	uint64_t out_len;
+	uint64_t out_sum;		/* its checksum */
 	uint64_t consumed;		/* of it, read by the VMM */
 	uint64_t offered;		/* in the window after that */
 	uint8_t *in;			/* the stream being loaded */

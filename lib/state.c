@@ -36,6 +36,7 @@ struct saved {
 	uint32_t mig_state;
 	uint8_t mig_broken, mig_applied, mig_pad[2];
 	uint64_t mig_consumed, mig_offered;
+	uint64_t mig_out_len, mig_out_sum;	/* the stream being saved */
 };
 
 struct state_hdr {
@@ -108,6 +109,8 @@ static void fill(const struct muser_dev *dev, struct saved *s)
 	s->mig_applied = dev->mig.applied;
 	s->mig_consumed = dev->mig.consumed;
 	s->mig_offered = dev->mig.offered;
+	s->mig_out_len = dev->mig.out_len;
+	s->mig_out_sum = dev->mig.out_sum;
 }
 
 void muser_state_save(struct muser_dev *dev)
@@ -140,6 +143,8 @@ static void restore(struct muser_dev *dev, const struct saved *s)
 	dev->mig.applied = s->mig_applied;
 	dev->mig.consumed = s->mig_consumed;
 	dev->mig.offered = s->mig_offered;
+	dev->mig.out_len = s->mig_out_len;
+	dev->mig.out_sum = s->mig_out_sum;
 }
 
 /* The library's state as a migration stream carries it. */
@@ -159,6 +164,8 @@ void muser_state_lib_export(const struct muser_dev *dev, void *buf)
 	s.mig_applied = 0;
 	s.mig_consumed = 0;
 	s.mig_offered = 0;
+	s.mig_out_len = 0;
+	s.mig_out_sum = 0;
 	memcpy(buf, &s, sizeof(s));
 }
 
@@ -185,7 +192,7 @@ int muser_state_lib_check(const struct muser_dev *dev, const void *buf)
 	if (s.pm_state > 3 || s.intx_disabled > 1 || s.intx_held > 1 ||
 	    s.msix_table_written > 1 || s.mig_state || s.mig_broken ||
 	    s.mig_applied || s.mig_pad[0] || s.mig_pad[1] ||
-	    s.mig_consumed || s.mig_offered ||
+	    s.mig_consumed || s.mig_offered || s.mig_out_len || s.mig_out_sum ||
 	    (!dev->msi.off && (s.msi_ctrl || s.msi_mask)) ||
 	    (!dev->msix.off && s.msix_ctrl)) {
 		errno = EINVAL;
@@ -205,6 +212,8 @@ void muser_state_lib_import(struct muser_dev *dev, const void *buf)
 	s.mig_applied = dev->mig.applied;
 	s.mig_consumed = dev->mig.consumed;
 	s.mig_offered = dev->mig.offered;
+	s.mig_out_len = dev->mig.out_len;
+	s.mig_out_sum = dev->mig.out_sum;
 	restore(dev, &s);
 }
 

@@ -112,9 +112,18 @@ static int mig_state(struct muser_dev *dev, void *priv, enum muser_mig_state sta
 
 	(void)dev;
 	v->stopped = state != MUSER_MIG_RUNNING;
-	if (!v->stopped)
-		for (i = 0; i < VBLK_NQ; i++)
-			v->q[i].notified = v->q[i].enabled;
+	if (v->stopped)
+		return 0;
+	/*
+	 * A migration loaded the source's state area, its owner mark too:
+	 * this emulator claims the queues again, as after attaching.
+	 */
+	if (vblk_lock(v) < 0)
+		return -1;
+	vblk_claim(v);
+	vblk_unlock(v);
+	for (i = 0; i < VBLK_NQ; i++)
+		v->q[i].notified = v->q[i].enabled;
 	return 0;
 }
 
