@@ -109,6 +109,32 @@ static void muser_mig_disable_locked(struct muser_mdev *md)
 	fput(mf->filp);
 }
 
+/* A data fd access gets timeout_ms in all, however the emulator answers. */
+static unsigned long muser_mig_deadline(void)
+{
+	return jiffies + msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
+}
+
+/* A data fd access: its bounce buffer, with mig.lock held; or ERR_PTR. */
+static void *muser_mig_enter(struct muser_mdev *md)
+{
+	void *kbuf = kmalloc(MUSER_MAX_DATA, GFP_KERNEL_ACCOUNT);
+
+	if (!kbuf)
+		return ERR_PTR(-ENOMEM);
+	if (mutex_lock_killable(&md->mig.lock)) {
+		kfree(kbuf);
+		return ERR_PTR(-EINTR);
+	}
+	return kbuf;
+}
+
+static void muser_mig_leave(struct muser_mdev *md, void *kbuf)
+{
+	mutex_unlock(&md->mig.lock);
+	kfree(kbuf);
+}
+
 static int muser_mig_usable(struct muser_mig_file *mf)
 {
 	lockdep_assert_held(&mf->md->mig.lock);
@@ -163,21 +189,16 @@ static int muser_mig_next_chunk(struct muser_mdev *md,
 static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 			      size_t len, loff_t *pos)
 {
-	unsigned long deadline = jiffies +
-				 msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
+	unsigned long deadline = muser_mig_deadline();
 	struct muser_mig_file *mf = filp->private_data;
 	struct muser_mdev *md = mf->md;
 	size_t done = 0;
 	ssize_t ret = 0;
 	void *kbuf;
 
-	kbuf = kmalloc(MUSER_MAX_DATA, GFP_KERNEL_ACCOUNT);
-	if (!kbuf)
-		return -ENOMEM;
-	if (mutex_lock_killable(&md->mig.lock)) {
-		kfree(kbuf);
-		return -EINTR;
-	}
+	kbuf = muser_mig_enter(md);
+	if (IS_ERR(kbuf))
+		return PTR_ERR(kbuf);
 	ret = muser_mig_usable(mf);
 	while (!ret && done < len) {
 		u32 n;
@@ -211,8 +232,7 @@ static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 	/* The end of what pre-copy has for now is not the end of the stream. */
 	if (!done && !ret && md->mig.state == VFIO_DEVICE_STATE_PRE_COPY)
 		ret = -ENOMSG;
-	mutex_unlock(&md->mig.lock);
-	kfree(kbuf);
+	muser_mig_leave(md, kbuf);
 	return done ? done : ret;
 }
 
@@ -220,8 +240,7 @@ static ssize_t muser_mig_read(struct file *filp, char __user *buf,
 static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 			       size_t len, loff_t *pos)
 {
-	unsigned long deadline = jiffies +
-				 msecs_to_jiffies(READ_ONCE(muser_timeout_ms));
+	unsigned long deadline = muser_mig_deadline();
 	struct muser_mig_file *mf = filp->private_data;
 	struct muser_mdev *md = mf->md;
 	u64 off, room, fill = 0;
@@ -229,13 +248,9 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 	int ret = 0;
 	void *kbuf;
 
-	kbuf = kmalloc(MUSER_MAX_DATA, GFP_KERNEL_ACCOUNT);
-	if (!kbuf)
-		return -ENOMEM;
-	if (mutex_lock_killable(&md->mig.lock)) {
-		kfree(kbuf);
-		return -EINTR;
-	}
+	kbuf = muser_mig_enter(md);
+	if (IS_ERR(kbuf))
+		return PTR_ERR(kbuf);
 	ret = muser_mig_usable(mf) ?: muser_mig_must_stop(md, deadline);
 	if (ret)
 		goto out;
@@ -284,8 +299,7 @@ static ssize_t muser_mig_write(struct file *filp, const char __user *buf,
 		}
 	}
 out:
-	mutex_unlock(&md->mig.lock);
-	kfree(kbuf);
+	muser_mig_leave(md, kbuf);
 	return committed ? committed : ret;
 }
 

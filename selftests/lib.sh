@@ -56,20 +56,23 @@ KSFT_SKIP=4
 # VM sees it there, as it sees the host's whole /.
 # qemu_select VERSION sets QEMU (the binary), QEMU_ARGS (its firmware path:
 # every QEMU command line of the tests starts with them), QEMU_TAG (a suffix
-# for test names: "" or -q10) and exports MUSER_QEMU. Every script that
+# for test names: "" or -q10), QEMU_MIGPROP (the vfio-pci property that
+# lets a device migrate: migration v1 in 7.2, v2 in 10.0) and exports
+# MUSER_QEMU. Every script that
 # sources this file starts with MUSER_QEMU from the environment; qemu-hmp.sh
 # and qemu-hmp-msix.sh also take --qemu VERSION (selftests/TESTS).
 QEMU10_PREFIX=/opt/muser/qemu-10.0
 _qemu_72=${QEMU:-qemu-system-x86_64}
-QEMU="" QEMU_ARGS=() QEMU_TAG="" QEMU_VERSION=""
+QEMU="" QEMU_ARGS=() QEMU_TAG="" QEMU_MIGPROP="" QEMU_VERSION=""
 
 qemu_select() {
 	case ${1:-} in
 	7.2)
-		QEMU=$_qemu_72 QEMU_ARGS=() QEMU_TAG=""
+		QEMU=$_qemu_72 QEMU_ARGS=() QEMU_TAG="" QEMU_MIGPROP=x-enable-migration=on
 		;;
 	10.0)
 		QEMU=$QEMU10_PREFIX/usr/bin/qemu-system-x86_64 QEMU_TAG=-q10
+		QEMU_MIGPROP=enable-migration=on
 		QEMU_ARGS=(-L "$QEMU10_PREFIX/usr/share/qemu" -L /usr/share/seabios)
 		;;
 	*)
@@ -423,6 +426,40 @@ e2e_mdev_create() {
 	mdev_exists "$UUID" || fail "mdev $UUID did not appear in $MDEV_DEVICES"
 	wait_for 5 test -e "/dev/muser/$UUID" || fail "/dev/muser/$UUID did not appear"
 	log "mdev $UUID created (iommu group $(basename "$(readlink "$MDEV_DEVICES/$UUID/iommu_group")"))"
+}
+
+# --- a migration's destination: a second mdev and its emulator --------------
+
+DST_UUID="" DST_PID="" DST_QEMU_PID=""
+
+# mig_dst_create: the destination's mdev (DST_UUID); at exit its QEMU
+# (DST_QEMU_PID), its emulator (DST_PID) and it go.
+mig_dst_create() {
+	DST_UUID=$(new_uuid)
+	on_exit mig_dst_cleanup
+	mdev_create "$DST_UUID" || fail "cannot create the destination's mdev"
+	wait_for 5 test -e "/dev/muser/$DST_UUID" || fail "/dev/muser/$DST_UUID did not appear"
+}
+
+# mig_dst_start ARGS...: $SAMPLE ARGS... DST_UUID in the background
+# (DST_PID, output appended to $WORK/sample-dst.log); it must say "ready".
+mig_dst_start() {
+	local log=$WORK/sample-dst.log n
+	n=$(grep -c ready "$log" 2>/dev/null)
+	"$SAMPLE" "$@" "$DST_UUID" >>"$log" 2>&1 &
+	DST_PID=$!
+	wait_for 20 _dst_ready "$log" "${n:-0}" || fail "the destination's sample did not start"
+}
+# shellcheck disable=SC2317 # run by wait_for
+_dst_ready() { [ "$(grep -c ready "$1")" -gt "$2" ]; }
+
+# shellcheck disable=SC2317 # run by on_exit
+mig_dst_cleanup() {
+	stop_pid "$DST_QEMU_PID" 10
+	stop_pid "$DST_PID" 5
+	if [ -n "$DST_UUID" ] && mdev_exists "$DST_UUID"; then
+		mdev_remove "$DST_UUID" || _cleanup_failed=1
+	fi
 }
 
 # e2e_mdev_remove: remove UUID's mdev (if any); it and /dev/muser/UUID must go.

@@ -56,9 +56,8 @@ emulator() {
 
 # one DEVICE QEMU: print "total downtime stop-copy" of one migration.
 one() {
-	local dev=$1 u1 u2 u prop sock=$WORK/$1-$2 info incoming
+	local dev=$1 u1 u2 u sock=$WORK/$1-$2 info incoming
 	qemu_select "$2" || exit 1
-	prop=$([ "$2" = 7.2 ] && echo x-enable-migration=on || echo enable-migration=on)
 	u1=$(new_uuid) u2=$(new_uuid)
 	UUIDS+=("$u1" "$u2")
 	for u in "$u1" "$u2"; do
@@ -71,7 +70,7 @@ one() {
 		[ "$u" = "$u2" ] && incoming=(-incoming defer)
 		timeout -k 10 240 "$QEMU" "${QEMU_ARGS[@]}" -S -nodefaults -display none \
 			-machine pc -accel tcg -m "$MEM" -qmp "unix:$sock-$u.sock,server=on,wait=off" \
-			-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,addr=4.0,$prop" \
+			-device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$u,addr=4.0,$QEMU_MIGPROP" \
 			"${incoming[@]}" >"$sock-$u.log" 2>&1 &
 		PIDS+=($!)
 		qmp_cli "$sock-$u.sock" wait 120 >/dev/null || fail "QEMU did not come up: $(tail -n 2 "$sock-$u.log")"

@@ -46,11 +46,6 @@ need_cmd timeout cpio gzip xz
 need_muser
 need_sample
 
-if [ "$MUSER_QEMU" = 7.2 ]; then
-	MIGPROP=x-enable-migration=on
-else
-	MIGPROP=enable-migration=on
-fi
 
 if [ -n "${NESTED_INITRAMFS:-}" ]; then
 	INITRD=$NESTED_INITRAMFS
@@ -60,32 +55,16 @@ else
 		fail "building the nested initramfs failed: $(tail -n 3 "$WORK/build.log")"
 fi
 
-DST_UUID=$(new_uuid)
-DST_PID=""
-DST_QEMU_PID=""
-# shellcheck disable=SC2317 # run by on_exit
-dst_cleanup() {
-	stop_pid "$DST_QEMU_PID" 10
-	stop_pid "$DST_PID" 5
-	if mdev_exists "$DST_UUID"; then
-		mdev_remove "$DST_UUID" || _cleanup_failed=1
-	fi
-}
-on_exit dst_cleanup
-
 e2e_mdev_create
 SAMPLE_ARGS=--migration sample_start "$UUID" || fail "the source's sample did not start"
-mdev_create "$DST_UUID" || fail "cannot create the destination's mdev"
-wait_for 5 test -e "/dev/muser/$DST_UUID" || fail "/dev/muser/$DST_UUID did not appear"
-"$SAMPLE" --migration "$DST_UUID" >"$WORK/sample-dst.log" 2>&1 &
-DST_PID=$!
-wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
+mig_dst_create
+mig_dst_start --migration
 
 # The same machine on both sides, but for the device and the console.
 MACHINE=(-accel tcg -machine pc -m 256M -smp 1 -nodefaults -display none -no-reboot
 	 -kernel "$KERNEL" -initrd "$INITRD"
 	 -append "console=ttyS0 quiet panic=-1 e2e_raw=0 e2e_count=$READS e2e_lines=16 e2e_delay_ms=$DELAY e2e_after=$AFTER ${NESTED_APPEND:-}")
-dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=04.0,$MIGPROP"; }
+dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=04.0,$QEMU_MIGPROP"; }
 SRC_CONSOLE=$WORK/console-src.log
 DST_CONSOLE=$WORK/console-dst.log
 

@@ -91,11 +91,7 @@ if [ -n "$MIGRATE" ]; then
 	# A live migration as the stress begins, then the restarts: time for both.
 	STRESS_SECS=$((STRESS_SECS + 25))
 	SAMPLE_ARGS+=" --migration"
-	if [ "$MUSER_QEMU" = 7.2 ]; then
-		MIGPROP=,x-enable-migration=on
-	else
-		MIGPROP=,enable-migration=on
-	fi
+	MIGPROP=,$QEMU_MIGPROP
 fi
 
 need_qemu

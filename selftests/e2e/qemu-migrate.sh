@@ -63,25 +63,6 @@ need_cmd timeout
 need_muser
 need_sample
 
-if [ "$MUSER_QEMU" = 7.2 ]; then
-	MIGPROP=x-enable-migration=on
-else
-	MIGPROP=enable-migration=on
-fi
-
-# The destination: its own mdev, sample, QEMU and QMP socket.
-DST_UUID=$(new_uuid)
-DST_PID=""
-DST_QEMU_PID=""
-# shellcheck disable=SC2317 # run by on_exit
-dst_cleanup() {
-	stop_pid "$DST_QEMU_PID" 10
-	stop_pid "$DST_PID" 5
-	if mdev_exists "$DST_UUID"; then
-		mdev_remove "$DST_UUID" || _cleanup_failed=1
-	fi
-}
-on_exit dst_cleanup
 
 # The samples' arguments: the test hooks' copy for the failures.
 SRC_ARGS=--migration DST_ARGS=--migration
@@ -95,25 +76,17 @@ if [ -n "$FAIL" ]; then
 	SAMPLE=$SAMPLE_HOOKS
 fi
 
-# dst_sample_start: the destination's sample ($DST_ARGS), in the background.
-dst_sample_start() {
-	# shellcheck disable=SC2086 # the arguments are words
-	"$SAMPLE" $DST_ARGS "$DST_UUID" >>"$WORK/sample-dst.log" 2>&1 &
-	DST_PID=$!
-	wait_for 20 grep -q ready "$WORK/sample-dst.log" || fail "the destination's sample did not start"
-}
-
 # stopped PID: the process is stopped (SIGSTOP).
 # shellcheck disable=SC2317 # run by wait_for
 stopped() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = T ]; }
 
 e2e_mdev_create
 SAMPLE_ARGS=$SRC_ARGS sample_start "$UUID" || fail "the source's sample did not start"
-mdev_create "$DST_UUID" || fail "cannot create the destination's mdev"
-wait_for 5 test -e "/dev/muser/$DST_UUID" || fail "/dev/muser/$DST_UUID did not appear"
-dst_sample_start
+mig_dst_create
+# shellcheck disable=SC2086 # the arguments are words
+mig_dst_start $DST_ARGS
 
-dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=$SLOT.0,$MIGPROP"; }
+dev_arg() { echo "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$1,addr=$SLOT.0,$QEMU_MIGPROP"; }
 
 qemu_start_stopped pc "$(dev_arg "$UUID")"
 bar_set $BAR $MMIO_ADDR
@@ -173,8 +146,7 @@ kill-src)
 	;;
 kill-dst)
 	kill_stopped "$DST_PID" destination
-	DST_ARGS="--migration --mig-version 1"
-	dst_sample_start
+	mig_dst_start --migration --mig-version 1
 	;;
 cancel)
 	mig_wait pre-switchover || fail "the migration did not pause before the switchover: $status"
