@@ -28,7 +28,7 @@
 # Usage: nested-gpio.sh [--no-device]
 #   --no-device  no muser: boot the nested guest without the device and check
 #                that the driver loads and finds nothing (checks the machinery)
-# Environment: see ../lib.sh; also NESTED_KERNEL (default /boot/vmlinuz-$(uname -r)),
+# Environment: see ../lib.sh; also NESTED_KERNEL (default: nested_kernel in ../lib.sh),
 #   NESTED_INITRAMFS (prebuilt initramfs; default: built here under /tmp),
 #   NESTED_BOOT_TIMEOUT (seconds for the nested guest, default 330),
 #   NESTED_APPEND (extra kernel arguments for the nested guest, e.g. loglevel=7).
@@ -39,7 +39,7 @@ e2e_init "nested-gpio$QEMU_TAG" 420 "$@"
 MODE=muser
 [ "${1:-}" = "--no-device" ] && MODE=nodevice
 KVER=$(uname -r)
-KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+KERNEL=$(nested_kernel "$KVER")
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-330}
 RAW=6
 COUNT=12

@@ -32,7 +32,7 @@ done
 e2e_init "nested-migrate-gpio$QEMU_TAG" 600 "${args[@]}"
 
 KVER=$(uname -r)
-KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+KERNEL=$(nested_kernel "$KVER")
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-420}
 READS=${MIG_READS:-240}
 DELAY=${MIG_DELAY_MS:-100}

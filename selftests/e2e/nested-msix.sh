@@ -16,7 +16,7 @@ e2e_init "nested-msix$QEMU_TAG" 420 "$@"
 . "$E2E_DIR/initramfs.sh"
 
 KVER=$(uname -r)
-KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+KERNEL=$(nested_kernel "$KVER")
 GUEST_KO=${GUEST_KO:-$ROOT/build/guest/$KVER/muser_doorbell_guest.ko}
 SAMPLE=${DOORBELL_SAMPLE:-$BUILD_DIR/samples/msix-doorbell}
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-330}

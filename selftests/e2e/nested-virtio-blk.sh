@@ -71,7 +71,7 @@ while [ $# -gt 0 ]; do
 done
 e2e_init "nested-virtio-blk${MIGRATE:+-migrate}$QEMU_TAG" 720 "${args[@]}"
 KVER=$(uname -r)
-KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+KERNEL=$(nested_kernel "$KVER")
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/selftests/virtio-blk-hooks}	# VBLK_DIE_IN_REQUEST
 SAMPLE_ARGS=${VBLK_ARGS---posted --poll 20}	# lib.sh's sample_start passes them
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-480}

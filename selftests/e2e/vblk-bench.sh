@@ -43,7 +43,7 @@ npoints=$(($(wc -w <<<"$QDS") * 2))
 e2e_init "vblk-bench$QEMU_TAG" $((600 + npoints * ${SECS%.*} + npoints * 10)) "$@"
 
 KVER=$(uname -r)
-KERNEL=${NESTED_KERNEL:-/boot/vmlinuz-$KVER}
+KERNEL=$(nested_kernel "$KVER")
 SAMPLE=${VBLK_SAMPLE:-$BUILD_DIR/samples/virtio-blk}
 SAMPLE_ARGS=${VBLK_ARGS:-}
 RANDREAD=${BLK_RANDREAD:-$BUILD_DIR/selftests/e2e/blk-randread}

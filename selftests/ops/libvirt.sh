@@ -195,10 +195,49 @@ check "nodedev-dumpxml: its UUID" grep -q "<uuid>$U</uuid>" <<<"$xml"
 check "nodedev-dumpxml: IOMMU group $GROUP" grep -q "<iommuGroup number='$GROUP'/>" <<<"$xml"
 check "nodedev-dumpxml: parent computer" grep -q "<parent>computer</parent>" <<<"$xml"
 
+# bar2_on: config cycles reach the device; BAR2 (256 bytes of memory,
+# trapped) at 0xe0000000, memory decoding on.
+bar2_on() {
+	local bar2 cmd
+	cfg_write 0x18 w 0xe0000000
+	bar2=$(cfg_read 0x18)
+	log "BAR2: $bar2"
+	check "BAR2 at 0xe0000000" test $((${bar2:-0} & ~0xf)) -eq $((0xe0000000))
+	cmd=$(cfg_read 0x04)
+	cfg_write 0x04 h "$(printf '0x%x' $((${cmd:-0} & 0xffff | 2)))"
+	cmd=$(cfg_read 0x04)
+	log "command/status: $cmd"
+	check "memory decoding on" test $((${cmd:-0} & 2)) -eq 2
+}
+# bar2_reads N: N one-byte reads of BAR2 offset 0, the sample's counter,
+# which advances every third read (from 0: the CPUs never ran).
+bar2_reads() {
+	local v reads=""
+	for _ in $(seq "$1"); do
+		v=$(hmp "xp /1bx 0xe0000000" | sed -n 's/^ *[0-9a-fA-F]*: *\(0x[0-9a-fA-F][0-9a-fA-F]*\).*/\1/p')
+		reads+=" $((${v:-0x100}))"
+	done
+	echo "$reads"
+}
+
 # 3. A domain using it.
-domain_xml() {	# domain_xml UUID: the domain, its hostdev as in the README
+# domain_xml UUID [migratable]: the domain, its hostdev as in the README;
+# migratable: QEMU 7.2's x-enable-migration=on for it, which libvirt 9.0
+# has no element for, through <qemu:override> (libvirt 8.2 and later).
+domain_xml() {
+	local ns="" override=""
+	if [ "${2:-}" = migratable ]; then
+		ns=" xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+		override="  <qemu:override>
+    <qemu:device alias='hostdev0'>
+      <qemu:frontend>
+        <qemu:property name='x-enable-migration' type='bool' value='true'/>
+      </qemu:frontend>
+    </qemu:device>
+  </qemu:override>"
+	fi
 	cat <<EOF
-<domain type='qemu'>
+<domain type='qemu'$ns>
   <name>$DOM</name>
   <memory unit='MiB'>256</memory>
   <vcpu>1</vcpu>
@@ -225,11 +264,12 @@ domain_xml() {	# domain_xml UUID: the domain, its hostdev as in the README
     </hostdev>
     <memballoon model='none'/>
   </devices>
+$override
 </domain>
 EOF
 }
 
-sample_start "$U" -v || fail "the sample did not start"
+SAMPLE_ARGS=--migration sample_start "$U" -v || fail "the sample did not start"
 domain_xml "$U" >"$W/domain.xml"
 check "virsh define" run virsh define "$W/domain.xml" || fail "virsh define"
 
@@ -258,25 +298,9 @@ indent <<<"$pci"
 check "info pci: the device, PCI device 494f:0dc8" grep -q 'PCI device 494f:0dc8' <<<"$pci"
 check "info pci: libvirt's hostdev0" grep -q 'id "hostdev0"' <<<"$pci"
 expect_eq "muserctl: vmm-open" 1 "$(muserctl_field "$U" vmm-open)"
-# Config cycles reach the device; BAR2 (256 bytes of memory, trapped) at
-# 0xe0000000, memory decoding on, then offset 0 read a byte at a time: the
-# sample's counter advances every third read, from 0 (nothing read it
-# before: the CPUs never ran).
 expect_eq "config 0x00: vendor/device" 0x0dc8494f "$(cfg_read 0)"
-cfg_write 0x18 w 0xe0000000
-bar2=$(cfg_read 0x18)
-log "BAR2: $bar2"
-check "BAR2 at 0xe0000000" test $((${bar2:-0} & ~0xf)) -eq $((0xe0000000))
-cmd=$(cfg_read 0x04)
-cfg_write 0x04 h "$(printf '0x%x' $((${cmd:-0} & 0xffff | 2)))"
-cmd=$(cfg_read 0x04)
-log "command/status: $cmd"
-check "memory decoding on" test $((${cmd:-0} & 2)) -eq 2
-reads=""
-for _ in 1 2 3 4 5 6; do
-	v=$(hmp "xp /1bx 0xe0000000" | sed -n 's/^ *[0-9a-fA-F]*: *\(0x[0-9a-fA-F][0-9a-fA-F]*\).*/\1/p')
-	reads+=" $((${v:-0x100}))"
-done
+bar2_on
+reads=$(bar2_reads 6)
 log "BAR2 offset 0, 6 one-byte reads through libvirt's QEMU:$reads"
 expect_eq "BAR2 offset 0 is the sample's counter" " 0 0 0 1 1 1" "$reads"
 check "virsh destroy" run virsh destroy "$DOM"
@@ -286,6 +310,53 @@ check "the emulator saw the VMM close" wait_for 10 closes_are 1
 expect_eq "pinned pages" 0 "$(cat "$MDEV_DEVICES/$U/dma/pinned_pages")"
 check "the sample still runs" test -d "/proc/$SAMPLE_PID"
 check "virsh undefine" run virsh undefine "$DOM"
+
+# 3b. Migration. libvirt 9.0 asks QEMU what blocks a migration: without
+# x-enable-migration=on, QEMU 7.2 blocks it for any VFIO device, and virsh
+# save and migrate fail with QEMU's reason. With it (<qemu:override>),
+# virsh save stops the domain with its device's state in the image; the
+# mdev is then removed and created again (a new emulator, an empty state
+# area) and virsh restore loads the image into a new QEMU: the counter
+# carries on from the image.
+virsh define "$W/domain.xml" >/dev/null || fail "virsh define"
+virsh start --paused "$DOM" >/dev/null || fail "virsh start --paused"
+out=$(virsh save "$DOM" "$W/blocked.save" 2>&1)
+rc=$?
+indent "virsh save: " <<<"$out"
+check_fails "virsh save without x-enable-migration" test $rc -eq 0
+check "it says: VFIO device doesn't support migration" \
+	grep -q "VFIO device doesn't support migration" <<<"$out"
+virsh destroy "$DOM" >/dev/null
+virsh undefine "$DOM" >/dev/null
+domain_xml "$U" migratable >"$W/domain-migratable.xml"
+check "virsh define (migratable)" run virsh define "$W/domain-migratable.xml" ||
+	fail "virsh define (migratable)"
+check "virsh start --paused (migratable)" run virsh start --paused "$DOM" ||
+	fail "virsh start: $(tail -n 3 "/var/log/libvirt/qemu/$DOM.log")"
+check "QEMU has x-enable-migration" \
+	grep -q '"x-enable-migration":true' "/var/log/libvirt/qemu/$DOM.log"
+bar2_on
+reads=$(bar2_reads 6)
+log "BAR2 offset 0, 6 reads before virsh save:$reads"
+a=$(echo "$reads" | cut -d' ' -f2)
+expect_eq "the counter advances every third read" " $a $a $a $((a + 1)) $((a + 1)) $((a + 1))" "$reads"
+out=$(virsh migrate --live "$DOM" qemu:///system 2>&1)
+indent "virsh migrate --live to this host: " <<<"$out"
+qpid=$(qemu_pid)
+check "virsh save" run virsh save "$DOM" "$W/dom.save" ||
+	fail "virsh save: $(tail -n 5 "/var/log/libvirt/qemu/$DOM.log")"
+check "QEMU gone after the save" wait_for 30 pid_gone "$qpid"
+sample_stop
+check "mdevctl stop" run mdevctl stop --uuid "$U"
+check "mdevctl start" run mdevctl start --uuid "$U"
+SAMPLE_ARGS=--migration sample_start "$U" -v || fail "the new sample did not start"
+check "virsh restore --paused" run virsh restore --paused "$W/dom.save" ||
+	fail "virsh restore: $(tail -n 5 "/var/log/libvirt/qemu/$DOM.log")"
+reads=$(bar2_reads 3)
+log "BAR2 offset 0, 3 reads after virsh restore:$reads"
+expect_eq "the counter carried on from the saved image" " $((a + 2)) $((a + 2)) $((a + 2))" "$reads"
+check "virsh destroy (restored)" run virsh destroy "$DOM"
+check "virsh undefine (migratable)" run virsh undefine "$DOM"
 
 # 4. Failures say why.
 BOGUS=$(new_uuid)

@@ -27,7 +27,7 @@ QEMU10_APT=/var/cache/muser/apt-backports
 QEMU10_PKGS=(qemu-system-x86 qemu-system-common qemu-system-data)
 
 base_pkgs=(
-	build-essential cmake pkg-config kmod cpio xz-utils bc flex bison libelf-dev
+	build-essential cmake pkg-config kmod cpio xz-utils zstd bc flex bison libelf-dev
 	qemu-system-x86 busybox-static python3
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	linux-source-6.12	# mtty.c of both kernels: tools/dev/build-mtty.sh
