@@ -21,10 +21,15 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
+#ifdef MUSER_SAMPLE_TEST_HOOKS
+#include <pthread.h>
+#endif
 
 #include <muser.h>
 
@@ -52,6 +57,69 @@ static int bad_reply;
 static uint32_t mig_version;
 static const char *mig_pause;
 
+/*
+ * --dma-counter GPA: from the first BAR2 access on, a thread writes an
+ * incrementing 64-bit counter to guest memory at GPA (through a mapping:
+ * pinned) every millisecond, until SIGUSR1 or the VM stops for a
+ * migration, and then logs the last value. A destination must hold that
+ * value: the page the device wrote during pre-copy was reported dirty.
+ */
+static uint64_t dma_counter_gpa = UINT64_MAX;
+static pthread_t dma_thread;
+static bool dma_started, dma_running;
+static volatile uint64_t *dma_word;
+
+static void *dma_counter_loop(void *arg)
+{
+	const struct timespec ms = { .tv_nsec = 1000000 };
+	uint64_t n = 0;
+
+	(void)arg;
+	while (__atomic_load_n(&dma_running, __ATOMIC_ACQUIRE)) {
+		*dma_word = ++n;
+		nanosleep(&ms, NULL);
+	}
+	fprintf(stderr, "dma counter stopped at %llu\n", (unsigned long long)n);
+	return NULL;
+}
+
+/* In the dispatching thread (a BAR2 access): map the word, start writing. */
+static void dma_counter_start(struct muser_dev *d)
+{
+	struct muser_sg sg;
+
+	if (dma_counter_gpa == UINT64_MAX || dma_started)
+		return;
+	if (muser_dma_map(d, dma_counter_gpa, sizeof(uint64_t),
+			  MUSER_DMA_WRITE, &sg, 1) != 1)
+		err(EXIT_FAILURE, "mapping guest memory at 0x%llx",
+		    (unsigned long long)dma_counter_gpa);
+	dma_word = sg.addr;
+	__atomic_store_n(&dma_running, true, __ATOMIC_RELEASE);
+	errno = pthread_create(&dma_thread, NULL, dma_counter_loop, NULL);
+	if (errno)
+		err(EXIT_FAILURE, "pthread_create");
+	dma_started = true;
+	fprintf(stderr, "writing a counter to guest memory at 0x%llx\n",
+		(unsigned long long)dma_counter_gpa);
+}
+
+static void dma_counter_sigusr1(int sig)
+{
+	(void)sig;
+	__atomic_store_n(&dma_running, false, __ATOMIC_RELEASE);
+}
+
+/* Stopped: no more writes to guest memory from here on. */
+static void dma_counter_stop(void)
+{
+	if (!dma_started)
+		return;
+	__atomic_store_n(&dma_running, false, __ATOMIC_RELEASE);
+	pthread_join(dma_thread, NULL);
+	dma_started = false;
+}
+
 static void pause_if(const char *where)
 {
 	if (mig_pause && !strcmp(mig_pause, where)) {
@@ -64,8 +132,10 @@ static int mig_state(struct muser_dev *d, void *priv, enum muser_mig_state state
 {
 	(void)d;
 	(void)priv;
-	if (state == MUSER_MIG_STOPPED)
+	if (state == MUSER_MIG_STOPPED) {
+		dma_counter_stop();
 		pause_if("stop");
+	}
 	return 0;
 }
 
@@ -100,6 +170,7 @@ static const struct muser_migration_ops mig_ops = {
 };
 #else
 #define bad_reply 0
+static inline void dma_counter_start(struct muser_dev *d) { (void)d; }
 #endif
 
 /*
@@ -130,6 +201,7 @@ static ssize_t bar2_access(struct muser_dev *d, void *priv, void *buf,
 	uint32_t reads;
 
 	(void)priv;
+	dma_counter_start(d);
 	if (offset >= 2 || is_write)
 		return count;
 	last = st->last[offset];
@@ -170,6 +242,9 @@ static void usage(FILE *f, const char *prog)
 		"                  the migration stream (refuse other versions)\n"
 		"  --mig-pause stop|load  SIGSTOP itself when the VM stops for a\n"
 		"                  migration, or while loading its bytes\n"
+		"  --dma-counter GPA  from the first BAR2 access until SIGUSR1 or\n"
+		"                  the VM stops for a migration, write a counter\n"
+		"                  to guest memory at GPA every millisecond\n"
 #endif
 		"  -h, --help      this help\n", prog);
 }
@@ -182,6 +257,7 @@ int main(int argc, char *argv[])
 		{ "bad-reply", no_argument, NULL, 'b' },
 		{ "mig-version", required_argument, NULL, 'V' },
 		{ "mig-pause", required_argument, NULL, 'P' },
+		{ "dma-counter", required_argument, NULL, 'D' },
 #endif
 		{ "takeover", no_argument, NULL, 't' },
 		{ "migration", no_argument, NULL, 'm' },
@@ -211,6 +287,9 @@ int main(int argc, char *argv[])
 			break;
 		case 'P':
 			mig_pause = optarg;
+			break;
+		case 'D':
+			dma_counter_gpa = strtoull(optarg, NULL, 0);
 			break;
 #endif
 		case 't':
@@ -255,7 +334,7 @@ int main(int argc, char *argv[])
 		hook_ops.version = mig_version;
 		if (!mig_version)
 			hook_ops.save = NULL;
-		if (mig_version || mig_pause)
+		if (mig_version || mig_pause || dma_counter_gpa != UINT64_MAX)
 			ops = &hook_ops;
 #endif
 		if (muser_setup_migration(dev, ops, NULL) < 0)
@@ -267,6 +346,11 @@ int main(int argc, char *argv[])
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
 		err(EXIT_FAILURE, "sigaction");
+#ifdef MUSER_SAMPLE_TEST_HOOKS
+	sa.sa_handler = dma_counter_sigusr1;
+	if (sigaction(SIGUSR1, &sa, NULL) < 0)
+		err(EXIT_FAILURE, "sigaction");
+#endif
 
 	printf("ready%s\n", muser_recovered(dev) ? " (recovered)" : "");
 	fflush(stdout);

@@ -72,13 +72,17 @@ want() {
 }
 
 # selected I: whether test I runs (the filters; "always" and insmod/rmmod
-# are not filtered). Sets ARGS (without always, if=PATH).
+# are not filtered). Sets ARGS (without always, if=PATH, kernel=X.Y).
 selected() {
 	local i=$1 always=""
 	read -ra ARGS <<<"${t_args[i]}"
 	[ "${ARGS[0]:-}" = always ] && { always=1; ARGS=("${ARGS[@]:1}"); }
 	if [[ ${ARGS[0]:-} == if=* ]]; then
 		[ -n "$list" ] || [ -e "${ARGS[0]#if=}" ] || return 1
+		ARGS=("${ARGS[@]:1}")
+	fi
+	if [[ ${ARGS[0]:-} == kernel=* ]]; then
+		[ -n "$list" ] || [[ $(uname -r) == "${ARGS[0]#kernel=}".* ]] || return 1
 		ARGS=("${ARGS[@]:1}")
 	fi
 	case ${t_kind[i]} in

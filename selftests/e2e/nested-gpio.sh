@@ -25,19 +25,27 @@
 # SAMPLE_ARGS=--bad-reply, see ../lib.sh) makes step 1 fail
 # on both kernels, and line 0 on 6.1.
 #
-# Usage: nested-gpio.sh [--no-device]
+# Usage: nested-gpio.sh [--no-device] [--qemu 7.2|10.0]
 #   --no-device  no muser: boot the nested guest without the device and check
 #                that the driver loads and finds nothing (checks the machinery)
+#   --qemu V     the QEMU (default MUSER_QEMU, else 7.2)
 # Environment: see ../lib.sh; also NESTED_KERNEL (default: nested_kernel in ../lib.sh),
 #   NESTED_INITRAMFS (prebuilt initramfs; default: built here under /tmp),
 #   NESTED_BOOT_TIMEOUT (seconds for the nested guest, default 330),
 #   NESTED_APPEND (extra kernel arguments for the nested guest, e.g. loglevel=7).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init "nested-gpio$QEMU_TAG" 420 "$@"
-
+args=("$@")
 MODE=muser
-[ "${1:-}" = "--no-device" ] && MODE=nodevice
+while [ $# -gt 0 ]; do
+	case $1 in
+	--no-device) MODE=nodevice ;;
+	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+	*) echo "usage: $0 [--no-device] [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	esac
+	shift
+done
+e2e_init "nested-gpio$QEMU_TAG" 420 "${args[@]}"
 KVER=$(uname -r)
 KERNEL=$(nested_kernel "$KVER")
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-330}

@@ -14,7 +14,7 @@
 # and the source's console must show that the reads began there.
 #
 # Usage: nested-migrate-gpio.sh [--qemu 7.2|10.0]
-# Environment: as nested-gpio.sh; MIG_READS (N, default 240), MIG_DELAY_MS
+# Environment: as nested-gpio.sh; MIG_READS (N, default 150), MIG_DELAY_MS
 #   (the pause, default 100).
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
@@ -34,7 +34,7 @@ e2e_init "nested-migrate-gpio$QEMU_TAG" 600 "${args[@]}"
 KVER=$(uname -r)
 KERNEL=$(nested_kernel "$KVER")
 BOOT_TIMEOUT=${NESTED_BOOT_TIMEOUT:-420}
-READS=${MIG_READS:-240}
+READS=${MIG_READS:-150}
 DELAY=${MIG_DELAY_MS:-100}
 AFTER=3
 BDF=0000:00:04.0

@@ -7,11 +7,20 @@
 # the device and rings the doorbell of every vector RINGS times through the
 # sparse-mmapped doorbell page; the sample, polling that page, raises each
 # vector. /proc/interrupts in the guest must count RINGS on every vector.
+# Usage: nested-msix.sh [--qemu 7.2|10.0] (default MUSER_QEMU, else 7.2).
 # Environment: see ../lib.sh; also DOORBELL_SAMPLE, GUEST_KO, QEMU_EXTRA (more
 # QEMU arguments, e.g. "-trace vfio_msi* -D FILE").
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-e2e_init "nested-msix$QEMU_TAG" 420 "$@"
+args=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+	*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
+	esac
+	shift
+done
+e2e_init "nested-msix$QEMU_TAG" 420 "${args[@]}"
 # shellcheck source=selftests/e2e/initramfs.sh
 . "$E2E_DIR/initramfs.sh"
 

@@ -15,7 +15,13 @@
 #   - the destination's BAR2 must be where the source's was, and its counter
 #     must carry on (2 2 2 3 3 3): the state crossed;
 #   - the source's device stays stopped, its sample alive; both QEMUs quit
-#     cleanly, the kernel log stays clean.
+#     cleanly, the kernel log stays clean;
+#   - the source's sample (the test hooks' copy, --dma-counter) writes a
+#     counter to guest RAM every millisecond through its mapping, from
+#     before the migration until pre-copy is past its first pass over RAM
+#     (held there: 1 ms of downtime allowed at 1 MiB/s); the destination's
+#     RAM must hold its last value: the page the device wrote after QEMU
+#     sent it was reported dirty and sent again.
 #
 # With --fail MODE the migration is made to fail, or to survive a crash
 # (the samples' test hooks, gpio-pci-idio-16-hooks):
@@ -66,15 +72,15 @@ need_sample
 
 # The samples' arguments: the test hooks' copy for the failures.
 SRC_ARGS=--migration DST_ARGS=--migration
+DMA_GPA=0x200000
 case $FAIL in
+'') SRC_ARGS+=" --dma-counter $DMA_GPA" ;;
 refuse) SRC_ARGS+=" --mig-version 1" DST_ARGS+=" --mig-version 2" ;;
 kill-src) SRC_ARGS+=" --mig-pause stop" ;;
 kill-dst) SRC_ARGS+=" --mig-version 1" DST_ARGS+=" --mig-version 1 --mig-pause load" ;;
 esac
-if [ -n "$FAIL" ]; then
-	[ -x "$SAMPLE_HOOKS" ] || fail "no $SAMPLE_HOOKS (the sample with its test hooks)"
-	SAMPLE=$SAMPLE_HOOKS
-fi
+[ -x "$SAMPLE_HOOKS" ] || fail "no $SAMPLE_HOOKS (the sample with its test hooks)"
+SAMPLE=$SAMPLE_HOOKS
 
 # stopped PID: the process is stopped (SIGSTOP).
 # shellcheck disable=SC2317 # run by wait_for
@@ -136,9 +142,29 @@ kill_stopped() {
 # The migration waits before the switchover (the VM stopped, RAM sent):
 # cancelled there.
 [ "$FAIL" = cancel ] && hmp "migrate_set_capability pause-before-switchover on" >/dev/null
+# While the device writes guest RAM, pre-copy must not converge: 1 ms of
+# downtime at 1 MiB/s is less than the page it keeps dirty.
+if [ -z "$FAIL" ]; then
+	hmp "migrate_set_parameter downtime-limit 1" >/dev/null
+	hmp "migrate_set_parameter max-bandwidth 1M" >/dev/null
+fi
 hmp "migrate -d unix:$WORK/mig.sock" >/dev/null
 status=""
 case $FAIL in
+'')
+	# Past the first pass over RAM, the device stops writing; the
+	# migration may then converge.
+	sleep 4
+	status=$(mig_status)
+	[ "$status" = active ] ||
+		fail "the migration is '$status' while the device still writes guest RAM: the page it keeps dirty was not reported dirty"
+	kill -USR1 "$SAMPLE_PID"
+	wait_for 10 grep -q "^dma counter stopped at" "$SAMPLE_LOG" ||
+		fail "the source's sample did not stop its guest memory writes: $(tail -n 3 "$SAMPLE_LOG")"
+	sleep 1
+	hmp "migrate_set_parameter max-bandwidth 1G" >/dev/null
+	hmp "migrate_set_parameter downtime-limit 10000" >/dev/null
+	;;
 kill-src)
 	kill_stopped "$SAMPLE_PID" source
 	SAMPLE_ARGS=--migration sample_start "$UUID" || fail "the source's new sample did not start"
@@ -212,6 +238,15 @@ vals=$(dst_qmp xp $MMIO_ADDR 6 1) || fail "destination: BAR$BAR reads failed"
 dst=$(for v in $vals; do printf ' %d' "$v"; done)
 log "destination: BAR$BAR offset 0 read$dst"
 [ "$dst" = " 2 2 2 3 3 3" ] || fail "destination: the counter read$dst, expected 2 2 2 3 3 3 (it did not carry on from the source)"
+
+# The device's writes to guest RAM: the last one arrived.
+last=$(sed -nE 's/^dma counter stopped at ([0-9]+)$/\1/p' "$SAMPLE_LOG")
+[ -n "$last" ] || fail "the source's sample did not stop its guest memory writes: $(tail -n 3 "$SAMPLE_LOG")"
+[ "$last" -ge 100 ] || fail "the source's sample wrote guest memory only $last times"
+got=$(dst_qmp xp $DMA_GPA 1 8) || fail "destination: reading RAM at $DMA_GPA failed"
+got=$((got))
+log "the source's sample wrote guest RAM at $DMA_GPA $last times until the VM stopped; the destination holds $got"
+[ "$got" = "$last" ] || fail "destination: RAM at $DMA_GPA holds $got, the device's last write was $last (a page it wrote was not reported dirty)"
 
 # Both QEMUs quit cleanly; both samples survived.
 dst_qmp quit >/dev/null

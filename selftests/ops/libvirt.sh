@@ -336,10 +336,11 @@ check "virsh start --paused (migratable)" run virsh start --paused "$DOM" ||
 check "QEMU has x-enable-migration" \
 	grep -q '"x-enable-migration":true' "/var/log/libvirt/qemu/$DOM.log"
 bar2_on
-reads=$(bar2_reads 6)
-log "BAR2 offset 0, 6 reads before virsh save:$reads"
+# Three reads: the counter's next step (the VMM close kept it).
+reads=$(bar2_reads 3)
+log "BAR2 offset 0, 3 reads before virsh save:$reads"
 a=$(echo "$reads" | cut -d' ' -f2)
-expect_eq "the counter advances every third read" " $a $a $a $((a + 1)) $((a + 1)) $((a + 1))" "$reads"
+expect_eq "the counter's next step" " $a $a $a" "$reads"
 out=$(virsh migrate --live "$DOM" qemu:///system 2>&1)
 indent "virsh migrate --live to this host: " <<<"$out"
 qpid=$(qemu_pid)
@@ -354,7 +355,7 @@ check "virsh restore --paused" run virsh restore --paused "$W/dom.save" ||
 	fail "virsh restore: $(tail -n 5 "/var/log/libvirt/qemu/$DOM.log")"
 reads=$(bar2_reads 3)
 log "BAR2 offset 0, 3 reads after virsh restore:$reads"
-expect_eq "the counter carried on from the saved image" " $((a + 2)) $((a + 2)) $((a + 2))" "$reads"
+expect_eq "the counter carried on from the saved image" " $((a + 1)) $((a + 1)) $((a + 1))" "$reads"
 check "virsh destroy (restored)" run virsh destroy "$DOM"
 check "virsh undefine (migratable)" run virsh undefine "$DOM"
 
