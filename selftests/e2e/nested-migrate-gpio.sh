@@ -90,7 +90,7 @@ src_qmp hmp "migrate_set_capability return-path on" "migrate -d unix:$WORK/mig.s
 	fail "migrate failed"
 status=""
 for _ in $(seq 600); do
-	status=$(src_qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p')
+	status=$(src_qmp hmp "info migrate" | mig_status_in)
 	case $status in completed|failed|cancelled) break ;; esac
 	sleep 0.5
 done

@@ -314,8 +314,7 @@ migrate_now() {
 		"migrate -d unix:$WORK/mig.sock" >/dev/null || fail "migrate failed"
 	status=""
 	for _ in $(seq 600); do
-		status=$(qmp_cli "$WORK/src.sock" hmp "info migrate" | tr -d '\r' |
-			 sed -nE 's/^Migration status: *//p')
+		status=$(qmp_cli "$WORK/src.sock" hmp "info migrate" | mig_status_in)
 		case $status in completed|failed|cancelled) break ;; esac
 		sleep 0.5
 	done

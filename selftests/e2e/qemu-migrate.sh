@@ -117,7 +117,7 @@ qmp_cli "$WORK/dst.sock" hmp "migrate_set_capability return-path on" \
 	fail "the destination QEMU would not listen"
 hmp "migrate_set_capability return-path on" >/dev/null
 
-mig_status() { qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^Migration status: *//p'; }
+mig_status() { qmp hmp "info migrate" | mig_status_in; }
 
 # mig_wait STATUS...: wait (at most 4 minutes) until the migration's
 # status, in $status, is one of them.
@@ -158,6 +158,10 @@ case $FAIL in
 	status=$(mig_status)
 	[ "$status" = active ] ||
 		fail "the migration is '$status' while the device still writes guest RAM: the page it keeps dirty was not reported dirty"
+	# Past the first pass: RAM's dirty bitmap synced more than once.
+	syncs=$(qmp hmp "info migrate" | tr -d '\r' | sed -nE 's/^ *[Dd]irty sync count: *([0-9]+).*/\1/p')
+	log "pre-copy goes on: $syncs dirty bitmap syncs while the device writes"
+	[ "${syncs:-0}" -ge 2 ] || fail "pre-copy did not get past its first pass over RAM in 4 s ($syncs syncs)"
 	kill -USR1 "$SAMPLE_PID"
 	wait_for 10 grep -q "^dma counter stopped at" "$SAMPLE_LOG" ||
 		fail "the source's sample did not stop its guest memory writes: $(tail -n 3 "$SAMPLE_LOG")"
@@ -179,14 +183,14 @@ cancel)
 	hmp migrate_cancel >/dev/null
 	;;
 esac
-# A destination that failed to load says so on the return path; QEMU 10's
-# then stays up, and its source waits for the return path to close: the
-# management (libvirt) kills the failed destination. So does this test.
+# A destination that failed to load says so on the return path. QEMU
+# 7.2's then exits; QEMU 10's stays up (HMP's migrate_incoming does not
+# exit on error), and libvirt kills a destination whose incoming migration
+# failed: so does this test.
 if [ "$FAIL" = refuse ] || [ "$FAIL" = kill-dst ]; then
 	for _ in $(seq 120); do
 		pid_gone "$DST_QEMU_PID" && break
-		if qmp_cli "$WORK/dst.sock" hmp "info migrate" 2>/dev/null | tr -d '\r' |
-		   grep -q "^Migration status: *failed"; then
+		if [ "$(qmp_cli "$WORK/dst.sock" hmp "info migrate" 2>/dev/null | mig_status_in)" = failed ]; then
 			log "the destination failed to load: it is stopped, as libvirt would"
 			kill -TERM "$DST_QEMU_PID"
 			break

@@ -122,6 +122,10 @@ cmd_enable() {
 	[ $((CMD & $1)) -eq $(($1)) ] || fail "command register $CMD: $(hex 1 $(($1))) did not stick"
 }
 
+# mig_status_in: the status word of the "info migrate" output on stdin
+# ("failed", not QEMU 10's "failed (Sibling indicated error 1)").
+mig_status_in() { tr -d '\r' | sed -nE 's/^Migration status: *([a-z-]+).*/\1/p'; }
+
 # qemu_quit [REGEX]: QEMU must exit with status 0 and have printed nothing
 # but warnings (e.g. "Could not enable error recovery" for a device without
 # an ERR interrupt) and lines matching REGEX (what a test caused on purpose).
