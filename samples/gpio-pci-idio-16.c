@@ -21,14 +21,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
 #ifdef MUSER_SAMPLE_TEST_HOOKS
 #include <pthread.h>
+#include <setjmp.h>
+#include <time.h>
 #endif
 
 #include <muser.h>
@@ -60,23 +60,42 @@ static const char *mig_pause;
 /*
  * --dma-counter GPA: from the first BAR2 access on, a thread writes an
  * incrementing 64-bit counter to guest memory at GPA (through a mapping:
- * pinned) every millisecond, until SIGUSR1 or the VM stops for a
+ * pinned) every millisecond, once: until SIGUSR1 or the VM stops for a
  * migration, and then logs the last value. A destination must hold that
  * value: the page the device wrote during pre-copy was reported dirty.
+ * Guest memory revoked under the thread (the VMM gone first) ends it too:
+ * its SIGBUS is caught, as a device that writes through mappings must.
  */
 static uint64_t dma_counter_gpa = UINT64_MAX;
 static pthread_t dma_thread;
-static bool dma_started, dma_running;
+static bool dma_started, dma_stop;
 static volatile uint64_t *dma_word;
+static sigjmp_buf dma_revoked;
+static __thread bool dma_writer;	/* this is the writing thread */
+
+static void dma_counter_sigbus(int sig)
+{
+	if (dma_writer)
+		siglongjmp(dma_revoked, 1);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
 
 static void *dma_counter_loop(void *arg)
 {
 	const struct timespec ms = { .tv_nsec = 1000000 };
-	uint64_t n = 0;
+	volatile uint64_t n = 0;
 
 	(void)arg;
-	while (__atomic_load_n(&dma_running, __ATOMIC_ACQUIRE)) {
-		*dma_word = ++n;
+	dma_writer = true;
+	if (sigsetjmp(dma_revoked, 1)) {
+		fprintf(stderr, "dma counter: guest memory revoked at %llu\n",
+			(unsigned long long)n);
+		return NULL;
+	}
+	while (!__atomic_load_n(&dma_stop, __ATOMIC_ACQUIRE)) {
+		*dma_word = n + 1;
+		n++;
 		nanosleep(&ms, NULL);
 	}
 	fprintf(stderr, "dma counter stopped at %llu\n", (unsigned long long)n);
@@ -86,16 +105,20 @@ static void *dma_counter_loop(void *arg)
 /* In the dispatching thread (a BAR2 access): map the word, start writing. */
 static void dma_counter_start(struct muser_dev *d)
 {
+	struct sigaction sa = { .sa_handler = dma_counter_sigbus };
 	struct muser_sg sg;
 
-	if (dma_counter_gpa == UINT64_MAX || dma_started)
+	if (dma_counter_gpa == UINT64_MAX || dma_started ||
+	    __atomic_load_n(&dma_stop, __ATOMIC_ACQUIRE))
 		return;
 	if (muser_dma_map(d, dma_counter_gpa, sizeof(uint64_t),
 			  MUSER_DMA_WRITE, &sg, 1) != 1)
 		err(EXIT_FAILURE, "mapping guest memory at 0x%llx",
 		    (unsigned long long)dma_counter_gpa);
 	dma_word = sg.addr;
-	__atomic_store_n(&dma_running, true, __ATOMIC_RELEASE);
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, NULL) < 0)
+		err(EXIT_FAILURE, "sigaction");
 	errno = pthread_create(&dma_thread, NULL, dma_counter_loop, NULL);
 	if (errno)
 		err(EXIT_FAILURE, "pthread_create");
@@ -107,16 +130,15 @@ static void dma_counter_start(struct muser_dev *d)
 static void dma_counter_sigusr1(int sig)
 {
 	(void)sig;
-	__atomic_store_n(&dma_running, false, __ATOMIC_RELEASE);
+	__atomic_store_n(&dma_stop, true, __ATOMIC_RELEASE);
 }
 
-/* Stopped: no more writes to guest memory from here on. */
+/* Stopped: no more writes to guest memory from here on, nor later. */
 static void dma_counter_stop(void)
 {
-	if (!dma_started)
-		return;
-	__atomic_store_n(&dma_running, false, __ATOMIC_RELEASE);
-	pthread_join(dma_thread, NULL);
+	__atomic_store_n(&dma_stop, true, __ATOMIC_RELEASE);
+	if (dma_started)
+		pthread_join(dma_thread, NULL);
 	dma_started = false;
 }
 
@@ -242,9 +264,10 @@ static void usage(FILE *f, const char *prog)
 		"                  the migration stream (refuse other versions)\n"
 		"  --mig-pause stop|load  SIGSTOP itself when the VM stops for a\n"
 		"                  migration, or while loading its bytes\n"
-		"  --dma-counter GPA  from the first BAR2 access until SIGUSR1 or\n"
-		"                  the VM stops for a migration, write a counter\n"
-		"                  to guest memory at GPA every millisecond\n"
+		"  --dma-counter GPA  from the first BAR2 access until SIGUSR1, the\n"
+		"                  VM stopping for a migration or the memory\n"
+		"                  revoked, write a counter to guest memory at GPA\n"
+		"                  every millisecond (once)\n"
 #endif
 		"  -h, --help      this help\n", prog);
 }
@@ -288,9 +311,16 @@ int main(int argc, char *argv[])
 		case 'P':
 			mig_pause = optarg;
 			break;
-		case 'D':
-			dma_counter_gpa = strtoull(optarg, NULL, 0);
+		case 'D': {
+			char *end;
+
+			errno = 0;
+			dma_counter_gpa = strtoull(optarg, &end, 0);
+			if (errno || *end || end == optarg ||
+			    dma_counter_gpa == UINT64_MAX)
+				errx(EXIT_FAILURE, "--dma-counter %s: not an address", optarg);
 			break;
+		}
 #endif
 		case 't':
 			takeover = true;

@@ -480,20 +480,27 @@ e2e_mdev_remove() {
 # 30 s (zstd, 6.12) to 50 s (xz, 6.1) of every nested boot. The kernel that
 # runs is the same; without a PVH note, vmlinuz itself.
 nested_kernel() {
-	local img=/boot/vmlinuz-$1 out=/tmp/muser-vmlinux-$1 off unpack
+	local img=/boot/vmlinuz-$1 out=/tmp/muser-vmlinux-$1 tmp off unpack
 	[ -n "${NESTED_KERNEL:-}" ] && { echo "$NESTED_KERNEL"; return; }
-	if [ ! -s "$out" ]; then
+	if [ ! -s "$out" ] || [ "$img" -nt "$out" ]; then
+		tmp=$(mktemp "$out.XXXXXX") || { echo "$img"; return; }
 		for unpack in 'xz -dcq:\xfd7zXZ\x00' 'zstd -dcq:\x28\xb5\x2f\xfd'; do
 			for off in $(LC_ALL=C grep -obUaP "${unpack#*:}" "$img" 2>/dev/null | cut -d: -f1 | head -n 3); do
-				tail -c "+$((off + 1))" "$img" | ${unpack%%:*} >"$out.tmp" 2>/dev/null
-				[ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] &&
-					readelf -n "$out.tmp" 2>/dev/null | grep -q "Unknown note type: (0x00000012)" &&
-					mv "$out.tmp" "$out" && break 2
+				tail -c "+$((off + 1))" "$img" | ${unpack%%:*} >"$tmp" 2>/dev/null
+				# An ELF image with the Xen PVH entry note (type 0x12).
+				[ "$(head -c 4 "$tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] &&
+					readelf -n "$tmp" 2>/dev/null | grep -q "Unknown note type: (0x00000012)" &&
+					mv "$tmp" "$out" && break 2
 			done
 		done
-		rm -f "$out.tmp"
+		rm -f "$tmp"
 	fi
-	if [ -s "$out" ]; then echo "$out"; else echo "$img"; fi
+	if [ -s "$out" ]; then
+		echo "$out"
+	else
+		echo "nested_kernel: no PVH ELF image in $img (xz, zstd and readelf needed): booting it as it is" >&2
+		echo "$img"
+	fi
 }
 
 # nested_start CONSOLE QEMU-ARGS...: boot a nested guest in the background
