@@ -82,6 +82,18 @@ qemu_select() {
 	esac
 	export MUSER_QEMU=$1
 }
+
+# qemu_args ARGS...: the arguments of an e2e script whose one option is
+# --qemu V (qemu_select); anything else is a usage error.
+qemu_args() {
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--qemu) qemu_select "${2:-}" || exit 2; shift ;;
+		*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
+		esac
+		shift
+	done
+}
 qemu_select "${MUSER_QEMU:-7.2}" || exit 2
 
 # need_qemu: the selected QEMU must be there, or the test skips (7.2, as

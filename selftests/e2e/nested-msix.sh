@@ -12,15 +12,8 @@
 # QEMU arguments, e.g. "-trace vfio_msi* -D FILE").
 # shellcheck source=selftests/lib.sh
 . "$(dirname "$0")/../lib.sh"
-args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
-	*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
-	esac
-	shift
-done
-e2e_init "nested-msix$QEMU_TAG" 420 "${args[@]}"
+qemu_args "$@"
+e2e_init "nested-msix$QEMU_TAG" 420 "$@"
 # shellcheck source=selftests/e2e/initramfs.sh
 . "$E2E_DIR/initramfs.sh"
 

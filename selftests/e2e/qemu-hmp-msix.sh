@@ -36,15 +36,8 @@
 # shellcheck source=selftests/e2e/qmp.sh
 . "$(dirname "$0")/qmp.sh"
 
-args=("$@")
-while [ $# -gt 0 ]; do
-	case $1 in
-	--qemu) qemu_select "${2:-}" || exit 2; shift ;;
-	*) echo "usage: $0 [--qemu 7.2|10.0]" >&2; exit 2 ;;
-	esac
-	shift
-done
-e2e_init "qemu-hmp-msix$QEMU_TAG" 300 "${args[@]}"
+qemu_args "$@"
+e2e_init "qemu-hmp-msix$QEMU_TAG" 300 "$@"
 
 SAMPLE=${DOORBELL_SAMPLE:-$BUILD_DIR/samples/msix-doorbell}
 SLOT=4
